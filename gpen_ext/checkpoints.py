@@ -1,0 +1,97 @@
+"""Reading checkpoint files safely and turning them into ready-to-run GPEN networks."""
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from .arch.gpen.loader import EXPECTED_LAYOUT, NotGPENError, build_from_state_dict
+
+# Containers that training code wraps the generator weights in, most specific first.
+WRAPPER_KEYS = ("g_ema", "params_ema", "params", "state_dict", "model")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message says what was expected and found."""
+
+
+def read_state_dict(path):
+    """Tensors of a checkpoint file, never unpickling anything but tensors and containers."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint is empty (0 bytes): {path}")
+    if path.suffix == ".safetensors":
+        return _read_safetensors(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"refused to load {path}: it holds Python objects other than tensors, which could "
+            f"run code when unpickled ({_first_line(error)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(f"cannot read {path}: truncated or not a PyTorch checkpoint "
+                              f"({_first_line(error)})") from None
+    return unwrap_state_dict(data, origin=str(path))
+
+
+def _read_safetensors(path):
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CheckpointError(f"{path} is a .safetensors file; install the 'safetensors' "
+                              "package to load it") from None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as error:  # safetensors raises its own error types for bad headers
+        raise CheckpointError(f"cannot read {path}: corrupt safetensors file "
+                              f"({_first_line(error)})") from None
+
+
+def unwrap_state_dict(data, origin="state dict"):
+    """The flat name -> tensor mapping inside common training wrappers."""
+    while isinstance(data, dict):
+        wrapper = next((key for key in WRAPPER_KEYS if isinstance(data.get(key), dict)), None)
+        if wrapper is None:
+            break
+        data = data[wrapper]
+    if not isinstance(data, dict) or not data:
+        raise CheckpointError(f"{origin}: expected {EXPECTED_LAYOUT}, found "
+                              f"{'an empty dict' if isinstance(data, dict) else type(data).__name__}")
+    non_tensors = sorted(str(key) for key, value in data.items() if not torch.is_tensor(value))
+    if non_tensors:
+        raise CheckpointError(f"{origin}: expected {EXPECTED_LAYOUT}, found top-level entries "
+                              f"that are not tensors: {non_tensors[:8]}")
+    if all(key.startswith("module.") for key in data):  # saved from DataParallel
+        data = {key[len("module."):]: value for key, value in data.items()}
+    return data
+
+
+def load_model(source, device="cpu", dtype=torch.float32):
+    """A GPEN network in eval mode from a checkpoint path or a state dict.
+
+    Every hyper-parameter is read from the tensors; the result has `size` and maps
+    (N, 3, S, S) RGB in [-1, 1] to the same shape."""
+    if isinstance(source, dict):
+        state_dict, origin = unwrap_state_dict(source), "state dict"
+    else:
+        state_dict, origin = read_state_dict(source), str(source)
+    try:
+        model = build_from_state_dict(state_dict)
+    except NotGPENError as error:
+        raise CheckpointError(f"{origin}: {error}") from None
+    model.requires_grad_(False)
+    return model.eval().to(device=device, dtype=dtype)
+
+
+def verify_checkpoint(path):
+    """Raise CheckpointError unless `path` is a loadable GPEN checkpoint; returns its size."""
+    return load_model(path).size
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
