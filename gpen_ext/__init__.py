@@ -5,6 +5,7 @@ Layers, each using only those before it: `arch.gpen` (network and state-dict loa
 `cli` and `hosts` (the WebUI adapter)."""
 
 from .checkpoints import CheckpointError, load_model
+from .pipeline import FaceRestorer, RestoreOptions, RestoreResult
 
-__all__ = ["CheckpointError", "load_model"]
+__all__ = ["CheckpointError", "FaceRestorer", "RestoreOptions", "RestoreResult", "load_model"]
 __version__ = "0.1.0"

@@ -1,0 +1,79 @@
+"""The one conversion between what callers hand in and what the pipeline works on.
+
+The pipeline works on RGB, H x W x 3, in the caller's own sample type (uint8, uint16 or
+float in [0, 1]); `full_scale` tells it what 1.0 is. Grayscale comes in as three equal
+channels and goes back as their luminance (the same value wherever nothing changed); an
+alpha channel is set aside and put back untouched. Output has the input's shape and dtype.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MIN_SIDE = 8
+MAX_SIDE = 32767  # OpenCV's warp functions address pixels with signed 16-bit coordinates
+FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0,
+              np.dtype(np.float16): 1.0, np.dtype(np.float32): 1.0, np.dtype(np.float64): 1.0}
+LUMA = np.array([0.299, 0.587, 0.114])
+
+
+class ImageError(ValueError):
+    """An image the pipeline cannot take; the message says what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """How the caller's array was laid out, to give the result back the same way."""
+    shape: tuple
+    dtype: np.dtype
+    alpha: np.ndarray = None
+
+    @property
+    def full_scale(self):
+        return FULL_SCALE[self.dtype]
+
+    @property
+    def grayscale(self):
+        return len(self.shape) == 2 or self.shape[2] in (1, 2)
+
+
+def split_image(image):
+    """(rgb, layout): the RGB working image and what is needed to restore the caller's layout."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ImageError(f"expected H x W, H x W x 1, 3 or 4 (gray, RGB, RGBA), got shape "
+                         f"{image.shape}")
+    if image.dtype not in FULL_SCALE:
+        raise ImageError(f"unsupported sample type {image.dtype}: use uint8, uint16 or float "
+                         f"in [0, 1]")
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise ImageError(f"image of {width}x{height} px is too small (at least {MIN_SIDE} px a side)")
+    if max(height, width) > MAX_SIDE:
+        raise ImageError(f"image of {width}x{height} px is too large (at most {MAX_SIDE} px a side)")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ImageError("image contains NaN or infinite values")
+    planes = image if image.ndim == 3 else image[:, :, None]
+    colour = planes[:, :, :3] if planes.shape[2] >= 3 else planes[:, :, :1]
+    alpha = planes[:, :, -1].copy() if planes.shape[2] in (2, 4) else None
+    rgb = np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour.copy()
+    return np.ascontiguousarray(rgb), ImageLayout(image.shape, image.dtype, alpha)
+
+
+def merge_image(rgb, layout):
+    """The working RGB image back in the caller's layout."""
+    if layout.grayscale:
+        gray = rgb.astype(np.float64) @ LUMA
+        colour = to_dtype(gray, layout.dtype, layout.full_scale)[:, :, None]
+    else:
+        colour = rgb
+    planes = colour if layout.alpha is None else np.dstack([colour, layout.alpha])
+    return planes.reshape(layout.shape)
+
+
+def to_dtype(values, dtype, full_scale):
+    """Float samples (0..full_scale) as `dtype`, rounded and clipped for integer types."""
+    if np.dtype(dtype).kind == "f":
+        return values.astype(dtype)
+    return np.clip(np.rint(values), 0, full_scale).astype(dtype)

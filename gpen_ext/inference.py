@@ -1,0 +1,65 @@
+"""Running the network on a device, in a precision, with a safe fallback to fp32."""
+
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+_REDUCED = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(name="auto"):
+    """A torch.device for 'auto', 'cpu', 'cuda[:N]' or 'mps'; 'auto' picks the best present."""
+    name = str(name)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was asked for but torch sees no CUDA device")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("MPS was asked for but this torch build or machine has no MPS")
+    return device
+
+
+def resolve_precision(precision, device):
+    """'auto' is fp16 on CUDA and fp32 elsewhere; fp16 on CPU is refused (slow, no gain)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}': choose one of {PRECISIONS}")
+    device = torch.device(device)
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("fp16 is not supported on the CPU: use bf16 or fp32")
+    return precision
+
+
+class NetworkRunner:
+    """Calls an fp32 network under autocast in the chosen precision; a batch whose reduced-
+    precision output is not finite is run again in fp32 (and later batches stay in fp32)."""
+
+    def __init__(self, network, device="cpu", precision="auto"):
+        self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.network = network.to(self.device).float().eval()
+        self.size = network.size
+
+    @torch.inference_mode()
+    def __call__(self, batch):
+        """(N, 3, S, S) in [-1, 1] on any device -> float32 output on the CPU."""
+        batch = batch.to(self.device, torch.float32)
+        if self.precision in _REDUCED:
+            with torch.autocast(self.device.type, dtype=_REDUCED[self.precision]):
+                output = self.network(batch).float()
+            if torch.isfinite(output).all():
+                return output.cpu()
+            log.warning("GPEN: %s output was not finite; running in fp32 from now on",
+                        self.precision)
+            self.precision = "fp32"
+        return self.network(batch).float().cpu()
