@@ -27,6 +27,19 @@ PARSE_SIZE = 512
 NOT_FACE_CLASSES = (0, 14, 15, 16, 17, 18)
 
 
+class FaceModelError(RuntimeError):
+    """facexlib or its weights are not usable; says what to fix."""
+
+
+def _facexlib(module):
+    import importlib
+    try:
+        return importlib.import_module(f"facexlib.{module}")
+    except Exception as error:  # a missing package or a torchvision that does not match torch
+        raise FaceModelError(f"face detection and parsing need facexlib (and a torchvision "
+                             f"matching torch), which failed to import: {error}") from None
+
+
 @dataclass
 class DetectedFace:
     box: np.ndarray        # x1, y1, x2, y2 in image pixels
@@ -62,8 +75,7 @@ class FaceDetector:
     def __init__(self, name, models_dir, device="cpu", download=True):
         if name not in DETECTORS:
             raise ValueError(f"unknown detection model '{name}': choose one of {list(DETECTORS)}")
-        from facexlib.detection.retinaface import RetinaFace
-
+        RetinaFace = _facexlib("detection.retinaface").RetinaFace
         network_name, filename, release = DETECTORS[name]
         build = lambda: RetinaFace(network_name=network_name, half=False, device="cpu")  # noqa: E731
         path = _weights_file(filename, release, models_dir, build, download)
@@ -88,8 +100,7 @@ class FaceParser:
     """ParseNet segmentation of aligned face crops into face / not face."""
 
     def __init__(self, models_dir, device="cpu", download=True):
-        from facexlib.parsing.parsenet import ParseNet
-
+        ParseNet = _facexlib("parsing.parsenet").ParseNet
         build = lambda: ParseNet(in_size=PARSE_SIZE, out_size=PARSE_SIZE, parsing_ch=19)  # noqa: E731
         path = _weights_file(PARSENET_FILE, PARSENET_RELEASE, models_dir, build, download)
         self.network = _load_weights(build(), path).eval().to(device)

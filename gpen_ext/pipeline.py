@@ -154,6 +154,29 @@ class FaceRestorer:
                 record.aligned, record.restored = _to_uint8(before), _to_uint8(after)
         return RestoreResult(merge_image(output, layout), records, len(faces))
 
+    def restore_aligned(self, image, options=RestoreOptions()):
+        """Restore an image that is already an aligned face crop, at its own size."""
+        rgb, layout = split_image(image)
+        height, width = rgb.shape[:2]
+        shrinking = min(height, width) > self.size
+        crop = cv2.resize(rgb, (self.size, self.size),
+                          interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+        crop = crop.astype(np.float32)[None] / layout.full_scale
+        restored = self.restore_crops(crop, options)[0]
+        back = cv2.resize(restored, (width, height),
+                          interpolation=cv2.INTER_CUBIC if shrinking else cv2.INTER_AREA)
+        output = to_dtype(np.clip(back, 0, 1) * layout.full_scale, layout.dtype, layout.full_scale)
+        box = np.array([0.0, 0.0, width, height])
+        template = template_points(options.template, self.size) * [width / self.size,
+                                                                   height / self.size]
+        record = FaceRecord(box, template, 1.0)
+        if options.keep_crops:
+            record.aligned, record.restored = _to_uint8(crop[0]), _to_uint8(restored)
+        visible = options.visibility * output.astype(np.float32) + \
+            (1 - options.visibility) * rgb.astype(np.float32)
+        output = to_dtype(visible, layout.dtype, layout.full_scale)
+        return RestoreResult(merge_image(output, layout), [record], 1)
+
     def restore_crops(self, crops, options, boxes=None):
         """Aligned float RGB crops (N, S, S, 3) in [0, 1] -> restored crops, blended."""
         outputs = []

@@ -1,6 +1,4 @@
-"""Shared fixtures. Also makes facexlib importable on a CPU-only torch whose torchvision
-wheel was built for CUDA: its compiled `torchvision::nms` is then missing, so a pure-PyTorch
-one is registered, only in that case."""
+"""Shared fixtures and helpers for the tests."""
 
 import json
 from pathlib import Path
@@ -8,61 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import torchvision_fallback  # noqa: F401  (before anything imports facexlib)
+
 HERE = Path(__file__).parent
 DATA = HERE / "data"
 SHARED = HERE.parent.parent / "shared"
 REFERENCE = SHARED / "reference"
-
-
-def _nms(boxes, scores, iou_threshold):
-    order = scores.argsort(descending=True)
-    boxes = boxes[order]
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    keep, suppressed = [], torch.zeros(len(boxes), dtype=torch.bool)
-    for i in range(len(boxes)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        top_left = torch.maximum(boxes[i, :2], boxes[:, :2])
-        bottom_right = torch.minimum(boxes[i, 2:], boxes[:, 2:])
-        inter = (bottom_right - top_left).clamp(min=0).prod(dim=1)
-        suppressed |= inter / (areas[i] + areas - inter) > iou_threshold
-    return order[torch.tensor(keep, dtype=torch.long)]
-
-
-def _torchvision_ops_work():
-    try:
-        return torch.ops.torchvision.nms is not None
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def _provide_cpu_nms():
-    """Declare the ops torchvision registers fake kernels for at import, give `nms` a CPU
-    kernel, and tell torchvision that its ops are available."""
-    library = torch.library.Library("torchvision", "DEF")
-    for op in ("nms", "qnms"):
-        library.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    library.impl("nms", _nms, "CPU")
-    import torchvision.extension
-    torchvision.extension._has_ops = lambda: True
-    return library
-
-
-def _import_torchvision():
-    try:
-        import torchvision  # noqa: F401  (loads the compiled ops when they match torch)
-    except RuntimeError:
-        pass  # a wheel built against another torch: fall back to the CPU nms below
-    if not _torchvision_ops_work():
-        import sys
-        for name in [n for n in sys.modules if n.split(".")[0] == "torchvision"]:
-            del sys.modules[name]
-        return _provide_cpu_nms()
-    return None
-
-
-_TORCHVISION_FALLBACK = _import_torchvision()
 
 
 @pytest.fixture(scope="session")

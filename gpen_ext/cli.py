@@ -1,0 +1,299 @@
+"""`python -m gpen_ext`: restore photos and folders, list and download models."""
+
+import argparse
+import glob
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .checkpoints import CheckpointError
+from .download import DownloadError, ensure_model
+from .face_models import DETECTORS, FaceModelError
+from .files import IMAGE_SUFFIXES, ImageFile, ImageFileError, read_image, write_image
+from .images import ImageError
+from .inference import DEVICES, PRECISIONS, resolve_device
+from .pipeline import MASKS, FaceRestorer, restore_options
+from .registry import (DEFAULT_MODEL, KNOWN_MODELS, default_models_dir, installed_checkpoints,
+                       resolve_model_name)
+
+log = logging.getLogger("gpen_ext")
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+EXPECTED_FAILURES = (ImageFileError, ImageError, DownloadError, CheckpointError, FaceModelError,
+                     ValueError)
+
+
+class UsageError(Exception):
+    """Something about the command line or the set-up, reported in one line, exit code 2."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m gpen_ext",
+                                     description="GPEN blind face restoration.")
+    parser.add_argument("--version", action="version", version=f"gpen_ext {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    restore = commands.add_parser("restore", help="restore the faces in images and folders")
+    restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    restore.add_argument("-o", "--output", required=True,
+                         help="output file (one input) or folder")
+    restore.add_argument("--model", default=DEFAULT_MODEL,
+                         help=f"registry name ({', '.join(KNOWN_MODELS)}) or checkpoint path")
+    restore.add_argument("--models-dir", type=Path, help="where models live (default: $GPEN_MODELS_DIR, "
+                         f"else {default_models_dir()})")
+    restore.add_argument("--weight", type=float, help="restored vs input face, 0..1 (1)")
+    restore.add_argument("--visibility", type=float, help="result vs original image, 0..1 (1)")
+    restore.add_argument("--select", choices=("all", "largest", "center"), default="all",
+                         help="which detected faces to restore")
+    restore.add_argument("--face-index", type=int, action="append", metavar="N",
+                         help="restore face N (0 = leftmost); repeat for several")
+    restore.add_argument("--min-face-size", type=int, help="skip faces smaller than this (px)")
+    restore.add_argument("--max-faces", type=int, help="restore at most this many (largest)")
+    restore.add_argument("--mask", choices=MASKS, help="paste mask (parsing)")
+    restore.add_argument("--color-correction", action="store_true",
+                         help="match the restored face's colour to the original")
+    restore.add_argument("--no-smoothing", action="store_true",
+                         help="do not smooth faces under 100 px (the official pipeline does)")
+    restore.add_argument("--template", choices=("gpen", "ffhq"), help="alignment template (gpen)")
+    restore.add_argument("--detector", choices=sorted(DETECTORS), help="face detector")
+    restore.add_argument("--threshold", type=float, help="detection confidence (0.9)")
+    restore.add_argument("--landmarks", type=Path, metavar="FILE.json",
+                         help="faces given as five [x, y] points each; skips detection")
+    restore.add_argument("--aligned", action="store_true",
+                         help="inputs are aligned face crops: restore them directly")
+    restore.add_argument("--device", choices=DEVICES, default="auto")
+    restore.add_argument("--precision", choices=PRECISIONS, default="auto",
+                         help="auto: fp16 on CUDA, fp32 elsewhere")
+    restore.add_argument("--batch-size", type=int, help="faces per network call (4)")
+    restore.add_argument("--save-faces", action="store_true",
+                         help="also save each face's crop before/after, side by side")
+    restore.add_argument("--comparison", action="store_true",
+                         help="also save the original and the result side by side")
+    restore.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    restore.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
+    restore.add_argument("--no-download", action="store_true", help="never download models")
+    restore.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    restore.add_argument("--face_align", action="store_true", help=argparse.SUPPRESS)
+    restore.add_argument("--legacy", action="store_true", help=argparse.SUPPRESS)
+
+    models = commands.add_parser("models", help="list known and installed models")
+    models.add_argument("--models-dir", type=Path)
+    fetch = commands.add_parser("download", help="download a model with progress")
+    fetch.add_argument("name", help=", ".join(KNOWN_MODELS))
+    fetch.add_argument("--models-dir", type=Path)
+    return parser
+
+
+def translate_legacy(argv):
+    """The reference tool's `--input X --output Y --model_path P --size S --face_align` as a
+    `restore` command; without --face_align its inputs were aligned crops."""
+    if not argv or argv[0] in ("restore", "models", "download") or "--input" not in argv:
+        return argv
+    rest, inputs, index = [], [], 0
+    while index < len(argv):
+        flag = argv[index]
+        if flag == "--input" and index + 1 < len(argv):
+            inputs.append(argv[index + 1])
+            index += 2
+            continue
+        rest.append({"--model_path": "--model"}.get(flag, flag))
+        index += 1
+    return ["restore", *inputs, "--legacy", *rest]
+
+
+def expand_inputs(patterns):
+    """(image path, path relative to the output folder) for files, folders and globs."""
+    found = []
+    for pattern in patterns:
+        matches = [Path(p) for p in sorted(glob.glob(pattern))] if glob.has_magic(pattern) \
+            else [Path(pattern)]
+        if not matches:
+            raise UsageError(f"no files match {pattern}")
+        for match in matches:
+            if match.is_dir():
+                found += [(p, p.relative_to(match)) for p in sorted(match.rglob("*"))
+                          if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+            else:
+                found.append((match, Path(match.name)))
+    return found
+
+
+def plan_outputs(inputs, output, overwrite):
+    """Pair every input with its output path; refuse inputs as outputs and, unless asked,
+    outputs that exist, before any work is done."""
+    output = Path(output)
+    single_file = len(inputs) == 1 and output.suffix.lower() in IMAGE_SUFFIXES
+    if not single_file and output.suffix.lower() in IMAGE_SUFFIXES:
+        raise UsageError(f"{len(inputs)} inputs need an output folder, not the file {output}")
+    plan = [(source, output if single_file else output / relative) for source, relative in inputs]
+    sources = {source.resolve() for source, _ in plan}
+    clashes = [str(target) for _, target in plan if target.resolve() in sources]
+    if clashes:
+        raise UsageError(f"refusing to overwrite an input file: {clashes[0]}")
+    targets = [target.resolve() for _, target in plan]
+    if len(set(targets)) != len(targets):
+        raise UsageError("two inputs would be written to the same output name; use one "
+                         "input folder per output folder")
+    existing = [str(target) for _, target in plan if target.exists()]
+    if existing and not overwrite:
+        raise UsageError(f"{len(existing)} output(s) exist already, e.g. {existing[0]}; "
+                         "use --overwrite to replace them")
+    return plan
+
+
+def read_landmarks(path):
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot read landmarks from {path}: {error}") from None
+    faces = data.get("landmarks") if isinstance(data, dict) else data
+    points = np.asarray(faces, dtype=np.float64) if faces is not None else np.zeros(0)
+    if points.ndim != 3 or points.shape[1:] != (5, 2):
+        raise UsageError(f"{path}: expected a list of faces with five [x, y] points each, "
+                         "or an object with that list under 'landmarks'")
+    return points
+
+
+def options_from(args):
+    indices = tuple(args.face_index or ())
+    try:
+        return restore_options(
+            weight=args.weight, visibility=args.visibility,
+            selection="index" if indices else args.select, face_indices=indices,
+            min_face_size=args.min_face_size, max_faces=args.max_faces, mask=args.mask,
+            color_correction=args.color_correction or None,
+            small_face_smoothing=False if args.no_smoothing else None,
+            template=args.template, detection_model=args.detector,
+            detection_threshold=args.threshold, batch_size=args.batch_size,
+            keep_crops=args.save_faces)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def side_by_side(left, right):
+    height = max(left.shape[0], right.shape[0])
+    pad = lambda image: np.pad(image, [(0, height - image.shape[0])] + [(0, 0)] * (image.ndim - 1))  # noqa: E731
+    return np.concatenate([pad(left), pad(right)], axis=1)
+
+
+def run_restore(args):
+    if args.legacy:
+        args.aligned = not args.face_align
+        if args.size and args.model == DEFAULT_MODEL:
+            args.model = f"GPEN-BFR-{args.size}"
+    options = options_from(args)
+    landmarks = read_landmarks(args.landmarks) if args.landmarks else None
+    plan = plan_outputs(expand_inputs(args.inputs), args.output, args.overwrite)
+    if not plan:
+        raise UsageError("no images found in the given inputs")
+    models_dir = args.models_dir or default_models_dir()
+    try:
+        device = resolve_device(args.device)
+        path = ensure_model(args.model, models_dir, download=not args.no_download)
+        restorer = FaceRestorer.from_model(path, models_dir, device, args.precision,
+                                           download=not args.no_download)
+    except (DownloadError, CheckpointError, FileNotFoundError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    if args.size and restorer.size != args.size:
+        raise UsageError(f"--size {args.size} does not match the checkpoint ({restorer.size})")
+
+    started, restored, faces, failed = time.monotonic(), 0, 0, []
+    progress = _progress(len(plan))
+    for source, target in plan:
+        try:
+            faces += restore_file(restorer, source, target, options, landmarks, args)
+            restored += 1
+        except EXPECTED_FAILURES as error:
+            failed.append(source)
+            log.error("%s: %s", source, error)
+        except Exception as error:  # keep going with the other files, say what broke
+            failed.append(source)
+            log.error("%s: unexpected %s: %s", source, type(error).__name__, error)
+        progress.update(1)
+        if failed and args.fail_fast:
+            break
+    progress.close()
+    summary = f"{restored} file(s) restored, {faces} face(s), in {time.monotonic() - started:.1f} s"
+    if failed:
+        summary += f"; {len(failed)} failed"
+    print(summary, file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def restore_file(restorer, source, target, options, landmarks, args):
+    picture = read_image(source)
+    if args.aligned:
+        result = restorer.restore_aligned(picture.pixels, options)
+    else:
+        result = restorer.restore(picture.pixels, options, landmarks)
+        if not result.faces:
+            log.warning("%s: %s", source, result.message)
+    write_image(target, ImageFile(result.image, picture.text, picture.exif))
+    if args.comparison:
+        write_image(target.with_name(f"{target.stem}_comparison{target.suffix}"),
+                    ImageFile(side_by_side(picture.pixels, result.image)))
+    if args.save_faces:
+        for number, face in enumerate(result.faces):
+            write_image(target.with_name(f"{target.stem}_face{number:02d}.png"),
+                        ImageFile(side_by_side(face.aligned, face.restored)))
+    return len(result.faces)
+
+
+def _progress(total):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    if tqdm is None or total < 2:
+        class Silent:
+            update = close = lambda *args: None
+        return Silent()
+    return tqdm(total=total, unit="file", desc="Restoring")
+
+
+def run_models(args):
+    folder = args.models_dir or default_models_dir()
+    print(f"models folder: {folder}")
+    known_files = set()
+    for info in KNOWN_MODELS.values():
+        path = folder / info.filename
+        known_files.add(path)
+        state = "installed" if path.is_file() else "not installed"
+        print(f"  {info.name:<15} {info.size:>5}px  {state:<13} {path}")
+    for path in installed_checkpoints(folder):
+        if path not in known_files:
+            print(f"  {path.stem:<15} {'?':>5}    {'installed':<13} {path}")
+    return EXIT_OK
+
+
+def run_download(args):
+    folder = args.models_dir or default_models_dir()
+    if resolve_model_name(args.name) is None:
+        raise UsageError(f"unknown model '{args.name}': choose one of {', '.join(KNOWN_MODELS)}")
+    try:
+        path = ensure_model(args.name, folder)
+    except DownloadError as error:
+        raise UsageError(str(error)) from None
+    print(f"{path}")
+    return EXIT_OK
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    argv = translate_legacy(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
+    handler = {"restore": run_restore, "models": run_models, "download": run_download}[args.command]
+    try:
+        return handler(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
