@@ -80,10 +80,14 @@ class FaceDetector:
         build = lambda: RetinaFace(network_name=network_name, half=False, device="cpu")  # noqa: E731
         path = _weights_file(filename, release, models_dir, build, download)
         self.network = _load_weights(build(), path).eval()
+        self.name = name
+        self.move_to(device)
+
+    def move_to(self, device):
+        # facexlib's RetinaFace keeps its device and mean in attributes of its own
         self.network.device = torch.device(device)
         self.network.mean_tensor = self.network.mean_tensor.to(device)
         self.network.to(device)
-        self.name = name
 
     @torch.inference_mode()
     def detect(self, rgb, threshold=0.9, max_side=1280):
@@ -103,8 +107,12 @@ class FaceParser:
         ParseNet = _facexlib("parsing.parsenet").ParseNet
         build = lambda: ParseNet(in_size=PARSE_SIZE, out_size=PARSE_SIZE, parsing_ch=19)  # noqa: E731
         path = _weights_file(PARSENET_FILE, PARSENET_RELEASE, models_dir, build, download)
-        self.network = _load_weights(build(), path).eval().to(device)
-        self.device = device
+        self.network = _load_weights(build(), path).eval()
+        self.move_to(device)
+
+    def move_to(self, device):
+        self.device = torch.device(device)
+        self.network.to(self.device)
 
     @torch.inference_mode()
     def face_masks(self, crops):

@@ -31,18 +31,23 @@ class ImageFile:
 
 def read_image(path):
     path = Path(path)
-    data = np.fromfile(path, dtype=np.uint8) if path.is_file() else None
-    if data is None:
+    if not path.is_file():
         raise ImageFileError(f"cannot read {path}: no such file")
-    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    return decode_image(path.read_bytes(), name=str(path))
+
+
+def decode_image(data, name="image"):
+    """Pixels (RGB order, any bit depth, upright) and metadata of an encoded image."""
+    raw = np.frombuffer(data, dtype=np.uint8)
+    pixels = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
     if pixels is None:
-        raise ImageFileError(f"cannot read {path}: not an image, or a format OpenCV cannot decode")
+        raise ImageFileError(f"cannot read {name}: not an image, or a format OpenCV cannot decode")
     if pixels.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
         pixels = cv2.cvtColor(pixels, code)
     text, exif = {}, None
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(data)) as image:
             text = {k: v for k, v in getattr(image, "text", {}).items() if isinstance(v, str)}
             exif_data = image.getexif()
             pixels = apply_orientation(pixels, exif_data.get(EXIF_ORIENTATION, 1))
@@ -67,15 +72,9 @@ def apply_orientation(pixels, orientation):
 def write_image(path, image):
     """Write atomically: a temporary file in the same folder, renamed when complete."""
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise ImageFileError(f"cannot write {path}: unknown image type '{suffix}'")
-    pixels = image.pixels
-    if suffix in EIGHT_BIT_ONLY and pixels.dtype != np.uint8:
-        pixels = (pixels.astype(np.float64) / np.iinfo(pixels.dtype).max * 255 + 0.5).astype(np.uint8)
-    if suffix in (".jpg", ".jpeg") and pixels.ndim == 3 and pixels.shape[2] == 4:
-        pixels = pixels[:, :, :3]  # JPEG has no alpha
-    encoded = _encode(pixels, suffix, image)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageFileError(f"cannot write {path}: unknown image type '{path.suffix}'")
+    encoded = encode_image(image, path.suffix)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -90,7 +89,17 @@ def write_image(path, image):
         raise ImageFileError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def _encode(pixels, suffix, image):
+def encode_image(image, suffix=".png"):
+    """The bytes of an image file of type `suffix`, converted to what that type can hold."""
+    suffix = suffix.lower()
+    pixels = image.pixels
+    if pixels.dtype.kind == "f":
+        pixels = (np.clip(pixels, 0, 1) * (255 if suffix in EIGHT_BIT_ONLY else 65535) + 0.5)
+        pixels = pixels.astype(np.uint8 if suffix in EIGHT_BIT_ONLY else np.uint16)
+    if suffix in EIGHT_BIT_ONLY and pixels.dtype != np.uint8:
+        pixels = (pixels.astype(np.float64) / np.iinfo(pixels.dtype).max * 255 + 0.5).astype(np.uint8)
+    if suffix in (".jpg", ".jpeg") and pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = pixels[:, :, :3]  # JPEG has no alpha
     if suffix in (".jpg", ".jpeg", ".webp"):
         # Pillow keeps EXIF (e.g. the WebUI's parameters in UserComment) for these formats.
         mode = "L" if pixels.ndim == 2 else {3: "RGB", 4: "RGBA"}[pixels.shape[2]]

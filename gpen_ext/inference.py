@@ -50,6 +50,12 @@ class NetworkRunner:
         self.network = network.to(self.device).float().eval()
         self.size = network.size
 
+    def move_to(self, device):
+        self.device = torch.device(device)
+        if self.device.type == "cpu" and self.precision == "fp16":
+            self.precision = "fp32"  # fp16 autocast is a GPU feature
+        self.network.to(self.device)
+
     @torch.inference_mode()
     def __call__(self, batch):
         """(N, 3, S, S) in [-1, 1] on any device -> float32 output on the CPU."""

@@ -94,33 +94,45 @@ class RestoreResult:
 class FaceRestorer:
     """The GPEN face pipeline around one network. Detector and parser load on first use."""
 
-    def __init__(self, network, models_dir, device="cpu", precision="auto", download=True):
+    def __init__(self, network, face_models_dir, device="cpu", precision="auto", download=True):
         self.runner = NetworkRunner(network, device, precision)
         self.size = self.runner.size
-        self.models_dir = models_dir
+        self.face_models_dir = face_models_dir  # facexlib detection and parsing weights
         self.download = download
         self._detectors = {}
         self._parser = None
 
     @classmethod
-    def from_model(cls, model, models_dir, device="cpu", precision="auto", download=True):
-        """A restorer for a registry name (fetched into `models_dir` if allowed) or a path."""
+    def from_model(cls, model, models_dir, device="cpu", precision="auto", download=True,
+                   face_models_dir=None):
+        """A restorer for a registry name (fetched into `models_dir` if allowed) or a path;
+        facexlib weights live in `face_models_dir`, by default the same folder."""
         path = ensure_model(model, models_dir, download=download)
-        return cls(load_model(path), models_dir, device, precision, download)
+        return cls(load_model(path), face_models_dir or models_dir, device, precision, download)
 
     @property
     def device(self):
         return self.runner.device
 
+    def to(self, device):
+        """Move the network, detectors and parser (e.g. to the CPU between uses)."""
+        device = torch.device(device)
+        self.runner.move_to(device)
+        for detector in self._detectors.values():
+            detector.move_to(device)
+        if self._parser is not None:
+            self._parser.move_to(device)
+        return self
+
     def detector(self, name):
         if name not in self._detectors:
-            self._detectors[name] = FaceDetector(name, self.models_dir, self.device, self.download)
+            self._detectors[name] = FaceDetector(name, self.face_models_dir, self.device, self.download)
         return self._detectors[name]
 
     @property
     def parser(self):
         if self._parser is None:
-            self._parser = FaceParser(self.models_dir, self.device, self.download)
+            self._parser = FaceParser(self.face_models_dir, self.device, self.download)
         return self._parser
 
     def restore(self, image, options=RestoreOptions(), landmarks=None):

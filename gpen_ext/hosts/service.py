@@ -1,0 +1,85 @@
+"""GPEN as a long-lived service inside a host program: one cached restorer, moved and freed
+the way the host wants, and a restore call that never loses the caller's image."""
+
+import gc
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..pipeline import FaceRestorer
+
+log = logging.getLogger(__name__)
+
+
+def _nothing():
+    return None
+
+
+@dataclass
+class HostEnvironment:
+    """What a host decides: where models live, which device, how to free memory."""
+    models_dir: Callable[[], Path]        # GPEN checkpoints
+    face_models_dir: Callable[[], Path]   # facexlib detection/parsing weights
+    device: Callable[[], torch.device]
+    unload_after_use: Callable[[], bool] = lambda: False
+    collect_garbage: Callable[[], None] = _nothing   # e.g. the host's torch_gc
+    free_memory: Callable[[], None] = _nothing       # e.g. Forge's prepare_free_memory
+
+
+class RestorationService:
+    def __init__(self, environment):
+        self.environment = environment
+        self._restorer = None
+        self._key = None
+        self._lock = threading.RLock()
+
+    def restorer(self, model, precision="auto"):
+        """The restorer for this model and precision on the host's device; loaded once, and
+        replaced (the old one freed) when the model or precision changes."""
+        device = torch.device(self.environment.device())
+        key = (str(model), precision)
+        with self._lock:
+            if self._key != key:
+                self.unload()
+                self.environment.free_memory()
+                self._restorer = FaceRestorer.from_model(
+                    model, self.environment.models_dir(), device, precision,
+                    face_models_dir=self.environment.face_models_dir())
+                self._key = key
+            elif self._restorer.device != device:
+                self._restorer.to(device)
+            return self._restorer
+
+    def restore(self, image, model, options, precision="auto", landmarks=None):
+        """Restore or raise; used where the caller reports errors itself (the HTTP route)."""
+        with self._lock:
+            restorer = self.restorer(model, precision)
+            try:
+                return restorer.restore(image, options, landmarks)
+            finally:
+                if self.environment.unload_after_use():
+                    restorer.to("cpu")
+                self.environment.collect_garbage()
+
+    def restore_safely(self, image, model, options, precision="auto"):
+        """(image, result): restored, or, if anything fails, the image as given, None and a
+        log entry."""
+        try:
+            result = self.restore(image, model, options, precision)
+        except Exception as error:  # the host's own work must go on whatever happens here
+            log.error("GPEN: face restoration failed, image left unrestored: %s", error,
+                      exc_info=not isinstance(error, (OSError, ValueError, RuntimeError)))
+            return image, None
+        if not result.faces:
+            log.info("GPEN: %s", result.message)
+        return result.image, result
+
+    def unload(self):
+        with self._lock:
+            self._restorer, self._key = None, None
+            gc.collect()
+            self.environment.collect_garbage()

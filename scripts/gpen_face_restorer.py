@@ -1,0 +1,4 @@
+# GPEN as a WebUI face restorer, with its settings and HTTP routes; the work is in gpen_ext.
+from gpen_ext.hosts import webui
+
+webui.install()
