@@ -68,3 +68,16 @@ def resolve_model_name(name):
         if wanted in (info.name.upper(), str(info.size), f"GPEN-{info.size}"):
             return info
     return None
+
+
+def model_in_folder(name, models_dir):
+    """What a host may load for a model name: a registry name as is, or a checkpoint file of
+    that name inside the models folder. Anything else (a path elsewhere) is refused."""
+    name = str(name)
+    if name in KNOWN_MODELS:
+        return name
+    candidate = Path(models_dir) / name
+    if Path(name).name == name and candidate.suffix in CHECKPOINT_SUFFIXES and candidate.is_file():
+        return candidate
+    known = ", ".join([*KNOWN_MODELS, *(p.name for p in installed_checkpoints(models_dir))])
+    raise ValueError(f"unknown model '{name}': choose one of {known}")

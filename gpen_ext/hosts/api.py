@@ -115,7 +115,6 @@ def create_router(service, settings, lock=None):
             landmarks = np.asarray(request.landmarks, float) if request.landmarks else None
         except (ImageFileError, ValueError) as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
-        model = _resolve_in_folder(model, service.environment.models_dir())
         try:
             with lock or contextlib.nullcontext():
                 result = service.restore(image, model, options, precision, landmarks)
@@ -138,13 +137,3 @@ def create_router(service, settings, lock=None):
 
     return router
 
-
-def _resolve_in_folder(model, models_dir):
-    """A bare file name refers to a checkpoint in the models folder; never a path elsewhere."""
-    if model in KNOWN_MODELS:
-        return model
-    candidate = models_dir / model
-    if "/" in model or "\\" in model or not candidate.is_file():
-        known = ", ".join([*KNOWN_MODELS, *(p.name for p in installed_checkpoints(models_dir))])
-        raise HTTPException(status_code=422, detail=f"unknown model '{model}': choose one of {known}")
-    return candidate

@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 
 from ..pipeline import FaceRestorer
+from ..registry import model_in_folder
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +39,18 @@ class RestorationService:
         self._lock = threading.RLock()
 
     def restorer(self, model, precision="auto"):
-        """The restorer for this model and precision on the host's device; loaded once, and
-        replaced (the old one freed) when the model or precision changes."""
+        """The restorer for this model (a registry name or a checkpoint's file name in the
+        models folder) and precision on the host's device; loaded once, and replaced (the old
+        one freed) when the model or precision changes."""
         device = torch.device(self.environment.device())
         key = (str(model), precision)
         with self._lock:
             if self._key != key:
+                source = model_in_folder(model, self.environment.models_dir())
                 self.unload()
                 self.environment.free_memory()
                 self._restorer = FaceRestorer.from_model(
-                    model, self.environment.models_dir(), device, precision,
+                    source, self.environment.models_dir(), device, precision,
                     face_models_dir=self.environment.face_models_dir())
                 self._key = key
             elif self._restorer.device != device:

@@ -95,11 +95,7 @@ def current_settings(model=None, weight=None, visibility=None):
     precision = setting("gpen_precision")
     if precision == "fp16" and _device().type == "cpu":
         precision = "fp32"  # the host may put face restorers on the CPU (--use-cpu)
-    return _model_source(model or setting("gpen_model")), options, precision
-
-
-def _model_source(name):
-    return name if name in KNOWN_MODELS else models_dir() / name
+    return model or setting("gpen_model"), options, precision
 
 
 def restore_array(image, **overrides):

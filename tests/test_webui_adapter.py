@@ -1,0 +1,223 @@
+"""The WebUI adapter against a stand-in of A1111's host modules (tests/webui_stand_in)."""
+
+import base64
+import importlib
+import inspect
+import logging
+import runpy
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import HERE
+
+SCRIPTS = HERE.parent / "scripts"
+
+gr = pytest.importorskip("gradio")
+sys.path.insert(0, str(HERE / "webui_stand_in"))
+from modules import (devices, face_restoration, paths, script_callbacks,  # noqa: E402
+                     scripts_postprocessing, shared)
+from PIL import Image  # noqa: E402
+
+from fastapi import FastAPI  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+
+@pytest.fixture
+def webui(tmp_path, tiny_state_dict, face_weights, monkeypatch):
+    """The adapter installed into a fresh stand-in host with a small checkpoint and local
+    facexlib weights; the detector is the rigged MobileNet, the network random."""
+    models = tmp_path / "models"
+    (models / "GPEN").mkdir(parents=True)
+    (models / "GFPGAN").symlink_to(face_weights, target_is_directory=True)
+    torch.save(tiny_state_dict, models / "GPEN" / "GPEN-BFR-512.pth")
+    monkeypatch.setattr(paths, "models_path", str(models))
+    monkeypatch.setattr(shared, "face_restorers", [])
+    monkeypatch.setattr(shared, "opts", shared.Options())
+    monkeypatch.setattr(shared.cmd_opts, "use_cpu", [])
+    script_callbacks.clear_callbacks()
+    adapter = importlib.import_module("gpen_ext.hosts.webui")
+    adapter.SERVICE.unload()
+    runpy.run_path(str(SCRIPTS / "gpen_face_restorer.py"))  # as the WebUI loads it
+    script_callbacks.ui_settings_callback()
+    shared.opts.face_restoration_model = "GPEN"
+    shared.opts.gpen_detection_model = "retinaface_mobile0.25"
+    shared.opts.gpen_mask = "box"
+    yield adapter
+    adapter.SERVICE.unload()
+
+
+def changed(a, b):
+    return float(np.abs(np.asarray(a, float) - np.asarray(b, float)).mean())
+
+
+def test_registered_once_and_used_by_restore_faces(webui, astronaut):
+    webui.install()  # a UI reload imports the scripts again
+    assert [r.name() for r in shared.face_restorers] == ["GPEN"]
+    restored = face_restoration.restore_faces(astronaut)
+    assert restored.shape == astronaut.shape and restored.dtype == np.uint8
+    assert changed(restored, astronaut) > 1
+
+
+def test_settings_have_their_own_section_beside_face_restoration(webui):
+    labels = shared.opts.data_labels
+    keys = [key for key in labels if key.startswith("gpen_")]
+    assert {"gpen_model", "gpen_weight", "gpen_face_selection", "gpen_detection_model",
+            "gpen_detection_threshold", "gpen_mask", "gpen_color_correction", "gpen_batch_size",
+            "gpen_precision"} <= set(keys)
+    assert all(labels[key].section == ("gpen", "GPEN") for key in keys)
+    assert all(labels[key].category_id == "postprocessing" for key in keys)
+    choices = labels["gpen_model"].component_args()["choices"]
+    assert choices[:4] == ["GPEN-BFR-256", "GPEN-BFR-512", "GPEN-BFR-1024", "GPEN-BFR-2048"]
+
+
+def test_a_missing_model_returns_the_image_and_says_where_to_put_it(webui, astronaut, caplog,
+                                                                     monkeypatch):
+    from gpen_ext.registry import KNOWN_MODELS, ModelInfo
+    monkeypatch.setitem(KNOWN_MODELS, "GPEN-BFR-1024",
+                        ModelInfo("GPEN-BFR-1024", 1024, ("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
+    shared.opts.gpen_model = "GPEN-BFR-1024"
+    with caplog.at_level(logging.ERROR):
+        restored = face_restoration.restore_faces(astronaut)
+    assert restored is astronaut
+    assert "image left unrestored" in caplog.text
+    assert str(webui.models_dir()) in caplog.text
+
+
+def test_model_switch_swaps_the_cached_network(webui, astronaut, tiny_state_dict):
+    torch.save(tiny_state_dict, webui.models_dir() / "other.pth")
+    face_restoration.restore_faces(astronaut)
+    first = webui.SERVICE._restorer
+    face_restoration.restore_faces(astronaut)
+    assert webui.SERVICE._restorer is first  # loaded once
+    shared.opts.gpen_model = "other.pth"
+    face_restoration.restore_faces(astronaut)
+    assert webui.SERVICE._restorer is not first
+
+
+def test_host_device_and_unload_option(webui, astronaut, monkeypatch):
+    monkeypatch.setattr(shared.cmd_opts, "use_cpu", ["gpen"])
+    assert webui._device() == devices.cpu
+    moves = []
+    shared.opts.face_restoration_unload = True
+    face_restoration.restore_faces(astronaut)
+    restorer = webui.SERVICE._restorer
+    monkeypatch.setattr(restorer, "to", lambda device: moves.append(str(device)) or restorer)
+    devices.gc_calls.clear()
+    face_restoration.restore_faces(astronaut)
+    assert moves == ["cpu"] and devices.gc_calls
+
+
+def test_scripts_expose_only_the_gpen_postprocessing_class(webui):
+    namespace = runpy.run_path(str(SCRIPTS / "postprocessing_gpen.py"))
+    classes = [value for value in namespace.values() if inspect.isclass(value)
+               and issubclass(value, scripts_postprocessing.ScriptPostprocessing)]
+    assert classes == [webui.GPENPostprocessing] and classes[0].name == "GPEN"
+
+
+def test_extras_ui_controls_and_infotext(webui, astronaut):
+    script = webui.GPENPostprocessing()
+    with gr.Blocks():
+        controls = script.ui()
+    assert list(controls) == ["enable", "visibility", "weight", "model"]
+    assert controls["enable"].value is False
+    assert controls["model"].choices[0][0] == "GPEN-BFR-256"
+    assert script.order > 1000 and isinstance(script, scripts_postprocessing.ScriptPostprocessing)
+    pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
+    script.process(pp, enable=True, visibility=0.5, weight=0.8, model="GPEN-BFR-512")
+    assert pp.info == {"GPEN visibility": 0.5, "GPEN weight": 0.8, "GPEN model": "GPEN-BFR-512"}
+    assert changed(pp.image, astronaut) > 0.5
+
+
+def test_extras_api_none_arguments_follow_settings(webui, astronaut):
+    script = webui.GPENPostprocessing()
+    pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
+    script.process(pp, enable=None, visibility=None, weight=None, model=None)
+    assert pp.info == {} and np.array_equal(np.asarray(pp.image), astronaut)
+    shared.opts.gpen_extras_enabled = True
+    script.process(pp, enable=None, visibility=None, weight=None, model=None)
+    assert pp.info["GPEN model"] == "GPEN-BFR-512" and changed(pp.image, astronaut) > 0.5
+
+
+def test_rgba_extras_images_keep_their_alpha(webui, astronaut):
+    rgba = np.dstack([astronaut, np.full(astronaut.shape[:2], 77, np.uint8)])
+    pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(rgba))
+    webui.GPENPostprocessing().process(pp, enable=True, visibility=1.0, weight=1.0, model=None)
+    assert pp.image.mode == "RGBA" and (np.asarray(pp.image)[..., 3] == 77).all()
+
+
+@pytest.fixture
+def client(webui):
+    app = FastAPI()
+    script_callbacks.app_started_callback(None, app)
+    return TestClient(app)
+
+
+def png_base64(image):
+    return base64.b64encode(cv2.imencode(".png", image[..., ::-1])[1].tobytes()).decode()
+
+
+def test_restore_route_with_options(client, astronaut):
+    response = client.post("/gpen/v1/restore", json={
+        "image": "data:image/png;base64," + png_base64(astronaut), "weight": 0.7,
+        "face_selection": "largest", "mask": "box"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["faces"]) == 1 and body["faces"][0]["score"] > 0.9
+    assert len(body["faces"][0]["landmarks"]) == 5 and body["model"] == "GPEN-BFR-512"
+    restored = cv2.imdecode(np.frombuffer(base64.b64decode(body["image"]), np.uint8), 1)
+    assert restored.shape == astronaut.shape and changed(restored[..., ::-1], astronaut) > 0.1
+
+
+def test_restore_route_with_supplied_landmarks(client, astronaut, astronaut_landmarks):
+    response = client.post("/gpen/v1/restore", json={
+        "image": png_base64(astronaut), "landmarks": [astronaut_landmarks.tolist()]})
+    assert response.status_code == 200 and len(response.json()["faces"]) == 1
+
+
+@pytest.mark.parametrize("body,message", [
+    ({"image": "not base64!"}, "not valid base64"),
+    ({"image": base64.b64encode(b"no image").decode()}, "not an image"),
+    ({"image": "", "weight": 3}, "weight"),
+    ({"image": "", "mask": "oval"}, "mask"),
+    ({"image": "IMAGE", "model": "../../etc/passwd"}, "unknown model"),
+    ({"image": "IMAGE", "landmarks": [[[1, 2]]]}, "five"),
+])
+def test_restore_route_validation_answers_422(client, astronaut, body, message):
+    body = {key: png_base64(astronaut) if value == "IMAGE" else value for key, value in body.items()}
+    response = client.post("/gpen/v1/restore", json=body)
+    assert response.status_code == 422 and message in response.text
+
+
+def test_restore_route_reports_failures(client, webui, astronaut, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(webui.SERVICE, "restore", broken)
+    response = client.post("/gpen/v1/restore", json={"image": png_base64(astronaut)})
+    assert response.status_code == 500 and "CUDA out of memory" in response.json()["detail"]
+
+
+def test_models_route_lists_known_and_installed(client, webui, tiny_state_dict):
+    torch.save(tiny_state_dict, webui.models_dir() / "finetuned.pth")
+    models = {entry["name"]: entry for entry in client.get("/gpen/v1/models").json()["models"]}
+    assert models["GPEN-BFR-512"]["installed"] and not models["GPEN-BFR-2048"]["installed"]
+    assert models["finetuned.pth"]["installed"] and models["GPEN-BFR-256"]["urls"]
+
+
+def test_install_script_installs_only_what_is_missing(monkeypatch, tmp_path):
+    calls = []
+    launch = type(sys)("launch")
+    launch.is_installed = lambda name: name in {"numpy", "cv2", "PIL"}
+    launch.run_pip = lambda command, desc: calls.append(command)
+    monkeypatch.setitem(sys.modules, "launch", launch)
+    source = (HERE.parent / "install.py").read_text()
+    exec(compile(source, "install.py", "exec"), {"__file__": str(HERE.parent / "install.py"),
+                                                 "__name__": "install"})
+    installed = " ".join(calls)
+    assert "facexlib" in installed and "tqdm" in installed
+    for never in ("torch", "torchvision", "gradio", "basicsr", "numpy", "opencv"):
+        assert f'"{never}' not in installed

@@ -1,0 +1,68 @@
+"""The extension inside a real WebUI checkout: set SD_WEBUI_DIR (and SD_WEBUI_PYTHON if the
+WebUI's Python is not DIR/../venv or DIR/venv). The WebUI needs facexlib's detection and
+parsing weights in models/GFPGAN; a small GPEN checkpoint is written for the test."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import HERE
+
+WEBUI = Path(os.environ["SD_WEBUI_DIR"]) if os.environ.get("SD_WEBUI_DIR") else None
+pytestmark = pytest.mark.skipif(WEBUI is None, reason="SD_WEBUI_DIR is not set")
+MODEL = "gpen-test-tiny.pth"
+
+
+def webui_python():
+    if os.environ.get("SD_WEBUI_PYTHON"):
+        return os.environ["SD_WEBUI_PYTHON"]
+    for candidate in (WEBUI.parent / "venv" / "bin" / "python", WEBUI / "venv" / "bin" / "python"):
+        if candidate.is_file():
+            return str(candidate)
+    pytest.skip("no Python found for the WebUI; set SD_WEBUI_PYTHON")
+
+
+@pytest.fixture(scope="module")
+def report(tiny_state_dict):
+    link = WEBUI / "extensions" / "sd-webui-gpen"
+    created = not link.exists()
+    if created:
+        link.symlink_to(HERE.parent, target_is_directory=True)
+    model = WEBUI / "models" / "GPEN" / MODEL
+    model.parent.mkdir(parents=True, exist_ok=True)
+    # A1111's safe unpickler refuses the newer zip records, so save in the older format
+    torch.save(tiny_state_dict, model, _use_new_zipfile_serialization=False)
+    try:
+        result = subprocess.run([webui_python(), str(HERE / "webui_driver.py"), str(WEBUI), MODEL],
+                                capture_output=True, text=True, timeout=600)
+    finally:
+        model.unlink()
+        if created:
+            link.unlink()
+    line = next((l for l in result.stdout.splitlines() if l.startswith("REPORT ")), None)
+    assert line, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(line[len("REPORT "):])
+
+
+def test_extension_loads_without_errors_and_is_listed(report):
+    assert "GPEN" in report["restorers"] and report["errors"] == []
+    assert "gpen_model" in report["options"]
+
+
+def test_restore_faces_through_the_host_changes_the_face(report):
+    assert report["restore_faces_change"] > 0.5
+
+
+def test_extras_script_runs_and_writes_infotext(report):
+    assert report["extras_controls"] == ["enable", "visibility", "weight", "model"]
+    assert report["extras_info"] == {"GPEN visibility": 1.0, "GPEN weight": 0.5, "GPEN model": MODEL}
+    assert report["extras_change"] > 0.5
+
+
+def test_routes_answer(report):
+    assert report["route_status"] == 200 and report["route_faces"] == 1
+    assert report["models_status"] == 200
