@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from .arch.gpen.fast import FastGPEN
 from .arch.gpen.loader import EXPECTED_LAYOUT, NotGPENError, build_from_state_dict
 
 # Containers that training code wraps the generator weights in, most specific first.
@@ -70,11 +71,13 @@ def unwrap_state_dict(data, origin="state dict"):
     return data
 
 
-def load_model(source, device="cpu", dtype=torch.float32):
+def load_model(source, device="cpu", dtype=torch.float32, fast=True):
     """A GPEN network in eval mode from a checkpoint path or a state dict.
 
     Every hyper-parameter is read from the tensors; the result has `size` and maps
-    (N, 3, S, S) RGB in [-1, 1] to the same shape."""
+    (N, 3, S, S) RGB in [-1, 1] to the same shape. `fast` gives the inference-only fast
+    path (arch/gpen/fast.py); `fast=False` the straightforward network, in the released
+    state-dict layout."""
     if isinstance(source, dict):
         state_dict, origin = unwrap_state_dict(source), "state dict"
     else:
@@ -84,12 +87,14 @@ def load_model(source, device="cpu", dtype=torch.float32):
     except NotGPENError as error:
         raise CheckpointError(f"{origin}: {error}") from None
     model.requires_grad_(False)
+    if fast:
+        model = FastGPEN(model)
     return model.eval().to(device=device, dtype=dtype)
 
 
 def verify_checkpoint(path):
     """Raise CheckpointError unless `path` is a loadable GPEN checkpoint; returns its size."""
-    return load_model(path).size
+    return load_model(path, fast=False).size
 
 
 def _first_line(error):

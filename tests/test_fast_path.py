@@ -1,0 +1,81 @@
+"""The fast execution path against the straightforward network and the reference vectors."""
+
+import pytest
+import torch
+
+from gpen_ext.arch.gpen.fast import FastGPEN, upsample_skip
+from gpen_ext.arch.gpen.network import GPEN, blur_kernel, upfirdn2d
+from gpen_ext.checkpoints import load_model
+from gpen_ext.inference import NetworkRunner
+
+from test_network import PARITY_FILES, network_for
+
+
+@pytest.mark.parametrize("path", PARITY_FILES, ids=lambda p: p.stem)
+def test_fast_path_matches_reference_vectors_batched_and_alone(path):
+    vector = torch.load(path, weights_only=True)
+    network = network_for(vector)
+    network.load_state_dict(vector["state_dict"])
+    fast = FastGPEN(network).eval()
+    x = vector["input"]
+    with torch.inference_mode():
+        batched = fast(x)
+        alone = torch.cat([fast(x[i:i + 1]) for i in range(len(x))])
+    assert (batched - vector["output"]).abs().max().item() < 1e-4
+    assert (alone - vector["output"]).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("size,multiplier,narrow,batch", [(32, 2, 0.125, 3), (128, 2, 0.0625, 2),
+                                                          (64, 1, 0.25, 1)])
+def test_fast_path_matches_the_network_on_random_weights(size, multiplier, narrow, batch):
+    torch.manual_seed(size)
+    network = GPEN(size, 32, 3, multiplier, narrow).eval()
+    with torch.no_grad():  # non-trivial values everywhere, negative noise weights included
+        for name, tensor in network.named_parameters():
+            if name.endswith(("noise.weight", "bias")):
+                tensor.uniform_(-0.5, 0.5)
+    fast = FastGPEN(network)
+    x = torch.rand(batch, 3, size, size) * 2 - 1
+    with torch.inference_mode():
+        assert (fast(x) - network(x)).abs().max().item() < 1e-4
+
+
+def test_skip_upsampling_equals_zero_insert_and_filter():
+    rgb = torch.randn(2, 3, 33, 17)
+    expected = upfirdn2d(rgb, blur_kernel(gain=4.0), up=2, pad=(2, 1))
+    assert (upsample_skip(rgb) - expected).abs().max().item() < 1e-5
+
+
+def test_load_model_gives_the_fast_path_by_default(tiny_parity, tiny_state_dict):
+    fast, plain = load_model(tiny_state_dict), load_model(tiny_state_dict, fast=False)
+    assert isinstance(fast, FastGPEN) and isinstance(plain, GPEN) and fast.size == plain.size == 64
+    with torch.inference_mode():
+        assert (fast(tiny_parity["input"]) - tiny_parity["output"]).abs().max().item() < 1e-4
+
+
+def test_bf16_on_cpu_stays_close_to_fp32(tiny_parity, tiny_state_dict):
+    runner = NetworkRunner(load_model(tiny_state_dict), "cpu", "bf16")
+    reduced = runner(tiny_parity["input"])
+    error = (reduced - tiny_parity["output"]).abs()
+    assert runner.precision == "bf16" and error.mean().item() < 0.05
+
+
+def test_non_finite_reduced_precision_output_falls_back_to_fp32(tiny_parity):
+    class OverflowsWhenReduced(torch.nn.Module):
+        size = 64
+
+        def forward(self, x):
+            if torch.is_autocast_enabled("cpu"):
+                return torch.full_like(x, float("inf"))
+            return x * 0.5
+
+    runner = NetworkRunner(OverflowsWhenReduced(), "cpu", "bf16")
+    output = runner(tiny_parity["input"])
+    assert torch.isfinite(output).all() and runner.precision == "fp32"
+    assert torch.allclose(output, tiny_parity["input"] * 0.5)
+
+
+def test_fp16_is_refused_on_the_cpu_and_auto_picks_fp32():
+    with pytest.raises(ValueError, match="fp16 is not supported on the CPU"):
+        NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "fp16")
+    assert NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "auto").precision == "fp32"
