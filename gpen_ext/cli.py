@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .allocator import keep_freed_memory
 from .checkpoints import CheckpointError
 from .download import DownloadError, ensure_model
 from .face_models import DETECTORS, FaceModelError
@@ -286,6 +287,7 @@ def run_download(args):
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    keep_freed_memory()  # large tensors reused instead of faulted in afresh (allocator.py)
     argv = translate_legacy(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     handler = {"restore": run_restore, "models": run_models, "download": run_download}[args.command]
