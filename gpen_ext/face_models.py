@@ -5,6 +5,7 @@ the network, then renamed), never by facexlib's own unverified download. facexli
 on first use: it imports torchvision, which a bare command line may not need.
 """
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,6 @@ class FaceModelError(RuntimeError):
 
 
 def _facexlib(module):
-    import importlib
     try:
         return importlib.import_module(f"facexlib.{module}")
     except Exception as error:  # a missing package or a torchvision that does not match torch

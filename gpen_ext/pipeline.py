@@ -177,16 +177,15 @@ class FaceRestorer:
         restored = self.restore_crops(crop, options)[0]
         back = cv2.resize(restored, (width, height),
                           interpolation=cv2.INTER_CUBIC if shrinking else cv2.INTER_AREA)
-        output = to_dtype(np.clip(back, 0, 1) * layout.full_scale, layout.dtype, layout.full_scale)
+        blended = options.visibility * np.clip(back, 0, 1) * layout.full_scale + \
+            (1 - options.visibility) * rgb.astype(np.float32)
+        output = to_dtype(blended, layout.dtype, layout.full_scale)
         box = np.array([0.0, 0.0, width, height])
         template = template_points(options.template, self.size) * [width / self.size,
                                                                    height / self.size]
         record = FaceRecord(box, template, 1.0)
         if options.keep_crops:
             record.aligned, record.restored = _to_uint8(crop[0]), _to_uint8(restored)
-        visible = options.visibility * output.astype(np.float32) + \
-            (1 - options.visibility) * rgb.astype(np.float32)
-        output = to_dtype(visible, layout.dtype, layout.full_scale)
         return RestoreResult(merge_image(output, layout), [record], 1)
 
     def restore_crops(self, crops, options, boxes=None):
@@ -200,7 +199,7 @@ class FaceRestorer:
         restored = options.weight * restored + (1 - options.weight) * crops
         for index, crop in enumerate(restored):
             if options.small_face_smoothing and boxes is not None and \
-                    min(boxes[index][2] - boxes[index][0], boxes[index][3] - boxes[index][1]) < SMALL_FACE_PX:
+                    face_side(boxes[index]) < SMALL_FACE_PX:
                 crop = cv2.filter2D(crop, -1, SMALL_FACE_KERNEL, borderType=cv2.BORDER_REFLECT_101)
             if options.color_correction:
                 crop = match_colour(crop, crops[index])
@@ -236,10 +235,15 @@ def _check_landmarks(landmarks):
     return points
 
 
+def face_side(box):
+    """The shorter side of a face box, in pixels."""
+    return min(box[2] - box[0], box[3] - box[1])
+
+
 def select_faces(faces, options, image_shape):
     """Faces to restore, in left-to-right order of their box centres."""
     faces = sorted(faces, key=lambda face: (face.box[0] + face.box[2]) / 2)
-    side = lambda face: min(face.box[2] - face.box[0], face.box[3] - face.box[1])  # noqa: E731
+    side = lambda face: face_side(face.box)  # noqa: E731
     faces = [face for face in faces if side(face) >= options.min_face_size]
     if options.selection == "index":
         faces = [faces[i] for i in sorted(set(int(i) for i in options.face_indices)) if i < len(faces)]
