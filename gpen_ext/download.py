@@ -35,7 +35,11 @@ def download_file(urls, dest, sha256=None, expected_bytes=None, verify=None, pro
     renamed to `dest`. A transfer cut off on every try leaves its '.part' for the next call to
     resume; rejected bytes are deleted. Returns the path and records the SHA-256 beside it."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise DownloadError(f"cannot create the models folder {dest.parent}: "
+                            f"{error.strerror or error}") from None
     partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
     failures = []
     for url in urls:

@@ -93,6 +93,13 @@ def test_offline_message_names_urls_and_folder(tmp_path):
     assert f"place it in {tmp_path}" in str(error.value)
 
 
+def test_an_unusable_models_folder_is_named(tmp_path):
+    blocker = tmp_path / "models"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(DownloadError, match="cannot create the models folder"):
+        download_file(["http://127.0.0.1:9/m.pth"], blocker / "GPEN" / "m.pth", progress=False)
+
+
 def test_ensure_model_finds_installed_files_and_paths(tmp_path, checkpoint_bytes):
     (tmp_path / "GPEN-BFR-256.pth").write_bytes(checkpoint_bytes)
     assert ensure_model("GPEN-BFR-256", tmp_path) == tmp_path / "GPEN-BFR-256.pth"
