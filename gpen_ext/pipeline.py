@@ -15,7 +15,7 @@ from .alignment import TEMPLATES, align_face, invert_affine, similarity_transfor
 from .checkpoints import load_model
 from .download import ensure_model
 from .face_models import DETECTORS, PARSE_SIZE, DetectedFace, FaceDetector, FaceParser
-from .images import merge_image, split_image, to_dtype
+from .images import FULL_SCALE, merge_image, split_image, to_dtype
 from .inference import NetworkRunner
 
 SELECTIONS = ("all", "largest", "center", "index")
@@ -141,11 +141,11 @@ class FaceRestorer:
         `landmarks`: optional (N, 5, 2) points of faces found elsewhere; only those are
         restored and no detector runs."""
         rgb, layout = split_image(image)
-        preview = to_dtype(rgb * (255.0 / layout.full_scale), np.uint8, 255.0) \
-            if rgb.dtype != np.uint8 else rgb
         if landmarks is not None:
             faces = [self._supplied_face(points) for points in _check_landmarks(landmarks)]
-        else:
+        else:  # the detector takes 8-bit pixels
+            preview = rgb if rgb.dtype == np.uint8 else \
+                to_dtype(rgb * (255.0 / layout.full_scale), np.uint8, 255.0)
             faces = self.detector(options.detection_model).detect(
                 preview, options.detection_threshold, options.detection_max_side)
         chosen = select_faces(faces, options, rgb.shape)
@@ -315,7 +315,7 @@ def paste_face(image, crop, aligned, mask, forward, visibility=1.0):
     alpha = (np.clip(warp(mask, cv2.INTER_LINEAR), 0, 1) * visibility)[:, :, None]
     original = image[y0:y1, x0:x1].astype(np.float32)
     blended = original + alpha * (face - original)
-    full_scale = 1.0 if image.dtype.kind == "f" else float(np.iinfo(image.dtype).max)
+    full_scale = FULL_SCALE[image.dtype]
     if image.dtype.kind == "f":
         blended = np.clip(blended, 0.0, 1.0)
     image[y0:y1, x0:x1] = np.where(alpha > 0, to_dtype(blended, image.dtype, full_scale),
