@@ -195,10 +195,8 @@ def run_restore(args):
         raise UsageError("no images found in the given inputs")
     models_dir = args.models_dir or default_models_dir()
     try:
-        device = resolve_device(args.device)
-        path = ensure_model(args.model, models_dir, download=not args.no_download)
-        restorer = FaceRestorer.from_model(path, models_dir, device, args.precision,
-                                           download=not args.no_download)
+        restorer = FaceRestorer.from_model(args.model, models_dir, resolve_device(args.device),
+                                           args.precision, download=not args.no_download)
     except (DownloadError, CheckpointError, FileNotFoundError, ValueError) as error:
         raise UsageError(str(error)) from None
     if args.size and restorer.size != args.size:
