@@ -12,9 +12,9 @@ def get_optimal_device():
 
 
 def get_device_for(task):
-    if task in shared.cmd_opts.use_cpu or "all" in shared.cmd_opts.use_cpu:
-        return cpu
-    return get_optimal_device()
+    """The CPU when --use-cpu names this task or "all", else the best device."""
+    forced_to_cpu = {task, "all"} & set(shared.cmd_opts.use_cpu)
+    return cpu if forced_to_cpu else get_optimal_device()
 
 
 def torch_gc():

@@ -10,9 +10,10 @@ class FaceRestoration:
 
 
 def restore_faces(np_image):
-    face_restorers = [x for x in shared.face_restorers
-                      if x.name() == shared.opts.face_restoration_model
-                      or shared.opts.face_restoration_model is None]
-    if len(face_restorers) == 0:
-        return np_image
-    return face_restorers[0].restore(np_image)
+    """The host's hook: the restorer named in Settings (any, when none is named), else the
+    image as it was."""
+    wanted = shared.opts.face_restoration_model
+    for restorer in shared.face_restorers:
+        if wanted is None or restorer.name() == wanted:
+            return restorer.restore(np_image)
+    return np_image
