@@ -79,3 +79,30 @@ def test_fp16_is_refused_on_the_cpu_and_auto_picks_fp32():
     with pytest.raises(ValueError, match="fp16 is not supported on the CPU"):
         NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "fp16")
     assert NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "auto").precision == "fp32"
+
+
+
+@pytest.mark.parametrize("path", PARITY_FILES, ids=lambda p: p.stem)
+def test_winograd_on_every_3x3_layer_matches_reference_vectors(path):
+    vector = torch.load(path, weights_only=True)
+    network = network_for(vector)
+    network.load_state_dict(vector["state_dict"])
+    fast = FastGPEN(network).eval()
+    layers = [conv for conv in [fast.conv1, *fast.convs] if not conv.upsample]
+    for conv in layers:  # beyond where it pays, to check its arithmetic everywhere
+        conv.winograd_on_cpu = True
+    with torch.inference_mode():
+        output = fast(vector["input"])
+    assert all(conv._winograd_weight is not None for conv in layers)
+    assert (output - vector["output"]).abs().max().item() < 1e-4
+
+
+def test_winograd_is_chosen_for_wide_layers_on_large_maps():
+    torch.manual_seed(0)
+    network = GPEN(64, 32, 3, 1, 0.5).eval()  # 512 input channels at 32x32, 256 at 64x64
+    fast = FastGPEN(network)
+    chosen = [index for index, conv in enumerate(fast.convs) if conv.winograd_on_cpu]
+    assert chosen == [5, 7]  # the stride-1 layers at 32x32 and 64x64
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.inference_mode():
+        assert (fast(x) - network(x)).abs().max().item() < 1e-4

@@ -1,0 +1,41 @@
+"""Winograd F(4x4, 3x3) convolution against the direct convolution."""
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from gpen_ext.arch.gpen import winograd
+
+
+def direct(x, weight, in_scale, out_scale, bias):
+    y = F.conv2d(x * in_scale[:, :, None, None], weight, padding=1)
+    return y * out_scale[:, :, None, None] + bias[:, None, None]
+
+
+@pytest.mark.parametrize("band_tiles", [1, 7, 512])  # one tile row per band, ragged bands, one
+def test_conv3x3_is_exact_in_float64_into_a_strided_output(band_tiles):
+    torch.manual_seed(band_tiles)
+    n, channels, out_channels, height, width = 2, 5, 3, 12, 20
+    x = torch.randn(n, channels, height, width, dtype=torch.float64)
+    weight = torch.randn(out_channels, channels, 3, 3, dtype=torch.float64)
+    in_scale = torch.rand(n, channels, dtype=torch.float64) + 0.5
+    out_scale = torch.rand(n, out_channels, dtype=torch.float64) + 0.5
+    bias = torch.randn(out_channels, dtype=torch.float64)
+    buffer = torch.full((n, height, width, 2 * out_channels), 7.0, dtype=torch.float64)
+    winograd.conv3x3(x.permute(0, 2, 3, 1).contiguous(), winograd.transform_weight(weight),
+                     in_scale, out_scale, bias, buffer[..., :out_channels], band_tiles)
+    expected = direct(x, weight, in_scale, out_scale, bias).permute(0, 2, 3, 1)
+    assert (buffer[..., :out_channels] - expected).abs().max().item() < 1e-10
+    assert (buffer[..., out_channels:] == 7.0).all()  # the rest of the buffer is untouched
+
+
+def test_conv3x3_in_float32_stays_within_rounding_of_the_direct_convolution():
+    torch.manual_seed(0)
+    x = torch.randn(1, 256, 32, 32)
+    weight = torch.randn(64, 256, 3, 3) / 48  # unit-variance outputs, as after demodulation
+    ones_in, ones_out, zeros = torch.ones(1, 256), torch.ones(1, 64), torch.zeros(64)
+    out = torch.empty(1, 32, 32, 64)
+    winograd.conv3x3(x.permute(0, 2, 3, 1), winograd.transform_weight(weight), ones_in,
+                     ones_out, zeros, out)
+    exact = F.conv2d(x.double(), weight.double(), padding=1).permute(0, 2, 3, 1)
+    assert (out - exact).abs().max().item() < 1e-4
