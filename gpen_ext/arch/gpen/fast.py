@@ -167,7 +167,7 @@ class FastToRGB(nn.Module):
         else:
             out = torch.einsum("noc,nchw->nohw", weight, x) + self.bias[:, None, None].to(x.dtype)
         if skip is not None:
-            out = out + upsample_skip(skip)
+            out.add_(upsample_skip(skip))
         return out
 
 
