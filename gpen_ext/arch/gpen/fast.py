@@ -9,8 +9,11 @@ oracle it is tested against. What changes, all exact up to float rounding:
   place, and the injected features are written straight into the concatenated buffer;
 - modulation goes on the weights where weights are smaller than activations (one face, large
   maps) and on the activations elsewhere, so a batch of faces shares one convolution;
-- channels-last tensors, which the CPU and GPU convolution kernels prefer, and intermediates
-  are released as soon as the next layer has consumed them.
+- channels-last tensors (weights too), which the CPU and GPU convolution kernels prefer, and
+  intermediates are released as soon as the next layer has consumed them;
+- on the CPU in fp32, the decoder's wide 3x3 layers run as Winograd F(4x4, 3x3) convolutions
+  (`winograd.py`): a quarter of the multiply-adds, written straight into the concatenated
+  buffer. Elsewhere (GPU, bf16, narrow layers) the direct convolution is faster.
 """
 
 import torch
