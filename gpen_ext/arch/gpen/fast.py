@@ -104,8 +104,12 @@ class FastStyledConv(nn.Module):
             else:
                 # small maps, large weights: modulate the activations, the batch in one call
                 faces = [self.convolve_batch(x, in_scale, demod)]
+            if x.shape == (n, 2 * self.out_channels, *faces[0].shape[2:]) \
+                    and x.dtype == faces[0].dtype:
+                out = x  # fully read by now: its memory takes the output, one allocation less
+            else:
+                out = _concat_buffer(faces[0], n, self.out_channels, *faces[0].shape[2:])
             del x
-            out = _concat_buffer(faces[0], n, self.out_channels, *faces[0].shape[2:])
             start = 0
             while faces:
                 y = faces.pop(0)
