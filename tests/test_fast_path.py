@@ -11,12 +11,16 @@ from gpen_ext.inference import NetworkRunner
 from test_network import PARITY_FILES, network_for
 
 
-@pytest.mark.parametrize("path", PARITY_FILES, ids=lambda p: p.stem)
-def test_fast_path_matches_reference_vectors_batched_and_alone(path):
+def fast_path_for(path):
+    """A parity vector and the fast path built from its network."""
     vector = torch.load(path, weights_only=True)
     network = network_for(vector)
     network.load_state_dict(vector["state_dict"])
-    fast = FastGPEN(network).eval()
+    return vector, FastGPEN(network).eval()
+
+@pytest.mark.parametrize("path", PARITY_FILES, ids=lambda p: p.stem)
+def test_fast_path_matches_reference_vectors_batched_and_alone(path):
+    vector, fast = fast_path_for(path)
     x = vector["input"]
     with torch.inference_mode():
         batched = fast(x)
@@ -81,13 +85,9 @@ def test_fp16_is_refused_on_the_cpu_and_auto_picks_fp32():
     assert NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "auto").precision == "fp32"
 
 
-
 @pytest.mark.parametrize("path", PARITY_FILES, ids=lambda p: p.stem)
 def test_winograd_on_every_3x3_layer_matches_reference_vectors(path):
-    vector = torch.load(path, weights_only=True)
-    network = network_for(vector)
-    network.load_state_dict(vector["state_dict"])
-    fast = FastGPEN(network).eval()
+    vector, fast = fast_path_for(path)
     layers = [conv for conv in [fast.conv1, *fast.convs] if not conv.upsample]
     for conv in layers:  # beyond where it pays, to check its arithmetic everywhere
         conv.winograd_on_cpu = True
