@@ -42,12 +42,21 @@ class FastEncoderBlock(nn.Module):
             self.register_buffer("blur", _depthwise(layers[0].kernel, conv.weight.shape[1]))
 
     def forward(self, x):
-        if self.downsample:
-            x = F.conv2d(x, self.blur.to(x.dtype), padding=2, groups=x.shape[1])
-            x = F.conv2d(x, self.weight, self.bias, stride=2)
-        else:
-            x = F.conv2d(x, self.weight, self.bias)
-        return F.leaky_relu_(x, LEAKY_SLOPE)
+        if not self.downsample:
+            return F.leaky_relu_(F.conv2d(x, self.weight, self.bias), LEAKY_SLOPE)
+        n, channels, height, width = x.shape
+        out = torch.empty((n, self.weight.shape[0], height // 2, width // 2), dtype=x.dtype,
+                          device=x.device, memory_format=torch.channels_last)
+        blur = self.blur.to(x.dtype)
+        # output rows start..stop read blurred rows 2 start..2 stop, which read input rows
+        # 2 start - 2 .. 2 stop + 1 (the blur pads by 2, the conv by nothing)
+        for start, stop in _bands(height // 2, _band_rows(x, multiple=2) // 2):
+            blurred = F.conv2d(_rows(x, 2 * start - 2, 2 * stop + 2), blur, padding=(0, 2),
+                               groups=channels)
+            rows = out[:, :, start:stop]
+            rows.copy_(F.conv2d(blurred, self.weight, self.bias, stride=2))
+            F.leaky_relu_(rows, LEAKY_SLOPE)
+        return out
 
 
 class FastStyledConv(nn.Module):
@@ -95,30 +104,32 @@ class FastStyledConv(nn.Module):
             out = _concat_buffer(x, n, self.out_channels, height, width)
             winograd.conv3x3(x.permute(0, 2, 3, 1), self.winograd_weight(), in_scale, demod,
                              self.bias, out.permute(0, 2, 3, 1)[..., :self.out_channels])
+            return self.inject(out, feature)
+        if height * width <= self.weight[0].numel():
+            # small maps, large weights: modulate the activations, the batch in one call
+            y = self.convolve_batch(x, in_scale, demod)
             del x
+            out = _concat_buffer(y, n, self.out_channels, *y.shape[2:])
+            out[:, :self.out_channels] = y
+            return self.inject(out, feature)
+        # large maps, small weights: modulate the weights, one face and a band of rows at a
+        # time, so that no full-size temporary is made
+        if self.upsample:
+            out = _concat_buffer(x, n, self.out_channels, 2 * height, 2 * width)
         else:
-            if height * width > self.weight[0].numel():
-                # large maps, small weights: modulate the weights, one face at a time
-                faces = [self.convolve_one(x[index:index + 1], in_scale[index], demod[index])
-                         for index in range(n)]
-            else:
-                # small maps, large weights: modulate the activations, the batch in one call
-                faces = [self.convolve_batch(x, in_scale, demod)]
-            if x.shape == (n, 2 * self.out_channels, *faces[0].shape[2:]) \
-                    and x.dtype == faces[0].dtype:
-                out = x  # fully read by now: its memory takes the output, one allocation less
-            else:
-                out = _concat_buffer(faces[0], n, self.out_channels, *faces[0].shape[2:])
-            del x
-            start = 0
-            while faces:
-                y = faces.pop(0)
-                out[start:start + y.shape[0], :self.out_channels] = y
-                start += y.shape[0]
-                del y
-        channels = self.out_channels
+            out = x  # each band is written once the rows it overwrites have been read
+        for face in range(n):
+            bands = self.convolve_one(x[face:face + 1], in_scale[face], demod[face])
+            for start, stop, y in bands:
+                rows = out[face:face + 1, :, start:stop]
+                rows[:, :self.out_channels] = y
+                self.inject(rows, feature[face:face + 1, :, start:stop])
+        return out
+
+    def inject(self, out, feature):
+        """Write the scaled feature beside the conv output, then activate both."""
         torch.add(self.feature_bias[:, None, None].to(out.dtype), feature,
-                  alpha=self.feature_scale, out=out[:, channels:])
+                  alpha=self.feature_scale, out=out[:, self.out_channels:])
         return F.leaky_relu_(out, LEAKY_SLOPE)
 
     def uses_winograd(self, x):
@@ -130,24 +141,70 @@ class FastStyledConv(nn.Module):
         return self._winograd_weight
 
     def convolve_one(self, x, in_scale, demod):
+        """(start, stop, rows) of one face's output, band by band. Each band comes only once
+        the next one has been computed, so the caller may write it over the input's rows."""
+        bias = self.bias.to(x.dtype)
         if self.upsample:  # weight stored as (in, out, k, k)
             weight = self.weight.to(x.dtype) * in_scale[:, None, None, None] * demod[:, None, None]
-            return self.blur_with_bias(F.conv_transpose2d(x, weight, stride=2))
-        weight = self.weight.to(x.dtype) * in_scale[:, None, None] * demod[:, None, None, None]
-        return F.conv2d(x, weight, self.bias.to(x.dtype), padding=1)
+            blur = self.blur.to(x.dtype)
+            height = 2 * x.shape[2]
+            # output rows start..stop (even) blur transposed-conv rows start - 1..stop + 1,
+            # which input rows start / 2 - 1..stop / 2 determine completely
+            bands = ((start, stop, F.conv2d(
+                F.conv_transpose2d(_rows(x, start // 2 - 1, stop // 2 + 1), weight,
+                                   stride=2)[:, :, 1:stop - start + 4],
+                blur, bias, padding=(0, 1), groups=self.out_channels))
+                for start, stop in _bands(height, _band_rows(x, self.out_channels, 2)))
+        else:
+            weight = self.weight.to(x.dtype) * in_scale[:, None, None] * demod[:, None, None, None]
+            bands = ((start, stop, F.conv2d(_rows(x, start - 1, stop + 1), weight, bias,
+                                            padding=(0, 1)))
+                     for start, stop in _bands(x.shape[2], _band_rows(x, self.out_channels)))
+        return _one_ahead(bands)
 
     def convolve_batch(self, x, in_scale, demod):
         x = x * in_scale[:, :, None, None]
         demod = demod[:, :, None, None]
         if self.upsample:
-            y = F.conv_transpose2d(x, self.weight.to(x.dtype), stride=2)
-            return self.blur_with_bias(y.mul_(demod))
+            y = F.conv_transpose2d(x, self.weight.to(x.dtype), stride=2).mul_(demod)
+            return F.conv2d(y, self.blur.to(y.dtype), self.bias.to(y.dtype), padding=1,
+                            groups=self.out_channels)
         y = F.conv2d(x, self.weight.to(x.dtype), padding=1)
         return torch.addcmul(self.bias[:, None, None].to(y.dtype), y, demod)
 
-    def blur_with_bias(self, y):
-        return F.conv2d(y, self.blur.to(y.dtype), self.bias.to(y.dtype), padding=1,
-                        groups=self.out_channels)
+
+BAND_BYTES = 8 << 20  # a band's temporaries: warm in cache, and under glibc's 32 MB mmap cap
+
+
+def _band_rows(x, channels=None, multiple=1):
+    """Rows per band for a map like `x` (one face) producing `channels` per pixel."""
+    channels = channels or x.shape[1]
+    rows = BAND_BYTES // (max(channels, x.shape[1]) * x.shape[3] * x.element_size())
+    return max(multiple, rows // multiple * multiple)
+
+
+def _bands(height, rows):
+    return ((start, min(start + rows, height)) for start in range(0, height, rows))
+
+
+def _rows(x, start, stop):
+    """Rows start..stop - 1 of an NCHW map, zeros where the range leaves the map."""
+    height = x.shape[2]
+    band = x[:, :, max(start, 0):min(stop, height)]
+    if start < 0 or stop > height:
+        band = F.pad(band, (0, 0, max(-start, 0), max(stop - height, 0)))
+    return band
+
+
+def _one_ahead(items):
+    """Yield each item only after the next one has been computed."""
+    previous = None
+    for item in items:
+        if previous is not None:
+            yield previous
+        previous = item
+    if previous is not None:
+        yield previous
 
 
 def _concat_buffer(like, batch, channels, height, width):
@@ -169,10 +226,12 @@ class FastToRGB(nn.Module):
     def forward(self, x, code, skip=None):
         style = F.linear(code, self.mod_weight, self.mod_bias) * self.input_gain
         weight = self.weight.to(x.dtype)[None] * style[:, None, :].to(x.dtype)  # (N, 3, C)
-        if x.shape[0] == 1:
-            out = F.conv2d(x, weight[0, :, :, None, None], self.bias.to(x.dtype))
-        else:
-            out = torch.einsum("noc,nchw->nohw", weight, x) + self.bias[:, None, None].to(x.dtype)
+        n, channels, height, width = x.shape
+        # a 1x1 conv to three channels is a matrix product per face; on channels-last input
+        # it reads each pixel's channels in place (einsum would reorder the whole map first)
+        pixels = x.permute(0, 2, 3, 1).reshape(n, height * width, channels)
+        out = torch.bmm(pixels, weight.transpose(1, 2)).view(n, height, width, 3)
+        out = out.permute(0, 3, 1, 2).add_(self.bias[:, None, None].to(x.dtype))
         if skip is not None:
             out.add_(upsample_skip(skip))
         return out
