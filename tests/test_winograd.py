@@ -29,6 +29,23 @@ def test_conv3x3_is_exact_in_float64_into_a_strided_output(band_tiles):
     assert (buffer[..., out_channels:] == 7.0).all()  # the rest of the buffer is untouched
 
 
+@pytest.mark.parametrize("band_tiles", [1, 7, 512])
+def test_conv3x3_may_write_over_its_own_input(band_tiles):
+    """A decoder layer maps [activation, feature] to [its output, next feature] in one buffer:
+    the output goes over the first half of the very channels it reads."""
+    torch.manual_seed(band_tiles)
+    n, out_channels, height, width = 2, 3, 16, 8
+    buffer = torch.randn(n, height, width, 2 * out_channels, dtype=torch.float64)
+    weight = torch.randn(out_channels, 2 * out_channels, 3, 3, dtype=torch.float64)
+    in_scale = torch.rand(n, 2 * out_channels, dtype=torch.float64) + 0.5
+    out_scale = torch.rand(n, out_channels, dtype=torch.float64) + 0.5
+    bias = torch.randn(out_channels, dtype=torch.float64)
+    expected = direct(buffer.permute(0, 3, 1, 2), weight, in_scale, out_scale, bias)
+    winograd.conv3x3(buffer, winograd.transform_weight(weight), in_scale, out_scale, bias,
+                     buffer[..., :out_channels], band_tiles)
+    assert (buffer[..., :out_channels] - expected.permute(0, 2, 3, 1)).abs().max().item() < 1e-10
+
+
 def test_conv3x3_in_float32_stays_within_rounding_of_the_direct_convolution():
     torch.manual_seed(0)
     x = torch.randn(1, 256, 32, 32)

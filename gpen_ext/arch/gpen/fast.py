@@ -100,8 +100,8 @@ class FastStyledConv(nn.Module):
         in_scale = (style * self.input_gain).to(x.dtype)
         demod = demod.to(x.dtype)
         n, _, height, width = x.shape
-        if self.uses_winograd(x):
-            out = _concat_buffer(x, n, self.out_channels, height, width)
+        if self.uses_winograd(x):  # it writes each band once the next has read its rows
+            out = self.output_buffer(x)
             winograd.conv3x3(x.permute(0, 2, 3, 1), self.winograd_weight(), in_scale, demod,
                              self.bias, out.permute(0, 2, 3, 1)[..., :self.out_channels])
             return self.inject(out, feature)
@@ -114,10 +114,7 @@ class FastStyledConv(nn.Module):
             return self.inject(out, feature)
         # large maps, small weights: modulate the weights, one face and a band of rows at a
         # time, so that no full-size temporary is made
-        if self.upsample:
-            out = _concat_buffer(x, n, self.out_channels, 2 * height, 2 * width)
-        else:
-            out = x  # each band is written once the rows it overwrites have been read
+        out = self.output_buffer(x)  # each band is written once the next has read its rows
         for face in range(n):
             bands = self.convolve_one(x[face:face + 1], in_scale[face], demod[face])
             for start, stop, y in bands:
@@ -125,6 +122,16 @@ class FastStyledConv(nn.Module):
                 rows[:, :self.out_channels] = y
                 self.inject(rows, feature[face:face + 1, :, start:stop])
         return out
+
+    def output_buffer(self, x):
+        """The input itself where it has the output's shape (the caller has handed it over),
+        else a new [conv output, feature] buffer."""
+        n, channels, height, width = x.shape
+        if self.upsample:
+            return _concat_buffer(x, n, self.out_channels, 2 * height, 2 * width)
+        if channels == 2 * self.out_channels:
+            return x
+        return _concat_buffer(x, n, self.out_channels, height, width)
 
     def inject(self, out, feature):
         """Write the scaled feature beside the conv output, then activate both."""

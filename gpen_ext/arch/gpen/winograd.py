@@ -63,34 +63,48 @@ def conv3x3(x, weight, in_scale, out_scale, bias, out, band_tiles=512):
 
     x: (N, H, W, in), H and W multiples of TILE, channels contiguous; weight from
     `transform_weight`; in_scale (N, in) and out_scale (N, out) per image; bias (out,);
-    out: (N, H, W, out), any strides, written in place. `band_tiles`: tiles per band."""
+    out: (N, H, W, out), any strides, written in place. `band_tiles`: tiles per band.
+    A band is written only after the next band has read its input rows, so `out` may share
+    memory with `x` (a layer writing over its own input)."""
     n, height, width, channels = x.shape
-    out_channels = weight.shape[2]
     tiles_across, tiles_down = width // TILE, height // TILE
     band_rows = max(1, band_tiles // (n * tiles_across))
-    in_scale = in_scale[:, None, None, :]
-    out_scale = out_scale[:, None, None, :]
+    pending = None
     for first in range(0, tiles_down, band_rows):
         rows = min(band_rows, tiles_down - first)
-        top, bottom = first * TILE - 1, (first + rows) * TILE + 1
-        band = x[:, max(top, 0):min(bottom, height)]
-        band = F.pad(band, (0, 0, 1, 1, int(top < 0), int(bottom > height))).mul_(in_scale)
-        down = band.new_empty((6, n, rows, width + 2, channels))
-        _input_transform([band[:, k:k + TILE * rows:TILE] for k in range(6)], down)
-        del band
-        tiles = down.new_empty((6, 6, n, rows, tiles_across, channels))
-        for i in range(6):
-            _input_transform([down[i][:, :, k:k + TILE * tiles_across:TILE] for k in range(6)],
-                             tiles[i])
-        del down
-        products = torch.bmm(tiles.view(36, -1, channels), weight)
-        products = products.view(6, 6, n, rows, tiles_across, out_channels)
-        del tiles
-        across = products.new_empty((TILE, 6, n, rows, tiles_across, out_channels))
-        _output_transform(products, across)
-        del products
-        dest = out[:, first * TILE:(first + rows) * TILE]
-        for a in range(TILE):
-            _output_transform(across[a], [dest[:, a::TILE, b::TILE] for b in range(TILE)])
-        torch.addcmul(bias, dest, out_scale, out=dest)
+        products = _band_products(x, weight, in_scale, first, rows)
+        if pending is not None:
+            _write_band(*pending, out_scale, bias, out)
+        pending = first, rows, products
+    _write_band(*pending, out_scale, bias, out)
     return out
+
+
+def _band_products(x, weight, in_scale, first, rows):
+    """Transform-domain products of the tile rows first..first + rows: (6, 6, N, rows, tiles
+    across, out)."""
+    n, height, width, channels = x.shape
+    tiles_across = width // TILE
+    top, bottom = first * TILE - 1, (first + rows) * TILE + 1
+    band = x[:, max(top, 0):min(bottom, height)]
+    band = F.pad(band, (0, 0, 1, 1, int(top < 0), int(bottom > height)))
+    band = band.mul_(in_scale[:, None, None, :])
+    down = band.new_empty((6, n, rows, width + 2, channels))
+    _input_transform([band[:, k:k + TILE * rows:TILE] for k in range(6)], down)
+    del band
+    tiles = down.new_empty((6, 6, n, rows, tiles_across, channels))
+    for i in range(6):
+        _input_transform([down[i][:, :, k:k + TILE * tiles_across:TILE] for k in range(6)],
+                         tiles[i])
+    del down
+    products = torch.bmm(tiles.view(36, -1, channels), weight)
+    return products.view(6, 6, n, rows, tiles_across, weight.shape[2])
+
+
+def _write_band(first, rows, products, out_scale, bias, out):
+    across = products.new_empty((TILE,) + products.shape[1:])
+    _output_transform(products, across)
+    dest = out[:, first * TILE:(first + rows) * TILE]
+    for a in range(TILE):
+        _output_transform(across[a], [dest[:, a::TILE, b::TILE] for b in range(TILE)])
+    torch.addcmul(bias, dest, out_scale[:, None, None, :], out=dest)
