@@ -9,8 +9,10 @@ oracle it is tested against. What changes, all exact up to float rounding:
   place, and the injected features are written straight into the concatenated buffer;
 - modulation goes on the weights where weights are smaller than activations (one face, large
   maps) and on the activations elsewhere, so a batch of faces shares one convolution;
-- channels-last tensors (weights too), which the CPU and GPU convolution kernels prefer, and
-  intermediates are released as soon as the next layer has consumed them;
+- channels-last tensors (weights too), which the CPU and GPU convolution kernels prefer;
+- a layer whose output has its input's shape writes over that input, and on the CPU large
+  maps are convolved a band of rows at a time, so the only full-size tensors are each level's
+  output and the encoder's maps: fewer pages to fault in, and bands that stay in cache;
 - on the CPU in fp32, the decoder's wide 3x3 layers run as Winograd F(4x4, 3x3) convolutions
   (`winograd.py`): a quarter of the multiply-adds, written straight into the concatenated
   buffer. Elsewhere (GPU, bf16, narrow layers) the direct convolution is faster.
@@ -184,7 +186,10 @@ BAND_BYTES = 8 << 20  # a band's temporaries: warm in cache, and under glibc's 3
 
 
 def _band_rows(x, channels=None, multiple=1):
-    """Rows per band for a map like `x` (one face) producing `channels` per pixel."""
+    """Rows per band for a map like `x` (one face) producing `channels` per pixel. On the
+    CPU bands spare page faults and cache misses; a GPU is better served by whole maps."""
+    if x.device.type != "cpu":
+        return max(multiple, 2 * x.shape[2])
     channels = channels or x.shape[1]
     rows = BAND_BYTES // (max(channels, x.shape[1]) * x.shape[3] * x.element_size())
     return max(multiple, rows // multiple * multiple)
