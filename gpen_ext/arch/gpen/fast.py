@@ -186,12 +186,13 @@ BAND_BYTES = 8 << 20  # a band's temporaries: warm in cache, and under glibc's 3
 
 
 def _band_rows(x, channels=None, multiple=1):
-    """Rows per band for a map like `x` (one face) producing `channels` per pixel. On the
-    CPU bands spare page faults and cache misses; a GPU is better served by whole maps."""
+    """Rows per band for a map like `x` producing `channels` per pixel. On the CPU bands
+    spare page faults and cache misses; a GPU is better served by whole maps."""
+    n, in_channels, height, width = x.shape
     if x.device.type != "cpu":
-        return max(multiple, 2 * x.shape[2])
-    channels = channels or x.shape[1]
-    rows = BAND_BYTES // (max(channels, x.shape[1]) * x.shape[3] * x.element_size())
+        return max(multiple, 2 * height)
+    row_bytes = n * max(channels or in_channels, in_channels) * width * x.element_size()
+    rows = BAND_BYTES // row_bytes
     return max(multiple, rows // multiple * multiple)
 
 
