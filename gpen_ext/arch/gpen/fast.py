@@ -94,8 +94,9 @@ class FastStyledConv(nn.Module):
         return torch.rsqrt(style.pow(2) @ self.weight_squares.t().to(style.dtype) + 1e-8)
 
     def forward(self, handed_over, code, feature):
-        """`handed_over`: a list holding the input, emptied here so that the input is freed
-        as soon as it has been convolved (it is the largest tensor alive at that moment)."""
+        """`handed_over`: a list holding the input, emptied here so that this layer holds the
+        only reference: it writes its output over the input where shapes allow, else frees it
+        once convolved (it is the largest tensor alive at that moment)."""
         x = handed_over.pop()
         style = F.linear(code, self.mod_weight, self.mod_bias)
         demod = self.demodulation(style)
@@ -110,8 +111,8 @@ class FastStyledConv(nn.Module):
         if height * width <= self.weight[0].numel():
             # small maps, large weights: modulate the activations, the batch in one call
             y = self.convolve_batch(x, in_scale, demod)
+            out = self.output_buffer(x)
             del x
-            out = _concat_buffer(y, n, self.out_channels, *y.shape[2:])
             out[:, :self.out_channels] = y
             return self.inject(out, feature)
         # large maps, small weights: modulate the weights, one face and a band of rows at a
@@ -190,7 +191,7 @@ def _band_rows(x, channels=None, multiple=1):
     spare page faults and cache misses; a GPU is better served by whole maps."""
     n, in_channels, height, width = x.shape
     if x.device.type != "cpu":
-        return max(multiple, 2 * height)
+        return max(multiple, 2 * height)  # taller than any output made from x: one band
     row_bytes = n * max(channels or in_channels, in_channels) * width * x.element_size()
     rows = BAND_BYTES // row_bytes
     return max(multiple, rows // multiple * multiple)
