@@ -49,8 +49,7 @@ def test_fast_path_matches_the_network_on_random_weights(size, multiplier, narro
 def test_row_bands_of_any_height_give_the_same_output(path, band_bytes, monkeypatch):
     """Large maps run a band of rows at a time: one row (two when upsampling) per band, and
     ragged bands, must reproduce the vectors, batched, with the inputs overwritten in place."""
-    import gpen_ext.arch.gpen.fast as fast_module
-    monkeypatch.setattr(fast_module, "BAND_BYTES", band_bytes)
+    monkeypatch.setattr("gpen_ext.arch.gpen.fast.BAND_BYTES", band_bytes)
     vector, fast = fast_path_for(path)
     with torch.inference_mode():
         assert (fast(vector["input"]) - vector["output"]).abs().max().item() < 1e-4
