@@ -98,17 +98,13 @@ class FastStyledConv(nn.Module):
         only reference: it writes its output over the input where shapes allow, else frees it
         once convolved (it is the largest tensor alive at that moment)."""
         x = handed_over.pop()
-        style = F.linear(code, self.mod_weight, self.mod_bias)
-        demod = self.demodulation(style)
-        in_scale = (style * self.input_gain).to(x.dtype)
-        demod = demod.to(x.dtype)
-        n, _, height, width = x.shape
+        in_scale, demod = self.modulation(code, x.dtype)
         if self.uses_winograd(x):  # it writes each band once the next has read its rows
             out = self.output_buffer(x)
             winograd.conv3x3(x.permute(0, 2, 3, 1), self.winograd_weight(), in_scale, demod,
                              self.bias, out.permute(0, 2, 3, 1)[..., :self.out_channels])
             return self.inject(out, feature)
-        if height * width <= self.weight[0].numel():
+        if self.convolves_batch(x):
             # small maps, large weights: modulate the activations, the batch in one call
             y = self.convolve_batch(x, in_scale, demod)
             out = self.output_buffer(x)
@@ -118,13 +114,23 @@ class FastStyledConv(nn.Module):
         # large maps, small weights: modulate the weights, one face and a band of rows at a
         # time, so that no full-size temporary is made
         out = self.output_buffer(x)  # each band is written once the next has read its rows
-        for face in range(n):
+        for face in range(x.shape[0]):
             bands = self.convolve_one(x[face:face + 1], in_scale[face], demod[face])
             for start, stop, y in bands:
                 rows = out[face:face + 1, :, start:stop]
                 rows[:, :self.out_channels] = y
                 self.inject(rows, feature[face:face + 1, :, start:stop])
         return out
+
+    def modulation(self, code, dtype):
+        """Per face: the scale of each input channel (style and input gain) and of each output
+        channel (demodulation)."""
+        style = F.linear(code, self.mod_weight, self.mod_bias)
+        return (style * self.input_gain).to(dtype), self.demodulation(style).to(dtype)
+
+    def convolves_batch(self, x):
+        """Small maps, large weights: modulating the activations lets the batch share one call."""
+        return x.shape[2] * x.shape[3] <= self.weight[0].numel()
 
     def output_buffer(self, x):
         """The input itself where it has the output's shape (the caller has handed it over),
@@ -153,24 +159,35 @@ class FastStyledConv(nn.Module):
     def convolve_one(self, x, in_scale, demod):
         """(start, stop, rows) of one face's output, band by band. Each band comes only once
         the next one has been computed, so the caller may write it over the input's rows."""
-        bias = self.bias.to(x.dtype)
-        if self.upsample:  # weight stored as (in, out, k, k)
-            weight = self.weight.to(x.dtype) * in_scale[:, None, None, None] * demod[:, None, None]
-            blur = self.blur.to(x.dtype)
-            height = 2 * x.shape[2]
-            # output rows start..stop (even) blur transposed-conv rows start - 1..stop + 1,
-            # which input rows start / 2 - 1..stop / 2 determine completely
-            bands = ((start, stop, F.conv2d(
-                F.conv_transpose2d(_rows(x, start // 2 - 1, stop // 2 + 1), weight,
-                                   stride=2)[:, :, 1:stop - start + 4],
-                blur, bias, padding=(0, 1), groups=self.out_channels))
-                for start, stop in _bands(height, _band_rows(x, self.out_channels, 2)))
+        weight = self.face_weight(in_scale, demod, x.dtype)
+        if self.upsample:
+            # output rows start..stop (even) come from input rows start / 2 - 1..stop / 2
+            bands = ((start, stop, self.convolve_rows(_rows(x, start // 2 - 1, stop // 2 + 1),
+                                                      weight))
+                     for start, stop in _bands(2 * x.shape[2], _band_rows(x, self.out_channels, 2)))
         else:
-            weight = self.weight.to(x.dtype) * in_scale[:, None, None] * demod[:, None, None, None]
-            bands = ((start, stop, F.conv2d(_rows(x, start - 1, stop + 1), weight, bias,
-                                            padding=(0, 1)))
+            bands = ((start, stop, self.convolve_rows(_rows(x, start - 1, stop + 1), weight))
                      for start, stop in _bands(x.shape[2], _band_rows(x, self.out_channels)))
         return _one_ahead(bands)
+
+    def face_weight(self, in_scale, demod, dtype):
+        """One face's weight with its style folded in."""
+        weight = self.weight.to(dtype)
+        if self.upsample:  # stored as (in, out, k, k)
+            return weight * in_scale[:, None, None, None] * demod[:, None, None]
+        return weight * in_scale[:, None, None] * demod[:, None, None, None]
+
+    def convolve_rows(self, rows, weight):
+        """Pre-activation output (bias included) of one face's rows, which carry one halo row
+        above and one below (zeros outside the map): the rows between the halos, or twice as
+        many when upsampling."""
+        bias = self.bias.to(rows.dtype)
+        if not self.upsample:
+            return F.conv2d(rows, weight, bias, padding=(0, 1))
+        # the blur needs the transposed conv's rows but its first and last
+        transposed = F.conv_transpose2d(rows, weight, stride=2)[:, :, 1:-1]
+        return F.conv2d(transposed, self.blur.to(rows.dtype), bias, padding=(0, 1),
+                        groups=self.out_channels)
 
     def convolve_batch(self, x, in_scale, demod):
         x = x * in_scale[:, :, None, None]
