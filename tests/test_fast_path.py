@@ -55,6 +55,25 @@ def test_row_bands_of_any_height_give_the_same_output(path, band_bytes, monkeypa
         assert (fast(vector["input"]) - vector["output"]).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("band_bytes", [1, 3000, 8 << 20])
+def test_top_level_in_bands_equals_it_layer_by_layer(band_bytes, monkeypatch):
+    """The top level streams on the CPU (up-conv, conv and to-RGB a band at a time); with
+    that turned off, the same layers run one after the other over whole maps."""
+    monkeypatch.setattr("gpen_ext.arch.gpen.fast.BAND_BYTES", band_bytes)
+    vector, fast = fast_path_for(PARITY_FILES[0])
+    x = torch.rand(3, 3, fast.size, fast.size) * 2 - 1
+    streamed = []
+    original = FastGPEN.streams_top_level
+    monkeypatch.setattr(FastGPEN, "streams_top_level",
+                        lambda self, out: streamed.append(original(self, out)) or streamed[-1])
+    with torch.inference_mode():
+        in_bands = fast(x)
+        monkeypatch.setattr(FastGPEN, "streams_top_level", lambda self, out: False)
+        layer_by_layer = fast(x)
+    assert streamed == [True]
+    assert (in_bands - layer_by_layer).abs().max().item() < 1e-5
+
+
 def test_skip_upsampling_equals_zero_insert_and_filter():
     rgb = torch.randn(2, 3, 33, 17)
     expected = upfirdn2d(rgb, blur_kernel(gain=4.0), up=2, pad=(2, 1))

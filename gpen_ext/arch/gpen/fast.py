@@ -11,8 +11,10 @@ oracle it is tested against. What changes, all exact up to float rounding:
   maps) and on the activations elsewhere, so a batch of faces shares one convolution;
 - channels-last tensors (weights too), which the CPU and GPU convolution kernels prefer;
 - a layer whose output has its input's shape writes over that input, and on the CPU large
-  maps are convolved a band of rows at a time, so the only full-size tensors are each level's
-  output and the encoder's maps: fewer pages to fault in, and bands that stay in cache;
+  maps are convolved a band of rows at a time; the top level's up-conv, conv and to-RGB run
+  together band by band, so its maps, the largest, are never whole. The only full-size
+  tensors are the other levels' outputs and the encoder's maps: fewer pages to fault in, and
+  bands that stay in cache;
 - on the CPU in fp32, the decoder's wide 3x3 layers run as Winograd F(4x4, 3x3) convolutions
   (`winograd.py`): a quarter of the multiply-adds, written straight into the concatenated
   buffer. Elsewhere (GPU, bf16, narrow layers) the direct convolution is faster.
@@ -339,6 +341,8 @@ class FastGPEN(nn.Module):
         for level, to_rgb in enumerate(self.to_rgbs):
             feature = features[level + 1]
             features[level + 1] = None  # its last use: free it as soon as the level is done
+            if level == len(self.to_rgbs) - 1 and self.streams_top_level(out):
+                return self.top_level_in_bands(out, code, feature, skip).contiguous()
             for conv in self.convs[2 * level:2 * level + 2]:
                 handed_over = [out]
                 del out  # the layer now holds the only reference to its input
@@ -347,3 +351,38 @@ class FastGPEN(nn.Module):
             skip = to_rgb(out, code, skip)
         return skip.contiguous()
 
+    def streams_top_level(self, x):
+        """Where the top level's up-conv goes band by band anyway and its conv is direct."""
+        up, conv = self.convs[-2:]
+        return not up.convolves_batch(x) and not conv.uses_winograd(x)
+
+    def top_level_in_bands(self, x, code, feature, skip):
+        """The top level (up-conv, conv, to-RGB), one face and one band of rows at a time, so
+        that its activations, the network's largest maps, are never whole: each band of up-conv
+        output, below the two rows kept from the band before, is convolved at once, its conv
+        output written over it and turned to RGB while still in cache."""
+        up, conv = self.convs[-2:]
+        channels, height, width = up.out_channels, 2 * x.shape[2], 2 * x.shape[3]
+        up_scale, up_demod = up.modulation(code, x.dtype)
+        in_scale, demod = conv.modulation(code, x.dtype)
+        rgb = upsample_skip(skip)
+        for face in range(x.shape[0]):
+            weight = conv.face_weight(in_scale[face], demod[face], x.dtype)
+            kept = x.new_zeros((1, 2 * channels, 1, width))  # the zero row above the map
+            for start, stop, y in up.convolve_one(x[face:face + 1], up_scale[face], up_demod[face]):
+                above, below = kept.shape[2], int(stop == height)  # below: the zero row there
+                rows = _concat_buffer(x, 1, channels, above + stop - start + below, width)
+                rows[:, :, :above] = kept
+                new = rows[:, :, above:above + stop - start]
+                new[:, :channels] = y
+                up.inject(new, feature[face:face + 1, :, start:stop])
+                if below:
+                    rows[:, :, -1:] = 0
+                y = conv.convolve_rows(rows, weight)
+                kept = rows[:, :, -2:].clone()
+                done = slice(start + 1 - above, start + 1 - above + y.shape[2])  # map rows
+                band = rows[:, :, 1:1 + y.shape[2]]  # over the rows just read
+                band[:, :channels] = y
+                conv.inject(band, feature[face:face + 1, :, done])
+                rgb[face:face + 1, :, done] += self.to_rgbs[-1](band, code[face:face + 1])
+        return rgb
