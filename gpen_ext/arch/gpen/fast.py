@@ -275,7 +275,8 @@ def upsample_skip(rgb):
     is that very filter in polyphase form; a zero border first makes the edges match the
     zero padding of the straightforward zero-insert-and-filter formulation."""
     padded = F.pad(rgb, (1, 1, 1, 1))
-    return F.interpolate(padded, scale_factor=2, mode="bilinear", align_corners=False)[..., 2:-2, 2:-2]
+    upsampled = F.interpolate(padded, scale_factor=2, mode="bilinear", align_corners=False)
+    return upsampled[..., 2:-2, 2:-2]
 
 
 def _winograd_pays(styled, resolution):
