@@ -111,17 +111,15 @@ class FastStyledConv(nn.Module):
             y = self.convolve_batch(x, in_scale, demod)
             out = self.output_buffer(x)
             del x
-            out[:, :self.out_channels] = y
-            return self.inject(out, feature)
+            return self.inject(out, feature, y)
         # large maps, small weights: modulate the weights, one face and a band of rows at a
         # time, so that no full-size temporary is made
         out = self.output_buffer(x)  # each band is written once the next has read its rows
         for face in range(x.shape[0]):
             bands = self.convolve_one(x[face:face + 1], in_scale[face], demod[face])
             for start, stop, y in bands:
-                rows = out[face:face + 1, :, start:stop]
-                rows[:, :self.out_channels] = y
-                self.inject(rows, feature[face:face + 1, :, start:stop])
+                self.inject(out[face:face + 1, :, start:stop],
+                            feature[face:face + 1, :, start:stop], y)
         return out
 
     def modulation(self, code, dtype):
@@ -144,8 +142,11 @@ class FastStyledConv(nn.Module):
             return x
         return _concat_buffer(x, n, self.out_channels, height, width)
 
-    def inject(self, out, feature):
-        """Write the scaled feature beside the conv output, then activate both."""
+    def inject(self, out, feature, y=None):
+        """Write the scaled feature beside the conv output (`y`, unless already in `out`), then
+        activate both."""
+        if y is not None:
+            out[:, :self.out_channels] = y
         torch.add(self.feature_bias[:, None, None].to(out.dtype), feature,
                   alpha=self.feature_scale, out=out[:, self.out_channels:])
         return F.leaky_relu_(out, LEAKY_SLOPE)
@@ -374,16 +375,14 @@ class FastGPEN(nn.Module):
                 above, below = kept.shape[2], int(stop == height)  # below: the zero row there
                 rows = _concat_buffer(x, 1, channels, above + stop - start + below, width)
                 rows[:, :, :above] = kept
-                new = rows[:, :, above:above + stop - start]
-                new[:, :channels] = y
-                up.inject(new, feature[face:face + 1, :, start:stop])
+                up.inject(rows[:, :, above:above + stop - start],
+                          feature[face:face + 1, :, start:stop], y)
                 if below:
                     rows[:, :, -1:] = 0
                 y = conv.convolve_rows(rows, weight)
                 kept = rows[:, :, -2:].clone()
                 done = slice(start + 1 - above, start + 1 - above + y.shape[2])  # map rows
                 band = rows[:, :, 1:1 + y.shape[2]]  # over the rows just read
-                band[:, :channels] = y
-                conv.inject(band, feature[face:face + 1, :, done])
+                conv.inject(band, feature[face:face + 1, :, done], y)
                 rgb[face:face + 1, :, done] += self.to_rgbs[-1](band, code[face:face + 1])
         return rgb
