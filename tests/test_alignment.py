@@ -6,7 +6,7 @@ import pytest
 from gpen_ext.alignment import (align_face, gpen_template, invert_affine, similarity_transform,
                                 template_points)
 
-from conftest import DATA, REFERENCE
+from helpers import DATA, REFERENCE
 
 ALIGNMENT = json.loads(((REFERENCE if (REFERENCE / "alignment.json").is_file() else DATA)
                         / ("alignment.json" if (REFERENCE / "alignment.json").is_file()

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import HERE
+from helpers import HERE
 
 PROBE = """
 import resource, sys, torch

@@ -13,7 +13,7 @@ from gpen_ext import cli
 from gpen_ext.files import read_image
 from gpen_ext.registry import KNOWN_MODELS, ModelInfo
 
-from conftest import HERE
+from helpers import HERE
 from http_server import FileServer
 
 ROOT = HERE.parent

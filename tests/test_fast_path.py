@@ -3,20 +3,13 @@
 import pytest
 import torch
 
-from gpen_ext.arch.gpen.fast import FastGPEN, upsample_skip
+from gpen_ext.arch.gpen.fast import FastGPEN, FastLevel, upsample_skip
 from gpen_ext.arch.gpen.network import GPEN, blur_kernel, upfirdn2d
 from gpen_ext.checkpoints import load_model
 from gpen_ext.inference import NetworkRunner
 
-from test_network import PARITY_FILES, network_for
+from helpers import PARITY_FILES, fast_path_for
 
-
-def fast_path_for(path):
-    """A parity vector and the fast path built from its network."""
-    vector = torch.load(path, weights_only=True)
-    network = network_for(vector)
-    network.load_state_dict(vector["state_dict"])
-    return vector, FastGPEN(network).eval()
 
 @pytest.mark.parametrize("path", PARITY_FILES, ids=lambda p: p.stem)
 def test_fast_path_matches_reference_vectors_batched_and_alone(path):
@@ -49,7 +42,7 @@ def test_fast_path_matches_the_network_on_random_weights(size, multiplier, narro
 def test_row_bands_of_any_height_give_the_same_output(path, band_bytes, monkeypatch):
     """Large maps run a band of rows at a time: one row (two when upsampling) per band, and
     ragged bands, must reproduce the vectors, batched, with the inputs overwritten in place."""
-    monkeypatch.setattr("gpen_ext.arch.gpen.fast.BAND_BYTES", band_bytes)
+    monkeypatch.setattr("gpen_ext.arch.bands.BAND_BYTES", band_bytes)
     vector, fast = fast_path_for(path)
     with torch.inference_mode():
         assert (fast(vector["input"]) - vector["output"]).abs().max().item() < 1e-4
@@ -59,16 +52,16 @@ def test_row_bands_of_any_height_give_the_same_output(path, band_bytes, monkeypa
 def test_top_level_in_bands_equals_it_layer_by_layer(band_bytes, monkeypatch):
     """The top level streams on the CPU (up-conv, conv and to-RGB a band at a time); with
     that turned off, the same layers run one after the other over whole maps."""
-    monkeypatch.setattr("gpen_ext.arch.gpen.fast.BAND_BYTES", band_bytes)
+    monkeypatch.setattr("gpen_ext.arch.bands.BAND_BYTES", band_bytes)
     vector, fast = fast_path_for(PARITY_FILES[0])
     x = torch.rand(3, 3, fast.size, fast.size) * 2 - 1
     streamed = []
-    original = FastGPEN.streams_top_level
-    monkeypatch.setattr(FastGPEN, "streams_top_level",
+    original = FastLevel.streams
+    monkeypatch.setattr(FastLevel, "streams",
                         lambda self, out: streamed.append(original(self, out)) or streamed[-1])
     with torch.inference_mode():
         in_bands = fast(x)
-        monkeypatch.setattr(FastGPEN, "streams_top_level", lambda self, out: False)
+        monkeypatch.setattr(FastLevel, "streams", lambda self, out: False)
         layer_by_layer = fast(x)
     assert streamed == [True]
     assert (in_bands - layer_by_layer).abs().max().item() < 1e-5
@@ -118,7 +111,7 @@ def test_fp16_is_refused_on_the_cpu_and_auto_picks_fp32():
 @pytest.mark.parametrize("path", PARITY_FILES, ids=lambda p: p.stem)
 def test_winograd_on_every_3x3_layer_matches_reference_vectors(path):
     vector, fast = fast_path_for(path)
-    layers = [conv for conv in [fast.conv1, *fast.convs] if not conv.upsample]
+    layers = [fast.conv1, *(level.conv for level in fast.levels)]
     for conv in layers:  # beyond where it pays, to check its arithmetic everywhere
         conv.winograd_on_cpu = True
     with torch.inference_mode():
@@ -131,8 +124,9 @@ def test_winograd_is_chosen_for_wide_layers_on_large_maps():
     torch.manual_seed(0)
     network = GPEN(64, 32, 3, 1, 0.5).eval()  # 512 input channels at 32x32, 256 at 64x64
     fast = FastGPEN(network)
-    chosen = [index for index, conv in enumerate(fast.convs) if conv.winograd_on_cpu]
-    assert chosen == [5, 7]  # the stride-1 layers at 32x32 and 64x64
+    chosen = [(8 << index, conv is level.conv) for index, level in enumerate(fast.levels)
+              for conv in (level.up_conv, level.conv) if conv.winograd_on_cpu]
+    assert chosen == [(32, True), (64, True)]  # the stride-1 layers at 32x32 and 64x64
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.inference_mode():
         assert (fast(x) - network(x)).abs().max().item() < 1e-4

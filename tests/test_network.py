@@ -4,24 +4,13 @@ import torch
 from gpen_ext.arch.gpen.loader import GPENConfig, infer_config
 from gpen_ext.arch.gpen.network import GPEN
 
-from conftest import DATA, REFERENCE, reference_manifest
-
-RELEASES = {256: (1, 0.5), 512: (2, 1.0), 1024: (2, 1.0), 2048: (2, 1.0)}
-PARITY_FILES = sorted({p.name: p for p in [*DATA.glob("gpen_parity_*.pt"),
-                                           *REFERENCE.glob("gpen_parity_*.pt")]}.values())
-
-
-def network_for(vector):
-    config = vector["config"]
-    return GPEN(config["size"], config["style_dim"], config["n_mlp"],
-                config["channel_multiplier"], config["narrow"]).eval()
+from helpers import PARITY_FILES, REFERENCE, RELEASES, network_for, reference_manifest
 
 
 @pytest.mark.parametrize("path", PARITY_FILES, ids=lambda p: p.stem)
 def test_matches_reference_output(path):
     vector = torch.load(path, weights_only=True)
     model = network_for(vector)
-    model.load_state_dict(vector["state_dict"], strict=True)
     with torch.no_grad():
         output = model(vector["input"])
     assert (output - vector["output"]).abs().max().item() < 1e-4
@@ -57,7 +46,6 @@ def test_small_configurations_are_recognised(tiny_parity):
 
 def test_output_depends_on_each_sample_alone(tiny_parity):
     model = network_for(tiny_parity)
-    model.load_state_dict(tiny_parity["state_dict"])
     x = tiny_parity["input"]
     with torch.no_grad():
         together = model(x)
@@ -68,7 +56,6 @@ def test_output_depends_on_each_sample_alone(tiny_parity):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_reduced_precision_runs_close_to_fp32(tiny_parity, dtype):
     model = network_for(tiny_parity)
-    model.load_state_dict(tiny_parity["state_dict"])
     with torch.no_grad():
         reference = model(tiny_parity["input"])
         reduced = model.to(dtype)(tiny_parity["input"].to(dtype)).float()

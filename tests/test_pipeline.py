@@ -8,7 +8,7 @@ import torch
 from gpen_ext.pipeline import FaceRestorer, RestoreOptions, paste_face, select_faces
 from gpen_ext.face_models import DetectedFace
 
-from conftest import SHARED, CountingNetwork, IdentityNetwork, psnr
+from helpers import SHARED, CountingNetwork, IdentityNetwork, psnr
 
 SOLVAY = SHARED / "faces" / "Solvay_conference_1927.png"
 

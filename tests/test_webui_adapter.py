@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import HERE
+from helpers import HERE
 
 SCRIPTS = HERE.parent / "scripts"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import HERE
+from helpers import HERE
 
 WEBUI = Path(os.environ["SD_WEBUI_DIR"]) if os.environ.get("SD_WEBUI_DIR") else None
 pytestmark = pytest.mark.skipif(WEBUI is None, reason="SD_WEBUI_DIR is not set")

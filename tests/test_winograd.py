@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from gpen_ext.arch.gpen import winograd
+from gpen_ext.arch import winograd
 
 
 def direct(x, weight, in_scale, out_scale, bias):

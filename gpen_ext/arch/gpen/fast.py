@@ -24,7 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import winograd
+from .. import winograd
+from ..bands import band_rows, bands, one_ahead, rows_of
 from .network import LEAKY_GAIN, LEAKY_SLOPE
 
 
@@ -37,13 +38,12 @@ class FastEncoderBlock(nn.Module):
 
     def __init__(self, block, input_gain):
         super().__init__()
-        layers = list(block)
-        conv, activate = layers[-2], layers[-1]
-        self.downsample = len(layers) == 3
+        conv = block.conv
+        self.downsample = block.downsample
         self.register_buffer("weight", conv.weight * conv.scale * input_gain)
-        self.register_buffer("bias", activate.bias.detach().clone())
+        self.register_buffer("bias", block.activate.bias.detach().clone())
         if self.downsample:
-            self.register_buffer("blur", _depthwise(layers[0].kernel, conv.weight.shape[1]))
+            self.register_buffer("blur", _depthwise(block.blur.kernel, conv.weight.shape[1]))
 
     def forward(self, x):
         if not self.downsample:
@@ -54,8 +54,8 @@ class FastEncoderBlock(nn.Module):
         blur = self.blur.to(x.dtype)
         # output rows start..stop read blurred rows 2 start..2 stop, which read input rows
         # 2 start - 2 .. 2 stop + 1 (the blur pads by 2, the conv by nothing)
-        for start, stop in _bands(height // 2, _band_rows(x, multiple=2) // 2):
-            blurred = F.conv2d(_rows(x, 2 * start - 2, 2 * stop + 2), blur, padding=(0, 2),
+        for start, stop in bands(height // 2, band_rows(x, multiple=2) // 2):
+            blurred = F.conv2d(rows_of(x, 2 * start - 2, 2 * stop + 2), blur, padding=(0, 2),
                                groups=channels)
             rows = out[:, :, start:stop]
             rows.copy_(F.conv2d(blurred, self.weight, self.bias, stride=2))
@@ -165,13 +165,11 @@ class FastStyledConv(nn.Module):
         weight = self.face_weight(in_scale, demod, x.dtype)
         if self.upsample:
             # output rows start..stop (even) come from input rows start / 2 - 1..stop / 2
-            bands = ((start, stop, self.convolve_rows(_rows(x, start // 2 - 1, stop // 2 + 1),
-                                                      weight))
-                     for start, stop in _bands(2 * x.shape[2], _band_rows(x, self.out_channels, 2)))
-        else:
-            bands = ((start, stop, self.convolve_rows(_rows(x, start - 1, stop + 1), weight))
-                     for start, stop in _bands(x.shape[2], _band_rows(x, self.out_channels)))
-        return _one_ahead(bands)
+            return one_ahead(
+                (start, stop, self.convolve_rows(rows_of(x, start // 2 - 1, stop // 2 + 1), weight))
+                for start, stop in bands(2 * x.shape[2], band_rows(x, self.out_channels, 2)))
+        return one_ahead((start, stop, self.convolve_rows(rows_of(x, start - 1, stop + 1), weight))
+                         for start, stop in bands(x.shape[2], band_rows(x, self.out_channels)))
 
     def face_weight(self, in_scale, demod, dtype):
         """One face's weight with its style folded in."""
@@ -201,44 +199,6 @@ class FastStyledConv(nn.Module):
                             groups=self.out_channels)
         y = F.conv2d(x, self.weight.to(x.dtype), padding=1)
         return torch.addcmul(self.bias[:, None, None].to(y.dtype), y, demod)
-
-
-BAND_BYTES = 8 << 20  # a band's temporaries: warm in cache, and under glibc's 32 MB mmap cap
-
-
-def _band_rows(x, channels=None, multiple=1):
-    """Rows per band for a map like `x` producing `channels` per pixel. On the CPU bands
-    spare page faults and cache misses; a GPU is better served by whole maps."""
-    n, in_channels, height, width = x.shape
-    if x.device.type != "cpu":
-        return max(multiple, 2 * height)  # taller than any output made from x: one band
-    row_bytes = n * max(channels or in_channels, in_channels) * width * x.element_size()
-    rows = BAND_BYTES // row_bytes
-    return max(multiple, rows // multiple * multiple)
-
-
-def _bands(height, rows):
-    return ((start, min(start + rows, height)) for start in range(0, height, rows))
-
-
-def _rows(x, start, stop):
-    """Rows start..stop - 1 of an NCHW map, zeros where the range leaves the map."""
-    height = x.shape[2]
-    band = x[:, :, max(start, 0):min(stop, height)]
-    if start < 0 or stop > height:
-        band = F.pad(band, (0, 0, max(-start, 0), max(stop - height, 0)))
-    return band
-
-
-def _one_ahead(items):
-    """Yield each item only after the next one has been computed."""
-    previous = None
-    for item in items:
-        if previous is not None:
-            yield previous
-        previous = item
-    if previous is not None:
-        yield previous
 
 
 def _concat_buffer(like, batch, channels, height, width):
@@ -288,6 +248,55 @@ def _winograd_pays(styled, resolution):
     return styled.conv.weight.shape[2] >= 256 and resolution >= 32
 
 
+class FastLevel(nn.Module):
+    """A decoder level: upsampling styled conv, styled conv, to-RGB added to the skip path."""
+
+    def __init__(self, resolution, up_conv, conv, to_rgb, gain):
+        super().__init__()
+        self.up_conv = FastStyledConv(up_conv, gain, gain,
+                                      winograd_on_cpu=_winograd_pays(up_conv, resolution))
+        self.conv = FastStyledConv(conv, gain, gain, winograd_on_cpu=_winograd_pays(conv, resolution))
+        self.to_rgb = FastToRGB(to_rgb, gain)
+
+    def forward(self, handed_over, code, feature, skip):
+        """(activations, skip); `handed_over` as for FastStyledConv."""
+        out = self.conv([self.up_conv(handed_over, code, feature)], code, feature)
+        return out, self.to_rgb(out, code, skip)
+
+    def streams(self, x):
+        """Where the up-conv goes band by band anyway and the conv is direct (see `in_bands`)."""
+        return not self.up_conv.convolves_batch(x) and not self.conv.uses_winograd(x)
+
+    def in_bands(self, x, code, feature, skip):
+        """The RGB output of this level, one face and one band of rows at a time, so that its
+        activations are never whole (at the top level, the network's largest maps): each band
+        of up-conv output, below the two rows kept from the band before, is convolved at once,
+        its conv output written over it and turned to RGB while still in cache."""
+        up, conv = self.up_conv, self.conv
+        channels, height, width = up.out_channels, 2 * x.shape[2], 2 * x.shape[3]
+        up_scale, up_demod = up.modulation(code, x.dtype)
+        in_scale, demod = conv.modulation(code, x.dtype)
+        rgb = upsample_skip(skip)
+        for face in range(x.shape[0]):
+            weight = conv.face_weight(in_scale[face], demod[face], x.dtype)
+            kept = x.new_zeros((1, 2 * channels, 1, width))  # the zero row above the map
+            for start, stop, y in up.convolve_one(x[face:face + 1], up_scale[face], up_demod[face]):
+                above, below = kept.shape[2], int(stop == height)  # below: the zero row there
+                rows = _concat_buffer(x, 1, channels, above + stop - start + below, width)
+                rows[:, :, :above] = kept
+                up.inject(rows[:, :, above:above + stop - start],
+                          feature[face:face + 1, :, start:stop], y)
+                if below:
+                    rows[:, :, -1:] = 0
+                y = conv.convolve_rows(rows, weight)
+                kept = rows[:, :, -2:].clone()
+                done = slice(start + 1 - above, start + 1 - above + y.shape[2])  # map rows
+                band = rows[:, :, 1:1 + y.shape[2]]  # over the rows just read
+                conv.inject(band, feature[face:face + 1, :, done], y)
+                rgb[face:face + 1, :, done] += self.to_rgb(band, code[face:face + 1])
+        return rgb
+
+
 class FastGPEN(nn.Module):
     """Drop-in for a GPEN network at inference: same input, same output, same `size`."""
 
@@ -297,13 +306,13 @@ class FastGPEN(nn.Module):
         self.size = network.size
         gain = LEAKY_GAIN
         self.encoder = nn.ModuleList(
-            FastEncoderBlock(getattr(network, f"ecd{stage}")[0], 1.0 if stage == 0 else gain)
-            for stage in range(network.n_stages))
-        final = network.final_linear[0]
+            FastEncoderBlock(block, 1.0 if index == 0 else gain)
+            for index, block in enumerate(network.encoder_blocks))
+        final = network.style_layer
         self.register_buffer("final_weight", final.weight * final.scale * gain)
         self.register_buffer("final_bias", final.bias * final.lr_mul)
         decoder = network.generator
-        mapping = list(decoder.style)[1:]  # after the PixelNorm
+        mapping = decoder.mapping
         for index, layer in enumerate(mapping):
             self.register_buffer(f"mapping_weight_{index}", layer.weight * layer.scale)
             self.register_buffer(f"mapping_bias_{index}", layer.bias * layer.lr_mul)
@@ -311,10 +320,7 @@ class FastGPEN(nn.Module):
         self.register_buffer("constant", decoder.input.input.detach().clone())
         self.conv1 = FastStyledConv(decoder.conv1, 1.0, gain)
         self.to_rgb1 = FastToRGB(decoder.to_rgb1, gain)
-        self.convs = nn.ModuleList(
-            FastStyledConv(conv, gain, gain, winograd_on_cpu=_winograd_pays(conv, 8 << index // 2))
-            for index, conv in enumerate(decoder.convs))
-        self.to_rgbs = nn.ModuleList(FastToRGB(to_rgb, gain) for to_rgb in decoder.to_rgbs)
+        self.levels = nn.ModuleList(FastLevel(*level, gain) for level in decoder.levels())
 
     def style_code(self, features):
         flat = features.flatten(1).to(self.final_weight.dtype)
@@ -340,49 +346,14 @@ class FastGPEN(nn.Module):
         out = self.conv1([constant.contiguous(memory_format=torch.channels_last)], code,
                          features[0])
         skip = self.to_rgb1(out, code)
-        for level, to_rgb in enumerate(self.to_rgbs):
-            feature = features[level + 1]
-            features[level + 1] = None  # its last use: free it as soon as the level is done
-            if level == len(self.to_rgbs) - 1 and self.streams_top_level(out):
-                return self.top_level_in_bands(out, code, feature, skip).contiguous()
-            for conv in self.convs[2 * level:2 * level + 2]:
-                handed_over = [out]
-                del out  # the layer now holds the only reference to its input
-                out = conv(handed_over, code, feature)
+        top = len(self.levels) - 1
+        for index, level in enumerate(self.levels):
+            feature = features[index + 1]
+            features[index + 1] = None  # its last use: free it as soon as the level is done
+            if index == top and level.streams(out):
+                return level.in_bands(out, code, feature, skip).contiguous()
+            handed_over = [out]
+            del out  # the layer now holds the only reference to its input
+            out, skip = level(handed_over, code, feature, skip)
             del feature
-            skip = to_rgb(out, code, skip)
         return skip.contiguous()
-
-    def streams_top_level(self, x):
-        """Where the top level's up-conv goes band by band anyway and its conv is direct."""
-        up, conv = self.convs[-2:]
-        return not up.convolves_batch(x) and not conv.uses_winograd(x)
-
-    def top_level_in_bands(self, x, code, feature, skip):
-        """The top level (up-conv, conv, to-RGB), one face and one band of rows at a time, so
-        that its activations, the network's largest maps, are never whole: each band of up-conv
-        output, below the two rows kept from the band before, is convolved at once, its conv
-        output written over it and turned to RGB while still in cache."""
-        up, conv = self.convs[-2:]
-        channels, height, width = up.out_channels, 2 * x.shape[2], 2 * x.shape[3]
-        up_scale, up_demod = up.modulation(code, x.dtype)
-        in_scale, demod = conv.modulation(code, x.dtype)
-        rgb = upsample_skip(skip)
-        for face in range(x.shape[0]):
-            weight = conv.face_weight(in_scale[face], demod[face], x.dtype)
-            kept = x.new_zeros((1, 2 * channels, 1, width))  # the zero row above the map
-            for start, stop, y in up.convolve_one(x[face:face + 1], up_scale[face], up_demod[face]):
-                above, below = kept.shape[2], int(stop == height)  # below: the zero row there
-                rows = _concat_buffer(x, 1, channels, above + stop - start + below, width)
-                rows[:, :, :above] = kept
-                up.inject(rows[:, :, above:above + stop - start],
-                          feature[face:face + 1, :, start:stop], y)
-                if below:
-                    rows[:, :, -1:] = 0
-                y = conv.convolve_rows(rows, weight)
-                kept = rows[:, :, -2:].clone()
-                done = slice(start + 1 - above, start + 1 - above + y.shape[2])  # map rows
-                band = rows[:, :, 1:1 + y.shape[2]]  # over the rows just read
-                conv.inject(band, feature[face:face + 1, :, done], y)
-                rgb[face:face + 1, :, done] += self.to_rgbs[-1](band, code[face:face + 1])
-        return rgb

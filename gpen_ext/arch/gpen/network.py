@@ -130,6 +130,19 @@ class EncoderBlock(nn.Sequential):
         else:
             layers = [EqualConv2d(in_channel, out_channel, 1)]
         super().__init__(*layers, FusedLeakyReLU(out_channel))
+        self.downsample = downsample
+
+    @property
+    def blur(self):
+        return self[0] if self.downsample else None
+
+    @property
+    def conv(self):
+        return self[-2]
+
+    @property
+    def activate(self):
+        return self[-1]
 
 
 class ModulatedConv2d(nn.Module):
@@ -235,13 +248,22 @@ class StyleDecoder(nn.Module):
             self.to_rgbs.append(ToRGB(2 * out_channel, style_dim))
             in_channel = out_channel
 
+    @property
+    def mapping(self):
+        """The style MLP's linear layers (after its PixelNorm)."""
+        return list(self.style)[1:]
+
+    def levels(self):
+        """(resolution, upsampling conv, conv, to-RGB) for each level above 4x4."""
+        return [(8 << index, up_conv, conv, to_rgb) for index, (up_conv, conv, to_rgb)
+                in enumerate(zip(self.convs[::2], self.convs[1::2], self.to_rgbs))]
+
     def forward(self, code, features):
         """`features`: encoder maps from 4x4 up to full size, one per resolution."""
         style = self.style(code)
         out = self.conv1(self.input(code.shape[0]), style, features[0])
         skip = self.to_rgb1(out, style)
-        for up_conv, conv, to_rgb, feature in zip(self.convs[::2], self.convs[1::2],
-                                                   self.to_rgbs, features[1:]):
+        for (_, up_conv, conv, to_rgb), feature in zip(self.levels(), features[1:]):
             out = conv(up_conv(out, style, feature), style, feature)
             skip = to_rgb(out, style, skip)
         return skip
@@ -270,11 +292,21 @@ class GPEN(nn.Module):
             EqualLinear(channels[4] * 16, style_dim, activate=True))
         self.generator = StyleDecoder(size, style_dim, n_mlp, channels)
 
+    @property
+    def encoder_blocks(self):
+        """The encoder's blocks, full size first (each `ecdN` wraps one)."""
+        return [getattr(self, f"ecd{stage}")[0] for stage in range(self.n_stages)]
+
+    @property
+    def style_layer(self):
+        """The linear layer that turns the 4x4 encoder map into the style code."""
+        return self.final_linear[0]
+
     def encode(self, x):
         """Encoder maps from full size down to 4x4."""
         features = []
-        for stage in range(self.n_stages):
-            x = getattr(self, f"ecd{stage}")(x)
+        for block in self.encoder_blocks:
+            x = block(x)
             features.append(x)
         return features
 

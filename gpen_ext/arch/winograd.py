@@ -58,7 +58,7 @@ def _output_transform(m, out):
     torch.add(q, t, alpha=8, out=out[3]).add_(m[5])
 
 
-BAND_BYTES = 16 << 20  # a band's transformed tiles: warm in cache, under glibc's 32 MB mmap cap
+TILE_BAND_BYTES = 16 << 20  # a band's transformed tiles: warm in cache, under glibc's 32 MB mmap cap
 
 
 def conv3x3(x, weight, in_scale, out_scale, bias, out, band_tiles=None):
@@ -67,12 +67,12 @@ def conv3x3(x, weight, in_scale, out_scale, bias, out, band_tiles=None):
     x: (N, H, W, in), H and W multiples of TILE, channels contiguous; weight from
     `transform_weight`; in_scale (N, in) and out_scale (N, out) per image; bias (out,);
     out: (N, H, W, out), any strides, written in place. `band_tiles`: tiles per band, by
-    default as many as fit BAND_BYTES once transformed.
+    default as many as fit TILE_BAND_BYTES once transformed.
     A band is written only after the next band has read its input rows, so `out` may share
     memory with `x` (a layer writing over its own input)."""
     n, height, width, channels = x.shape
     tiles_across, tiles_down = width // TILE, height // TILE
-    band_tiles = band_tiles or max(1, BAND_BYTES // (36 * channels * x.element_size()))
+    band_tiles = band_tiles or max(1, TILE_BAND_BYTES // (36 * channels * x.element_size()))
     band_rows = max(1, band_tiles // (n * tiles_across))
     pending = None
     for first in range(0, tiles_down, band_rows):

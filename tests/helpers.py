@@ -1,0 +1,79 @@
+"""What several test modules share: paths, the parity vectors, stand-in networks, measures."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gpen_ext.arch.gpen.fast import FastGPEN
+from gpen_ext.arch.gpen.network import GPEN
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+DATA = HERE / "data"
+SHARED = ROOT.parent / "shared"
+REFERENCE = SHARED / "reference"
+SOLVAY = SHARED / "faces" / "Solvay_conference_1927.png"
+
+RELEASES = {256: (1, 0.5), 512: (2, 1.0), 1024: (2, 1.0), 2048: (2, 1.0)}
+PARITY_FILES = sorted({p.name: p for p in [*DATA.glob("gpen_parity_*.pt"),
+                                           *REFERENCE.glob("gpen_parity_*.pt")]}.values())
+
+
+def reference_manifest(size):
+    """Released checkpoint layout: key -> shape list."""
+    lines = (DATA / f"keys_GPEN-BFR-{size}.txt").read_text().splitlines()
+    return {key: json.loads(shape) for key, shape in (line.split("\t") for line in lines)}
+
+
+def network_for(vector):
+    """The straightforward network of a parity vector's configuration, with its weights."""
+    config = vector["config"]
+    network = GPEN(config["size"], config["style_dim"], config["n_mlp"],
+                   config["channel_multiplier"], config["narrow"]).eval()
+    network.load_state_dict(vector["state_dict"], strict=True)
+    return network
+
+
+def fast_path_for(path):
+    """A parity vector and the fast path built from its network."""
+    vector = torch.load(path, weights_only=True)
+    return vector, FastGPEN(network_for(vector)).eval()
+
+
+class IdentityNetwork(torch.nn.Module):
+    """Returns its input: what the pipeline does around the network must then change nothing."""
+
+    def __init__(self, size=512):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x):
+        return x.clone()
+
+
+class CountingNetwork(IdentityNetwork):
+    """Identity (or `transform`) that records the batch sizes it was called with."""
+
+    def __init__(self, size=512, transform=None):
+        super().__init__(size)
+        self.batches = []
+        self.transform = transform
+
+    def forward(self, x):
+        self.batches.append(x.shape[0])
+        return self.transform(x) if self.transform else x.clone()
+
+
+def psnr(a, b, peak=255.0):
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(peak ** 2 / mse)
+
+
+def solvay():
+    """The 29-face photo (RGBA) and its landmarks."""
+    import cv2
+    rgba = cv2.cvtColor(cv2.imread(str(SOLVAY), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
+    landmarks = json.loads((SOLVAY.parent / "solvay_landmarks.json").read_text())["landmarks"]
+    return rgba, np.array(landmarks, float)
