@@ -14,13 +14,14 @@ from . import __version__
 from .allocator import keep_freed_memory
 from .checkpoints import CheckpointError
 from .download import DownloadError, ensure_model
-from .face_models import DETECTORS, FaceModelError
+from .face_models import FaceModelError
 from .files import IMAGE_SUFFIXES, ImageFile, ImageFileError, read_image, write_image
 from .images import ImageError
-from .inference import DEVICES, PRECISIONS, resolve_device
-from .pipeline import MASKS, FaceRestorer, restore_options
-from .registry import (DEFAULT_MODEL, KNOWN_MODELS, default_models_dir, installed_checkpoints,
-                       resolve_model_name)
+from .inference import DEVICES
+from .options import MODEL, PRECISION, restore_option_list, restore_options
+from .pipeline import check_landmarks
+from .registry import KNOWN_MODELS, default_models_dir, list_models, resolve_model
+from .restorers import load_restorer
 
 log = logging.getLogger("gpen_ext")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -34,6 +35,11 @@ class UsageError(Exception):
     """Something about the command line or the set-up, reported in one line, exit code 2."""
 
 
+# Spellings of earlier versions, still accepted beside the derived --option-name flags.
+LEGACY_FLAGS = {"face_selection": ("--select",), "detection_model": ("--detector",),
+                "detection_threshold": ("--threshold",)}
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m gpen_ext",
                                      description="GPEN blind face restoration.")
@@ -44,34 +50,18 @@ def build_parser():
     restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     restore.add_argument("-o", "--output", required=True,
                          help="output file (one input) or folder")
-    restore.add_argument("--model", default=DEFAULT_MODEL,
-                         help=f"registry name ({', '.join(KNOWN_MODELS)}) or checkpoint path")
+    restore.add_argument("--model", default=MODEL.default,
+                         help=f"{MODEL.help}; or a checkpoint path (default {MODEL.default})")
     restore.add_argument("--models-dir", type=Path, help="where models live (default: $GPEN_MODELS_DIR, "
                          f"else {default_models_dir()})")
-    restore.add_argument("--weight", type=float, help="restored vs input face, 0..1 (1)")
-    restore.add_argument("--visibility", type=float, help="result vs original image, 0..1 (1)")
-    restore.add_argument("--select", choices=("all", "largest", "center"), default="all",
-                         help="which detected faces to restore")
-    restore.add_argument("--face-index", type=int, action="append", metavar="N",
-                         help="restore face N (0 = leftmost); repeat for several")
-    restore.add_argument("--min-face-size", type=int, help="skip faces smaller than this (px)")
-    restore.add_argument("--max-faces", type=int, help="restore at most this many (largest)")
-    restore.add_argument("--mask", choices=MASKS, help="paste mask (parsing)")
-    restore.add_argument("--color-correction", action="store_true",
-                         help="match the restored face's colour to the original")
-    restore.add_argument("--no-smoothing", action="store_true",
-                         help="do not smooth faces under 100 px (the official pipeline does)")
-    restore.add_argument("--template", choices=("gpen", "ffhq"), help="alignment template (gpen)")
-    restore.add_argument("--detector", choices=sorted(DETECTORS), help="face detector")
-    restore.add_argument("--threshold", type=float, help="detection confidence (0.9)")
     restore.add_argument("--landmarks", type=Path, metavar="FILE.json",
                          help="faces given as five [x, y] points each; skips detection")
     restore.add_argument("--aligned", action="store_true",
                          help="inputs are aligned face crops: restore them directly")
     restore.add_argument("--device", choices=DEVICES, default="auto")
-    restore.add_argument("--precision", choices=PRECISIONS, default="auto",
-                         help="auto: fp16 on CUDA, fp32 elsewhere")
-    restore.add_argument("--batch-size", type=int, help="faces per network call (4)")
+    restore.add_argument("--precision", choices=PRECISION.choices, default=PRECISION.default,
+                         help=PRECISION.help)
+    add_option_arguments(restore.add_argument_group("restoration options"))
     restore.add_argument("--save-faces", action="store_true",
                          help="also save each face's crop before/after, side by side")
     restore.add_argument("--comparison", action="store_true",
@@ -89,6 +79,29 @@ def build_parser():
     fetch.add_argument("name", help=", ".join(KNOWN_MODELS))
     fetch.add_argument("--models-dir", type=Path)
     return parser
+
+
+def add_option_arguments(group):
+    """One flag per restoration option (options.py), named after it; unset flags are None,
+    which leaves the option at its default."""
+    for option in restore_option_list():
+        flags = (f"--{option.name.replace('_', '-')}", *LEGACY_FLAGS.get(option.name, ()))
+        limits = f"{option.minimum} to {option.maximum}, " if option.minimum is not None else ""
+        default = "none" if option.default == () else str(option.default).lower()
+        text = f"{option.help} ({limits}default {default})"
+        if option.kind is bool:
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, help=text)
+        elif option.kind is tuple:
+            group.add_argument(*flags, type=int, nargs="+", metavar="N", help=text)
+        elif option.choices:
+            group.add_argument(*flags, choices=option.choices, help=text)
+        else:
+            group.add_argument(*flags, type=option.kind, metavar=option.kind.__name__.upper(),
+                               help=text)
+    group.add_argument("--face-index", dest="face_indices", type=int, action="append",
+                       help=argparse.SUPPRESS)
+    group.add_argument("--no-smoothing", dest="small_face_smoothing", action="store_false",
+                       help=argparse.SUPPRESS)
 
 
 def translate_legacy(argv):
@@ -154,25 +167,19 @@ def read_landmarks(path):
     except (OSError, ValueError) as error:
         raise UsageError(f"cannot read landmarks from {path}: {error}") from None
     faces = data.get("landmarks") if isinstance(data, dict) else data
-    points = np.asarray(faces, dtype=np.float64) if faces is not None else np.zeros(0)
-    if points.ndim != 3 or points.shape[1:] != (5, 2):
-        raise UsageError(f"{path}: expected a list of faces with five [x, y] points each, "
-                         "or an object with that list under 'landmarks'")
-    return points
+    if faces is None:
+        raise UsageError(f"{path}: expected a list of faces with five [x, y] points each, or "
+                         "an object with that list under 'landmarks'")
+    try:
+        return check_landmarks(faces)
+    except ValueError as error:
+        raise UsageError(f"{path}: {error}") from None
 
 
 def options_from(args):
-    indices = tuple(args.face_index or ())
+    values = {option.name: getattr(args, option.name) for option in restore_option_list()}
     try:
-        return restore_options(
-            weight=args.weight, visibility=args.visibility,
-            selection="index" if indices else args.select, face_indices=indices,
-            min_face_size=args.min_face_size, max_faces=args.max_faces, mask=args.mask,
-            color_correction=args.color_correction or None,
-            small_face_smoothing=False if args.no_smoothing else None,
-            template=args.template, detection_model=args.detector,
-            detection_threshold=args.threshold, batch_size=args.batch_size,
-            keep_crops=args.save_faces)
+        return restore_options(**values, keep_crops=args.save_faces)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -186,18 +193,19 @@ def side_by_side(left, right):
 def run_restore(args):
     if args.legacy:
         args.aligned = not args.face_align
-        if args.size and args.model == DEFAULT_MODEL:
+        if args.size and args.model == MODEL.default:
             args.model = f"GPEN-BFR-{args.size}"
     options = options_from(args)
     landmarks = read_landmarks(args.landmarks) if args.landmarks else None
     plan = plan_outputs(expand_inputs(args.inputs), args.output, args.overwrite)
     if not plan:
         raise UsageError("no images found in the given inputs")
-    models_dir = args.models_dir or default_models_dir()
     try:
-        restorer = FaceRestorer.from_model(args.model, models_dir, resolve_device(args.device),
-                                           args.precision, download=not args.no_download)
-    except (DownloadError, CheckpointError, FileNotFoundError, ValueError) as error:
+        restorer = load_restorer(args.model, args.models_dir, args.device, args.precision,
+                                 download=not args.no_download)
+        if not args.aligned:  # detector and parser now, not after the first face
+            restorer.prepare(options, detecting=landmarks is None)
+    except (DownloadError, CheckpointError, FaceModelError, ValueError) as error:
         raise UsageError(str(error)) from None
     if args.size and restorer.size != args.size:
         raise UsageError(f"--size {args.size} does not match the checkpoint ({restorer.size})")
@@ -259,25 +267,22 @@ def _progress(total):
 def run_models(args):
     folder = args.models_dir or default_models_dir()
     print(f"models folder: {folder}")
-    known_files = set()
-    for info in KNOWN_MODELS.values():
-        path = folder / info.filename
-        known_files.add(path)
-        state = "installed" if path.is_file() else "not installed"
-        print(f"  {info.name:<15} {info.size:>5}px  {state:<13} {path}")
-    for path in installed_checkpoints(folder):
-        if path not in known_files:
-            print(f"  {path.stem:<15} {'?':>5}    {'installed':<13} {path}")
+    for listing in list_models(folder):
+        state = "installed" if listing.installed else "not installed"
+        size = f"{listing.size:>5}px" if listing.size else f"{'?':>5}  "
+        print(f"  {listing.name:<22} {size}  {state:<13} {folder / listing.file}")
     return EXIT_OK
 
 
 def run_download(args):
     folder = args.models_dir or default_models_dir()
-    if resolve_model_name(args.name) is None:
-        raise UsageError(f"unknown model '{args.name}': choose one of {', '.join(KNOWN_MODELS)}")
     try:
-        path = ensure_model(args.name, folder)
-    except DownloadError as error:
+        model = resolve_model(args.name, folder)
+        if model.release is None:
+            raise UsageError(f"'{args.name}' is not a release: choose one of "
+                             f"{', '.join(KNOWN_MODELS)}")
+        path = ensure_model(model)
+    except (DownloadError, ValueError) as error:
         raise UsageError(str(error)) from None
     print(f"{path}")
     return EXIT_OK

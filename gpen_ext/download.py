@@ -8,7 +8,6 @@ import urllib.request
 from pathlib import Path
 
 from .checkpoints import CheckpointError, verify_checkpoint
-from .registry import KNOWN_MODELS, default_models_dir, resolve_model_name
 
 log = logging.getLogger(__name__)
 
@@ -142,21 +141,17 @@ def _progress_bar(enabled, total, initial, label):
                 desc=f"Downloading {label}")
 
 
-def ensure_model(model, models_dir=None, download=True, progress=True):
-    """Path of a checkpoint given a registry name or a file path, downloading if allowed."""
-    info = resolve_model_name(str(model))
-    if info is None:
-        path = Path(model).expanduser()
-        if path.is_file():
-            return path
-        known = ", ".join(KNOWN_MODELS)
-        raise FileNotFoundError(f"unknown model '{model}': not a file and not one of {known}")
-    folder = Path(models_dir) if models_dir is not None else default_models_dir()
-    path = folder / info.filename
-    if path.is_file():
-        return path
+def ensure_model(model, download=True, progress=True):
+    """The checkpoint file of a ModelRef (registry.resolve_model), downloading a missing
+    release if allowed."""
+    if model.path.is_file():
+        return model.path
+    folder = model.path.parent
+    if model.release is None:
+        raise DownloadError(f"{model.name} is not in {folder}")
+    info = model.release
     if not download:
         raise DownloadError(f"{info.filename} is not installed; download it from "
                             f"{' or '.join(info.urls)} and place it in {folder}{os.sep}")
-    return download_file(info.urls, path, sha256=info.sha256, expected_bytes=info.bytes,
+    return download_file(info.urls, model.path, sha256=info.sha256, expected_bytes=info.bytes,
                          verify=verify_checkpoint, progress=progress)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .checkpoints import CheckpointError, read_state_dict
-from .download import download_file
+from .download import DownloadError, download_file
 
 FACEXLIB_RELEASES = "https://github.com/xinntao/facexlib/releases/download/"
 DETECTORS = {
@@ -59,27 +59,72 @@ def _load_weights(network, path):
     return network
 
 
-def _weights_file(filename, release, models_dir, build, download):
-    path = Path(models_dir) / filename
-    if not path.is_file():
-        if not download:
-            raise FileNotFoundError(f"{filename} is not in {models_dir}")
-        download_file([FACEXLIB_RELEASES + f"{release}/{filename}"], path,
-                      verify=lambda candidate: _load_weights(build(), candidate))
-    return path
+def build_detector_network(name):
+    network_name = DETECTORS[name][0]
+    RetinaFace = _facexlib("detection.retinaface").RetinaFace
+    return RetinaFace(network_name=network_name, half=False, device="cpu")
+
+
+def build_parser_network():
+    ParseNet = _facexlib("parsing.parsenet").ParseNet
+    return ParseNet(in_size=PARSE_SIZE, out_size=PARSE_SIZE, parsing_ch=19)
+
+
+class FaceModels:
+    """facexlib's detectors and parser for a pipeline: their weights found in one folder (and
+    downloaded there, verified, if allowed), each loaded on first use, all on one device."""
+
+    def __init__(self, folder, download=True, device="cpu"):
+        self.folder = Path(folder)
+        self.download = download
+        self.device = torch.device(device)
+        self._detectors = {}
+        self._parser = None
+
+    def detector(self, name):
+        if name not in DETECTORS:
+            raise ValueError(f"unknown detection model '{name}': choose one of {list(DETECTORS)}")
+        if name not in self._detectors:
+            _, filename, release = DETECTORS[name]
+            build = lambda: build_detector_network(name)  # noqa: E731
+            self._detectors[name] = FaceDetector(
+                name, _load_weights(build(), self.weights(filename, release, build)), self.device)
+        return self._detectors[name]
+
+    def parser(self):
+        if self._parser is None:
+            path = self.weights(PARSENET_FILE, PARSENET_RELEASE, build_parser_network)
+            self._parser = FaceParser(_load_weights(build_parser_network(), path), self.device)
+        return self._parser
+
+    def weights(self, filename, release, build):
+        """The weights file, downloaded if missing and allowed (checked by loading it into
+        a freshly built network before it is renamed into place)."""
+        path = self.folder / filename
+        if path.is_file():
+            return path
+        url = FACEXLIB_RELEASES + f"{release}/{filename}"
+        if not self.download:
+            raise FaceModelError(f"{filename} is not in {self.folder} and downloads are off: "
+                                 f"download it from {url} and place it there")
+        try:
+            return download_file([url], path,
+                                 verify=lambda candidate: _load_weights(build(), candidate))
+        except DownloadError as error:
+            raise FaceModelError(str(error)) from None
+
+    def move_to(self, device):
+        self.device = torch.device(device)
+        for model in [*self._detectors.values(), self._parser]:
+            if model is not None:
+                model.move_to(self.device)
 
 
 class FaceDetector:
     """RetinaFace with five landmarks per face."""
 
-    def __init__(self, name, models_dir, device="cpu", download=True):
-        if name not in DETECTORS:
-            raise ValueError(f"unknown detection model '{name}': choose one of {list(DETECTORS)}")
-        RetinaFace = _facexlib("detection.retinaface").RetinaFace
-        network_name, filename, release = DETECTORS[name]
-        build = lambda: RetinaFace(network_name=network_name, half=False, device="cpu")  # noqa: E731
-        path = _weights_file(filename, release, models_dir, build, download)
-        self.network = _load_weights(build(), path).eval()
+    def __init__(self, name, network, device="cpu"):
+        self.network = network.eval()
         self.name = name
         self.move_to(device)
 
@@ -103,11 +148,8 @@ class FaceDetector:
 class FaceParser:
     """ParseNet segmentation of aligned face crops into face / not face."""
 
-    def __init__(self, models_dir, device="cpu", download=True):
-        ParseNet = _facexlib("parsing.parsenet").ParseNet
-        build = lambda: ParseNet(in_size=PARSE_SIZE, out_size=PARSE_SIZE, parsing_ch=19)  # noqa: E731
-        path = _weights_file(PARSENET_FILE, PARSENET_RELEASE, models_dir, build, download)
-        self.network = _load_weights(build(), path).eval()
+    def __init__(self, network, device="cpu"):
+        self.network = network.eval()
         self.move_to(device)
 
     def move_to(self, device):

@@ -29,14 +29,16 @@ def resolve_device(name="auto"):
 
 
 def resolve_precision(precision, device):
-    """'auto' is fp16 on CUDA and fp32 elsewhere; fp16 on CPU is refused (slow, no gain)."""
+    """The precision to run in on `device`: 'auto' is fp16 on CUDA and fp32 elsewhere; fp16
+    asked for on the CPU, where it is a GPU feature, runs in fp32 (with a warning)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}': choose one of {PRECISIONS}")
     device = torch.device(device)
     if precision == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if precision == "fp16" and device.type == "cpu":
-        raise ValueError("fp16 is not supported on the CPU: use bf16 or fp32")
+        log.warning("GPEN: fp16 is not supported on the CPU; running in fp32")
+        return "fp32"
     return precision
 
 
@@ -46,14 +48,14 @@ class NetworkRunner:
 
     def __init__(self, network, device="cpu", precision="auto"):
         self.device = torch.device(device)
+        self.asked_precision = precision
         self.precision = resolve_precision(precision, self.device)
         self.network = network.to(self.device).float().eval()
         self.size = network.size
 
     def move_to(self, device):
         self.device = torch.device(device)
-        if self.device.type == "cpu" and self.precision == "fp16":
-            self.precision = "fp32"  # fp16 autocast is a GPU feature
+        self.precision = resolve_precision(self.asked_precision, self.device)
         self.network.to(self.device)
 
     @torch.inference_mode()
@@ -67,5 +69,5 @@ class NetworkRunner:
                 return output.cpu()
             log.warning("GPEN: %s output was not finite; running in fp32 from now on",
                         self.precision)
-            self.precision = "fp32"
+            self.precision = self.asked_precision = "fp32"
         return self.network(batch).float().cpu()

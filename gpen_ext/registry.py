@@ -54,30 +54,77 @@ def installed_checkpoints(models_dir):
     if not folder.is_dir():
         return []
     return sorted(path for path in folder.iterdir()
-                  if path.is_file() and path.suffix in CHECKPOINT_SUFFIXES)
+                  if path.is_file() and path.suffix.lower() in CHECKPOINT_SUFFIXES)
 
 
-def model_path(name, models_dir):
-    return Path(models_dir) / KNOWN_MODELS[name].filename
+class UnknownModelError(ValueError):
+    """A model name that is neither a release nor a checkpoint file the caller may load."""
 
 
-def resolve_model_name(name):
-    """The registry entry for a name, case-insensitively; also accepts '512' or 'GPEN-512'."""
-    wanted = name.strip().upper().replace("_", "-")
+@dataclass(frozen=True)
+class ModelRef:
+    """A model to load: its name as users see it, where its file is (or will be downloaded
+    to), and, for a release, where it comes from."""
+    name: str
+    path: Path
+    release: ModelInfo = None
+
+
+def release_named(name):
+    """The release a name means, case-insensitively: 'GPEN-BFR-512', its file name, '512' or
+    'GPEN-512'; None for any other name."""
+    wanted = str(name).strip().upper().replace("_", "-")
     for info in KNOWN_MODELS.values():
-        if wanted in (info.name.upper(), str(info.size), f"GPEN-{info.size}"):
+        if wanted in (info.name.upper(), info.filename.upper(), str(info.size), f"GPEN-{info.size}"):
             return info
     return None
 
 
-def model_in_folder(name, models_dir):
-    """What a host may load for a model name: a registry name as is, or a checkpoint file of
-    that name inside the models folder. Anything else (a path elsewhere) is refused."""
-    name = str(name)
-    if name in KNOWN_MODELS:
-        return name
-    candidate = Path(models_dir) / name
-    if Path(name).name == name and candidate.suffix in CHECKPOINT_SUFFIXES and candidate.is_file():
-        return candidate
-    known = ", ".join([*KNOWN_MODELS, *(p.name for p in installed_checkpoints(models_dir))])
-    raise ValueError(f"unknown model '{name}': choose one of {known}")
+MAX_NAME_CHARS = 255  # longer than any file name a file system takes
+
+
+def resolve_model(name, models_dir, allow_paths=False):
+    """The one way every host turns a model name into a ModelRef: a release (by any name
+    `release_named` takes), or a checkpoint file inside the models folder. A path elsewhere
+    only where the caller is the local user (`allow_paths`: the CLI and the Python API)."""
+    text = str(name).strip()
+    folder = Path(models_dir)
+    if not text or len(text) > MAX_NAME_CHARS:
+        raise UnknownModelError(f"model name must be 1 to {MAX_NAME_CHARS} characters, got "
+                                f"{len(text)}")
+    release = release_named(text)
+    if release is not None:
+        return ModelRef(release.name, folder / release.filename, release)
+    candidate = folder / text
+    if Path(text).name == text and candidate.suffix.lower() in CHECKPOINT_SUFFIXES and \
+            candidate.is_file():
+        return ModelRef(text, candidate)
+    if allow_paths:
+        path = Path(text).expanduser()
+        if path.is_file():
+            return ModelRef(str(path), path)
+    known = ", ".join(listing.name for listing in list_models(folder))
+    where = f"a checkpoint file, or a file in {folder}" if allow_paths else \
+        "a file in the models folder"
+    raise UnknownModelError(f"unknown model '{text}': neither a release nor {where}; choose "
+                            f"one of {known}")
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    name: str
+    size: int         # crop size; None for a file that is not a release (known once loaded)
+    installed: bool
+    file: str         # relative to the models folder
+    urls: tuple = ()
+
+
+def list_models(models_dir):
+    """The releases, installed or not, then every other checkpoint file in the folder."""
+    folder = Path(models_dir)
+    listings = [ModelListing(info.name, info.size, (folder / info.filename).is_file(),
+                             info.filename, info.urls) for info in KNOWN_MODELS.values()]
+    release_files = {info.filename for info in KNOWN_MODELS.values()}
+    listings += [ModelListing(path.name, None, True, path.name)
+                 for path in installed_checkpoints(folder) if path.name not in release_files]
+    return listings

@@ -7,7 +7,7 @@ import torch
 from gpen_ext import download as downloads
 from gpen_ext.checkpoints import verify_checkpoint
 from gpen_ext.download import DownloadError, download_file, ensure_model
-from gpen_ext.registry import KNOWN_MODELS, default_models_dir, installed_checkpoints
+from gpen_ext.registry import KNOWN_MODELS, default_models_dir, installed_checkpoints, resolve_model
 
 from http_server import FileServer
 
@@ -100,15 +100,12 @@ def test_an_unusable_models_folder_is_named(tmp_path):
         download_file(["http://127.0.0.1:9/m.pth"], blocker / "GPEN" / "m.pth", progress=False)
 
 
-def test_ensure_model_finds_installed_files_and_paths(tmp_path, checkpoint_bytes):
+def test_ensure_model_finds_installed_files_and_downloads_only_releases(tmp_path,
+                                                                       checkpoint_bytes):
     (tmp_path / "GPEN-BFR-256.pth").write_bytes(checkpoint_bytes)
-    assert ensure_model("GPEN-BFR-256", tmp_path) == tmp_path / "GPEN-BFR-256.pth"
-    assert ensure_model("256", tmp_path) == tmp_path / "GPEN-BFR-256.pth"
-    assert ensure_model(str(tmp_path / "GPEN-BFR-256.pth")) == tmp_path / "GPEN-BFR-256.pth"
+    assert ensure_model(resolve_model("256", tmp_path)) == tmp_path / "GPEN-BFR-256.pth"
     with pytest.raises(DownloadError, match="GPEN-BFR-512.pth is not installed"):
-        ensure_model("GPEN-BFR-512", tmp_path, download=False)
-    with pytest.raises(FileNotFoundError, match="unknown model 'GPEN-9'"):
-        ensure_model("GPEN-9", tmp_path)
+        ensure_model(resolve_model("GPEN-BFR-512", tmp_path), download=False)
 
 
 def test_registry_and_models_folder(monkeypatch, tmp_path):

@@ -102,10 +102,12 @@ def test_non_finite_reduced_precision_output_falls_back_to_fp32(tiny_parity):
     assert torch.allclose(output, tiny_parity["input"] * 0.5)
 
 
-def test_fp16_is_refused_on_the_cpu_and_auto_picks_fp32():
-    with pytest.raises(ValueError, match="fp16 is not supported on the CPU"):
-        NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "fp16")
+def test_fp16_on_the_cpu_runs_in_fp32_with_a_warning_and_auto_picks_fp32(caplog):
+    runner = NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "fp16")
+    assert runner.precision == "fp32" and "fp16 is not supported on the CPU" in caplog.text
     assert NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "auto").precision == "fp32"
+    with pytest.raises(ValueError, match="unknown precision"):
+        NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "fp64")
 
 
 @pytest.mark.parametrize("path", PARITY_FILES, ids=lambda p: p.stem)

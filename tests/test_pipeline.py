@@ -1,20 +1,19 @@
-import json
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from gpen_ext.pipeline import FaceRestorer, RestoreOptions, paste_face, select_faces
-from gpen_ext.face_models import DetectedFace
+from gpen_ext.compositing import paste_face
+from gpen_ext.face_models import DetectedFace, FaceModels
+from gpen_ext.options import RestoreOptions
+from gpen_ext.pipeline import FaceRestorer, select_faces
 
-from helpers import SHARED, CountingNetwork, IdentityNetwork, psnr
-
-SOLVAY = SHARED / "faces" / "Solvay_conference_1927.png"
+from helpers import SOLVAY, CountingNetwork, IdentityNetwork, psnr, solvay
 
 
 def restorer(network, folder="/nonexistent", **kwargs):
-    return FaceRestorer(network, folder, download=False, **kwargs)
+    return FaceRestorer(network, FaceModels(folder, download=False), **kwargs)
 
 
 @pytest.mark.parametrize("mask", ["box", "parsing"])
@@ -29,8 +28,7 @@ def test_identity_network_leaves_the_astronaut_unchanged(astronaut, astronaut_la
 @pytest.mark.skipif(not SOLVAY.is_file(), reason="needs ../shared/faces")
 @pytest.mark.parametrize("size", [256, 1024])
 def test_identity_network_leaves_the_29_solvay_faces_unchanged(size):
-    rgba = cv2.cvtColor(cv2.imread(str(SOLVAY), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
-    landmarks = json.loads((SOLVAY.parent / "solvay_landmarks.json").read_text())["landmarks"]
+    rgba, landmarks = solvay()
     # smoothing of small faces is a deliberate change of the face, not a seam: off here
     options = RestoreOptions(mask="box", small_face_smoothing=False, batch_size=8)
     result = restorer(IdentityNetwork(size)).restore(rgba, options, landmarks=landmarks)
@@ -84,7 +82,7 @@ def test_no_faces_returns_the_image_unchanged_and_says_so(face_weights):
 
     blank = np.full((64, 64, 3), 127, np.uint8)
     pipeline = restorer(CountingNetwork(64), face_weights)
-    pipeline._detectors["retinaface_resnet50"] = NoFaces()
+    pipeline.face_models._detectors["retinaface_resnet50"] = NoFaces()
     result = pipeline.restore(blank)
     assert result.faces == [] and result.found == 0 and "no faces found" in result.message
     assert np.array_equal(result.image, blank) and result.image is not blank
@@ -92,7 +90,7 @@ def test_no_faces_returns_the_image_unchanged_and_says_so(face_weights):
 
 def test_detector_with_local_weights_feeds_the_pipeline(astronaut, face_weights):
     options = RestoreOptions(detection_model="retinaface_mobile0.25", mask="parsing",
-                             selection="largest")
+                             face_selection="largest")
     network = CountingNetwork(64)
     result = restorer(network, face_weights).restore(astronaut, options)
     assert result.found > 1 and len(result.faces) == 1 and network.batches == [1]
@@ -101,7 +99,7 @@ def test_detector_with_local_weights_feeds_the_pipeline(astronaut, face_weights)
 
 def test_detection_on_a_downscaled_copy_reports_full_size_coordinates(astronaut, face_weights):
     pipeline = restorer(CountingNetwork(64), face_weights)
-    detector = pipeline.detector("retinaface_mobile0.25")
+    detector = pipeline.face_models.detector("retinaface_mobile0.25")
     half = cv2.resize(astronaut, (256, 256), interpolation=cv2.INTER_AREA)
     on_half = detector.detect(half, 0.9, max_side=1280)
     downscaled = detector.detect(astronaut, 0.9, max_side=256)
@@ -162,20 +160,26 @@ def test_face_selection():
     def face(x, width):
         return DetectedFace(np.array([x, 100, x + width, 100 + width], float), 0.99, np.zeros((5, 2)))
 
-    faces = [face(300, 40), face(10, 80), face(600, 20)]
+    faces = [face(10, 80), face(300, 40), face(600, 20)]  # numbered left to right
     shape = (400, 700, 3)
-    pick = lambda **kw: [f.box[0] for f in select_faces(faces, RestoreOptions(**kw), shape)]  # noqa: E731
+    pick = lambda **kw: [faces[n].box[0] for n in select_faces(faces, RestoreOptions(**kw), shape)]  # noqa: E731
     assert pick() == [10, 300, 600]
-    assert pick(selection="largest") == [10]
-    assert pick(selection="center") == [300]
-    assert pick(selection="index", face_indices=(2, 0, 7)) == [10, 600]
+    assert pick(face_selection="largest") == [10]
+    assert pick(face_selection="center") == [300]
+    assert pick(face_indices=(2, 0, 7)) == [10, 600]
+    assert pick(face_indices=[2, 1], face_selection="largest") == [300]
+    assert pick(face_indices=(2,), min_face_size=30) == []
     assert pick(min_face_size=30) == [10, 300]
     assert pick(max_faces=2) == [10, 300]
 
 
 @pytest.mark.parametrize("options,message", [
-    (dict(weight=1.5), "weight"), (dict(mask="oval"), "mask"), (dict(selection="index"), "index"),
-    (dict(batch_size=0), "batch_size"), (dict(detection_model="yolo"), "detection_model"),
+    (dict(weight=1.5), "weight must be in"), (dict(mask="oval"), "mask must be one of"),
+    (dict(face_selection="index"), "face_selection"), (dict(batch_size=0), "batch_size"),
+    (dict(detection_model="yolo"), "detection_model"), (dict(weight="0.5"), "weight must be a number"),
+    (dict(batch_size=2.5), "batch_size must be an integer"), (dict(face_indices="0 2"), "list"),
+    (dict(face_indices=(-1,)), "from 0"), (dict(color_correction="no"), "true or false"),
+    (dict(weight=float("nan")), "weight must be a number"),
 ])
 def test_bad_options_are_named(options, message):
     with pytest.raises(ValueError, match=message):

@@ -1,0 +1,150 @@
+"""Every setting a user can make, described once.
+
+Each restoration option is a field of `RestoreOptions` carrying its label, help text and its
+choices or range; `MODEL` and `PRECISION` say which network runs and how. The command line,
+the HTTP request model, the WebUI's settings and Extras controls and the ComfyUI nodes are all
+derived from these descriptions (`restore_option_list`), so a limit or a help text is the
+same everywhere and adding an option is one edit here.
+"""
+
+import math
+import numbers
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from .alignment import TEMPLATES
+from .face_models import DETECTORS
+from .inference import PRECISIONS
+from .registry import DEFAULT_MODEL
+
+SELECTIONS = ("all", "largest", "center")
+MASKS = ("parsing", "box")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its name, type, default, choices or inclusive range, and what it does."""
+    name: str
+    kind: type             # float, int, bool, str, or tuple (of face numbers)
+    default: object
+    label: str
+    help: str
+    choices: tuple = ()
+    minimum: float = None
+    maximum: float = None
+    step: float = None
+
+    def check(self, value):
+        """`value` in this option's type, or a ValueError that names the option."""
+        checker = {float: self._number, int: self._number, bool: self._flag, str: self._choice,
+                   tuple: self._indices}[self.kind]
+        return checker(value)
+
+    def _number(self, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+                not math.isfinite(value) or (self.kind is int and value != int(value)):
+            raise ValueError(f"{self.name} must be {'an integer' if self.kind is int else 'a number'}"
+                             f", got {value!r}")
+        value = self.kind(value)
+        if not self.minimum <= value <= self.maximum:
+            raise ValueError(f"{self.name} must be in [{self.minimum}, {self.maximum}], got {value}")
+        return value
+
+    def _flag(self, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{self.name} must be true or false, got {value!r}")
+        return bool(value)
+
+    def _choice(self, value):
+        if value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+        return value
+
+    def _indices(self, value):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise ValueError(f"{self.name} must be a list of face numbers, got {value!r}")
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 0:
+                raise ValueError(f"{self.name}: face numbers are whole numbers from 0, "
+                                 f"got {item!r}")
+        return tuple(dict.fromkeys(int(item) for item in value))  # each once, in given order
+
+
+def _option(default, label, help, **limits):
+    return field(default=default, metadata={"option": dict(label=label, help=help, **limits)})
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    weight: float = _option(
+        1.0, "weight", "How much of the restored face to keep: 0 = the original face, "
+        "1 = fully restored", minimum=0.0, maximum=1.0, step=0.01)
+    visibility: float = _option(
+        1.0, "visibility", "How much of the result to show over the whole image: 0 = the "
+        "image as it was, 1 = only the result", minimum=0.0, maximum=1.0, step=0.01)
+    face_selection: str = _option(
+        "all", "face selection", "Which faces to restore: all, only the largest, or only the "
+        "one nearest the centre", choices=SELECTIONS)
+    face_indices: tuple = _option(
+        (), "face numbers", "Only these faces, numbered from 0 left to right among all faces "
+        "found; none = every face")
+    min_face_size: int = _option(
+        0, "minimum face size", "Leave faces smaller than this alone: pixels, shorter side of "
+        "the face box; 0 = no limit", minimum=0, maximum=8192, step=1)
+    max_faces: int = _option(
+        0, "maximum faces", "Restore at most this many faces, the largest first; 0 = no limit",
+        minimum=0, maximum=1000, step=1)
+    detection_model: str = _option(
+        "retinaface_resnet50", "face detector", "RetinaFace ResNet-50 finds more faces; "
+        "MobileNet-0.25 is lighter and faster", choices=tuple(DETECTORS))
+    detection_threshold: float = _option(
+        0.9, "detection confidence", "Faces detected with a lower confidence than this are left "
+        "alone", minimum=0.05, maximum=0.99, step=0.01)
+    mask: str = _option(
+        "parsing", "paste mask", "parsing: paste only the face itself (not hair, neck or "
+        "clothes); box: a feathered square around the face", choices=MASKS)
+    color_correction: bool = _option(
+        False, "colour correction", "Give the restored face the original's overall colour, "
+        "keeping the restored detail")
+    small_face_smoothing: bool = _option(
+        True, "small-face smoothing", "Slightly smooth faces under 100 px, as the official "
+        "pipeline does, to hide artefacts")
+    template: str = _option(
+        "gpen", "alignment template", "gpen: GPEN's own face framing (as trained); ffhq: the "
+        "tighter FFHQ framing other restorers use", choices=TEMPLATES)
+    batch_size: int = _option(
+        4, "batch size", "Faces per network and parsing call: higher is faster on a GPU with "
+        "enough memory; memory grows with it", minimum=1, maximum=64, step=1)
+    detection_max_side: int = 1280  # detection runs on a copy no larger than this
+    keep_crops: bool = True         # put aligned/restored crops in the face records
+
+    def __post_init__(self):
+        problems = []
+        for option in restore_option_list():
+            try:
+                object.__setattr__(self, option.name, option.check(getattr(self, option.name)))
+            except ValueError as error:
+                problems.append(str(error))
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+def restore_option_list():
+    """The user-facing options of RestoreOptions, in their order."""
+    return [Option(item.name, item.type, item.default, **item.metadata["option"])
+            for item in fields(RestoreOptions) if "option" in item.metadata]
+
+
+def restore_options(**values):
+    """RestoreOptions from the given fields, None meaning 'the default'."""
+    return RestoreOptions(**{name: value for name, value in values.items() if value is not None})
+
+
+MODEL = Option("model", str, DEFAULT_MODEL, "model",
+               "GPEN checkpoint: a release (GPEN-BFR-512 suits most photos; 1024 and 2048 for "
+               "large faces), or a checkpoint file in the models folder. A missing release is "
+               "downloaded on first use")
+PRECISION = Option("precision", str, "auto", "precision",
+                   "auto: fp16 on CUDA (retried in fp32 if it fails), fp32 elsewhere; bf16 is "
+                   "fast only on CPUs with native bf16", choices=PRECISIONS)

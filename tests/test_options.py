@@ -1,0 +1,55 @@
+"""One description of every option: the CLI, the HTTP request and the WebUI derive theirs."""
+
+import pytest
+
+from gpen_ext import cli
+from gpen_ext.hosts.api import RestoreRequest
+from gpen_ext.options import MODEL, PRECISION, RestoreOptions, restore_option_list
+
+
+def test_every_option_is_described_with_its_limits():
+    options = restore_option_list()
+    assert [option.name for option in options][:3] == ["weight", "visibility", "face_selection"]
+    for option in options:
+        assert option.help and option.label
+        assert option.check(option.default) == option.default
+        if option.kind in (int, float):
+            assert option.minimum <= option.default <= option.maximum
+        if option.kind is str:
+            assert option.default in option.choices
+
+
+def test_the_command_line_takes_every_option_and_its_limits():
+    parser = cli.build_parser()
+    args = parser.parse_args(["restore", "in.png", "-o", "out", "--batch-size", "64",
+                              "--face-indices", "3", "1", "--no-color-correction",
+                              "--select", "largest", "--threshold", "0.5"])
+    options = cli.options_from(args)
+    assert options.batch_size == 64 and options.face_indices == (3, 1)
+    assert options.face_selection == "largest" and options.detection_threshold == 0.5
+    flags = {action.dest for action in parser._subparsers._group_actions[0].choices[
+        "restore"]._actions}
+    assert {option.name for option in restore_option_list()} <= flags
+    too_large = parser.parse_args(["restore", "in.png", "-o", "out", "--batch-size", "65"])
+    with pytest.raises(cli.UsageError, match=r"batch_size must be in \[1, 64\]"):
+        cli.options_from(too_large)
+
+
+def test_the_http_request_has_every_option_with_the_same_limits():
+    schema = RestoreRequest.model_json_schema() if hasattr(RestoreRequest, "model_json_schema") \
+        else RestoreRequest.schema()
+    properties = schema["properties"]
+    for option in [MODEL, PRECISION, *restore_option_list()]:
+        assert option.name in properties
+        text = str(properties[option.name])
+        if option.minimum is not None:
+            assert f"'maximum': {option.maximum}" in text and f"'minimum': {option.minimum}" in text
+        for choice in option.choices:
+            assert choice in text
+
+
+def test_a_value_beyond_the_limits_is_refused_the_same_way_everywhere():
+    with pytest.raises(ValueError, match=r"batch_size must be in \[1, 64\]"):
+        RestoreOptions(batch_size=65)
+    with pytest.raises(Exception, match="less than or equal to 64"):
+        RestoreRequest(image="", batch_size=65)
