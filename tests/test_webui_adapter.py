@@ -72,6 +72,22 @@ def test_settings_have_their_own_section_beside_face_restoration(webui):
     assert all(labels[key].category_id == "postprocessing" for key in keys)
     choices = labels["gpen_model"].component_args()["choices"]
     assert choices[:4] == ["GPEN-BFR-256", "GPEN-BFR-512", "GPEN-BFR-1024", "GPEN-BFR-2048"]
+    from gpen_ext.options import restore_option_list
+    for option in restore_option_list():  # derived from the one description, limits and all
+        info = labels[f"gpen_{option.name}"]
+        assert option.help in info.comment_after
+        if option.minimum is not None:
+            assert (info.component_args["minimum"], info.component_args["maximum"]) == \
+                (option.minimum, option.maximum)
+
+
+def test_face_numbers_setting_is_text_and_a_bad_one_leaves_the_image(webui, astronaut, caplog):
+    shared.opts.gpen_face_indices = "0"
+    assert webui.current_settings()[1].face_indices == (0,)
+    shared.opts.gpen_face_indices = "first"
+    with caplog.at_level(logging.ERROR):
+        assert face_restoration.restore_faces(astronaut) is astronaut
+    assert "face_indices" in caplog.text
 
 
 def test_a_missing_model_returns_the_image_and_says_where_to_put_it(webui, astronaut, caplog,
@@ -149,11 +165,37 @@ def test_rgba_extras_images_keep_their_alpha(webui, astronaut):
     assert pp.image.mode == "RGBA" and (np.asarray(pp.image)[..., 3] == 77).all()
 
 
+def host_app():
+    """A FastAPI app with the host's own API on it, as the WebUI starts with --api."""
+    from modules.api.api import Api
+    app = FastAPI()
+    Api(app, None)
+    script_callbacks.app_started_callback(None, app)
+    return app
+
+
 @pytest.fixture
 def client(webui):
-    app = FastAPI()
+    return TestClient(host_app())
+
+
+def test_routes_carry_the_hosts_authentication(webui, monkeypatch, astronaut):
+    monkeypatch.setattr(shared.cmd_opts, "api_auth", "alice:secret")
+    client = TestClient(host_app())
+    for method, path in [("get", "/gpen/v1/models"), ("get", "/gpen/v1/options"),
+                         ("post", "/gpen/v1/restore"), ("get", "/sdapi/v1/face-restorers")]:
+        assert getattr(client, method)(path).status_code == 401, path
+        assert getattr(client, method)(path, auth=("alice", "wrong")).status_code == 401, path
+    assert client.get("/gpen/v1/models", auth=("alice", "secret")).status_code == 200
+    response = client.post("/gpen/v1/restore", auth=("alice", "secret"), json={
+        "image": png_base64(astronaut), "landmarks": []})
+    assert response.status_code == 200 and response.json()["faces"] == []
+
+
+def test_no_routes_where_the_host_serves_no_api(webui):
+    app = FastAPI()  # the WebUI without --api: no /sdapi routes, so none of ours either
     script_callbacks.app_started_callback(None, app)
-    return TestClient(app)
+    assert not [route for route in app.routes if "/gpen/" in getattr(route, "path", "")]
 
 
 def png_base64(image):
@@ -203,9 +245,19 @@ def test_restore_route_reports_failures(client, webui, astronaut, monkeypatch):
 
 def test_models_route_lists_known_and_installed(client, webui, tiny_state_dict):
     torch.save(tiny_state_dict, webui.models_dir() / "finetuned.pth")
-    models = {entry["name"]: entry for entry in client.get("/gpen/v1/models").json()["models"]}
+    body = client.get("/gpen/v1/models").json()
+    models = {entry["name"]: entry for entry in body["models"]}
     assert models["GPEN-BFR-512"]["installed"] and not models["GPEN-BFR-2048"]["installed"]
     assert models["finetuned.pth"]["installed"] and models["GPEN-BFR-256"]["urls"]
+    assert models["finetuned.pth"]["file"] == "finetuned.pth"
+    assert str(webui.models_dir()) not in str(body)  # no server paths
+
+
+def test_options_route_describes_every_option(client):
+    options = {entry["name"]: entry for entry in client.get("/gpen/v1/options").json()}
+    assert options["weight"]["minimum"] == 0 and options["weight"]["maximum"] == 1
+    assert options["mask"]["choices"] == ["parsing", "box"] and options["model"]["type"] == "str"
+    assert options["batch_size"]["maximum"] == 64
 
 
 def test_install_script_installs_only_what_is_missing(monkeypatch, tmp_path):

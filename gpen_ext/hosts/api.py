@@ -1,47 +1,55 @@
-"""HTTP routes for restoration with options: POST /gpen/v1/restore, GET /gpen/v1/models.
+"""HTTP routes: POST /gpen/v1/restore, GET /gpen/v1/models, GET /gpen/v1/options.
 
 Host-agnostic: a host passes its RestorationService, a function giving its current settings
-(model, options, precision) and, optionally, the lock that serialises its GPU work."""
+(model, options, precision), optionally the lock that serialises its GPU work, and the
+dependencies (its authentication) every route must carry. The request model is derived from
+the option descriptions in options.py."""
 
 import base64
 import binascii
 import contextlib
 import dataclasses
-from typing import List, Literal, Optional
+from typing import Any, List, Literal, Optional
 
 import numpy as np
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
-from ..face_models import DETECTORS
 from ..files import ImageFile, ImageFileError, decode_image, encode_image
 from ..images import ImageError
-from ..registry import KNOWN_MODELS, installed_checkpoints
+from ..options import MODEL, PRECISION, restore_option_list
+from ..pipeline import check_landmarks
+from ..registry import list_models
 
 PREFIX = "/gpen/v1"
 
 
-class RestoreRequest(BaseModel):
-    image: str = Field(..., description="the image, base64 (a data: URL prefix is allowed)")
-    model: Optional[str] = Field(None, description="registry name or checkpoint file name")
-    weight: Optional[float] = Field(None, ge=0, le=1)
-    visibility: Optional[float] = Field(None, ge=0, le=1)
-    face_selection: Optional[Literal["all", "largest", "center"]] = None
-    face_indices: Optional[List[int]] = Field(None, description="faces to restore, 0 = leftmost")
-    min_face_size: Optional[int] = Field(None, ge=0)
-    max_faces: Optional[int] = Field(None, ge=0)
-    detection_model: Optional[Literal[tuple(DETECTORS)]] = None
-    detection_threshold: Optional[float] = Field(None, gt=0, lt=1)
-    mask: Optional[Literal["parsing", "box"]] = None
-    color_correction: Optional[bool] = None
-    small_face_smoothing: Optional[bool] = None
-    batch_size: Optional[int] = Field(None, ge=1, le=64)
-    precision: Optional[Literal["auto", "fp32", "fp16", "bf16"]] = None
-    landmarks: Optional[List[List[List[float]]]] = Field(
-        None, description="faces found elsewhere, five [x, y] points each; skips detection")
+def _annotation(option):
+    if option.kind is tuple:
+        return List[int]
+    if option.choices:
+        return Literal[tuple(option.choices)]
+    return option.kind
+
+
+def _request_field(option):
+    limits = {"ge": option.minimum, "le": option.maximum} if option.minimum is not None else {}
+    return Optional[_annotation(option)], Field(None, description=option.help, **limits)
+
+
+RestoreRequest = create_model(
+    "RestoreRequest",
+    image=(str, Field(..., description="the image, base64 (a data: URL prefix is allowed)")),
+    **{option.name: _request_field(option)
+       for option in (MODEL, *restore_option_list(), PRECISION)},
+    landmarks=(Optional[List[Any]], Field(
+        None, description="faces found elsewhere, five [x, y] points each; skips detection "
+                          "([] restores no face)")),
+)
 
 
 class FaceInfo(BaseModel):
+    number: int
     box: List[float]
     score: float
     landmarks: List[List[float]]
@@ -58,13 +66,23 @@ class ModelEntry(BaseModel):
     name: str
     size: Optional[int] = None
     installed: bool
-    path: Optional[str] = None
+    file: str = Field(..., description="file name in the models folder")
     urls: List[str] = []
 
 
 class ModelsResponse(BaseModel):
-    models_dir: str
     models: List[ModelEntry]
+
+
+class OptionEntry(BaseModel):
+    name: str
+    type: str
+    default: Any
+    label: str
+    help: str
+    choices: List[str] = []
+    minimum: Optional[float] = None
+    maximum: Optional[float] = None
 
 
 def decode_base64_image(text):
@@ -78,41 +96,24 @@ def decode_base64_image(text):
 
 def apply_request(request, model, options, precision):
     """The host's settings with the request's fields laid over them."""
-    indices = tuple(request.face_indices or ())
-    overrides = dict(weight=request.weight, visibility=request.visibility,
-                     selection="index" if indices else request.face_selection,
-                     face_indices=indices or None, min_face_size=request.min_face_size,
-                     max_faces=request.max_faces, detection_model=request.detection_model,
-                     detection_threshold=request.detection_threshold, mask=request.mask,
-                     color_correction=request.color_correction,
-                     small_face_smoothing=request.small_face_smoothing,
-                     batch_size=request.batch_size, keep_crops=False)
-    options = dataclasses.replace(options, **{k: v for k, v in overrides.items() if v is not None})
+    given = {option.name: getattr(request, option.name) for option in restore_option_list()}
+    options = dataclasses.replace(options, keep_crops=False,
+                                  **{name: value for name, value in given.items()
+                                     if value is not None})
     return request.model or model, options, request.precision or precision
 
 
-def model_entries(models_dir):
-    entries, listed = [], set()
-    for info in KNOWN_MODELS.values():
-        path = models_dir / info.filename
-        listed.add(path)
-        entries.append(ModelEntry(name=info.name, size=info.size, installed=path.is_file(),
-                                  path=str(path), urls=list(info.urls)))
-    entries += [ModelEntry(name=path.name, installed=True, path=str(path))
-                for path in installed_checkpoints(models_dir) if path not in listed]
-    return entries
-
-
-def create_router(service, settings, lock=None):
-    """`settings()` -> (model, RestoreOptions, precision): the host's current choices."""
-    router = APIRouter(prefix=PREFIX, tags=["GPEN"])
+def create_router(service, settings, lock=None, dependencies=()):
+    """`settings()` -> (model, RestoreOptions, precision): the host's current choices.
+    `dependencies`: the `Depends(...)` every route carries (the host's authentication)."""
+    router = APIRouter(prefix=PREFIX, tags=["GPEN"], dependencies=list(dependencies))
 
     @router.post("/restore", response_model=RestoreResponse)
     def restore(request: RestoreRequest):
         try:
             image = decode_base64_image(request.image)
             model, options, precision = apply_request(request, *settings())
-            landmarks = np.asarray(request.landmarks, float) if request.landmarks else None
+            landmarks = None if request.landmarks is None else check_landmarks(request.landmarks)
         except (ImageFileError, ValueError) as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         try:
@@ -124,7 +125,8 @@ def create_router(service, settings, lock=None):
             raise HTTPException(status_code=500,
                                 detail=f"GPEN restoration failed: {error}") from None
         png = encode_image(ImageFile(result.image), ".png")
-        faces = [FaceInfo(box=[float(v) for v in face.box], score=float(face.score),
+        faces = [FaceInfo(number=face.number, box=[float(v) for v in face.box],
+                          score=float(face.score),
                           landmarks=np.asarray(face.landmarks, float).tolist())
                  for face in result.faces]
         return RestoreResponse(image=base64.b64encode(png).decode(), faces=faces,
@@ -132,8 +134,17 @@ def create_router(service, settings, lock=None):
 
     @router.get("/models", response_model=ModelsResponse)
     def models():
-        folder = service.environment.models_dir()
-        return ModelsResponse(models_dir=str(folder), models=model_entries(folder))
+        listings = list_models(service.environment.models_dir())
+        return ModelsResponse(models=[ModelEntry(name=item.name, size=item.size,
+                                                 installed=item.installed, file=item.file,
+                                                 urls=list(item.urls)) for item in listings])
+
+    @router.get("/options", response_model=List[OptionEntry])
+    def options():
+        return [OptionEntry(name=option.name, type=option.kind.__name__,
+                            default=list(option.default) if option.kind is tuple else option.default,
+                            label=option.label, help=option.help, choices=list(option.choices),
+                            minimum=option.minimum, maximum=option.maximum)
+                for option in (MODEL, *restore_option_list(), PRECISION)]
 
     return router
-

@@ -10,8 +10,12 @@ from typing import Callable
 
 import torch
 
+from ..checkpoints import load_model
+from ..download import ensure_model
+from ..face_models import FaceModels
+from ..options import PRECISION
 from ..pipeline import FaceRestorer
-from ..registry import model_in_folder
+from ..registry import resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -39,19 +43,21 @@ class RestorationService:
         self._lock = threading.RLock()
 
     def restorer(self, model, precision="auto"):
-        """The restorer for this model (a registry name or a checkpoint's file name in the
-        models folder) and precision on the host's device; loaded once, and replaced (the old
-        one freed) when the model or precision changes."""
+        """The restorer for this model (a release or a checkpoint's file name in the models
+        folder) and precision on the host's device; loaded once, and replaced when the model
+        or precision changes. The new model is found, downloaded and read before the old one
+        is let go, so a request that fails leaves the loaded model in place."""
         device = torch.device(self.environment.device())
-        key = (str(model), precision)
+        precision = PRECISION.check(precision)
         with self._lock:
+            reference = resolve_model(model, self.environment.models_dir())
+            key = (reference.path, precision)
             if self._key != key:
-                source = model_in_folder(model, self.environment.models_dir())
+                network = load_model(ensure_model(reference))
                 self.unload()
                 self.environment.free_memory()
-                self._restorer = FaceRestorer.from_model(
-                    source, self.environment.models_dir(), device, precision,
-                    face_models_dir=self.environment.face_models_dir())
+                face_models = FaceModels(self.environment.face_models_dir())
+                self._restorer = FaceRestorer(network, face_models, device, precision)
                 self._key = key
             elif self._restorer.device != device:
                 self._restorer.to(device)

@@ -1,6 +1,11 @@
 """The AUTOMATIC1111 / Forge adapter: GPEN as a face restorer, an Extras script, settings and
-HTTP routes. The only module of the project that imports the WebUI's `modules`."""
+HTTP routes. The only module of the project that imports the WebUI's `modules`.
 
+Every setting and control is derived from the option descriptions in options.py."""
+
+import html
+import json
+import logging
 from pathlib import Path
 
 import gradio as gr
@@ -10,16 +15,18 @@ from PIL import Image
 from modules import (devices, face_restoration, paths, script_callbacks, scripts_postprocessing,
                      shared, ui_components)
 
-from ..face_models import DETECTORS
-from ..inference import PRECISIONS
-from ..pipeline import MASKS, restore_options
-from ..registry import DEFAULT_MODEL, KNOWN_MODELS, installed_checkpoints
+from ..options import MODEL, PRECISION, restore_option_list, restore_options
+from ..registry import list_models
 from .api import create_router
 from .service import HostEnvironment, RestorationService
+
+log = logging.getLogger(__name__)
 
 NAME = "GPEN"
 SECTION = ("gpen", "GPEN")
 CATEGORY = "postprocessing"  # the Settings category that holds Face restoration
+EXTRAS_ENABLED = "gpen_extras_enabled"
+EXTRAS_OPTIONS = ("visibility", "weight")  # beside the model, in the Extras section
 
 
 def models_dir():
@@ -33,9 +40,7 @@ def face_models_dir():
 
 def model_choices():
     """The four releases, then any other checkpoint found in the models folder."""
-    others = [path.name for path in installed_checkpoints(models_dir())
-              if path.name not in {info.filename for info in KNOWN_MODELS.values()}]
-    return [*KNOWN_MODELS, *others]
+    return [listing.name for listing in list_models(models_dir())]
 
 
 def _device():
@@ -57,52 +62,75 @@ SERVICE = RestorationService(HostEnvironment(
     unload_after_use=lambda: bool(getattr(shared.opts, "face_restoration_unload", False)),
     collect_garbage=devices.torch_gc, free_memory=_free_memory))
 
-# key: (default, label, component, component arguments)
-SETTINGS = {
-    "gpen_model": (DEFAULT_MODEL, "GPEN model", gr.Dropdown, lambda: {"choices": model_choices()}),
-    "gpen_weight": (1.0, "GPEN weight", gr.Slider, {"minimum": 0, "maximum": 1, "step": 0.01}),
-    "gpen_visibility": (1.0, "GPEN visibility", gr.Slider, {"minimum": 0, "maximum": 1, "step": 0.01}),
-    "gpen_face_selection": ("all", "GPEN face selection", gr.Radio,
-                            {"choices": ["all", "largest", "center"]}),
-    "gpen_detection_model": ("retinaface_resnet50", "GPEN face detector", gr.Radio,
-                             {"choices": list(DETECTORS)}),
-    "gpen_detection_threshold": (0.9, "GPEN detection confidence", gr.Slider,
-                                 {"minimum": 0.1, "maximum": 0.99, "step": 0.01}),
-    "gpen_mask": ("parsing", "GPEN paste mask", gr.Radio, {"choices": list(MASKS)}),
-    "gpen_color_correction": (False, "GPEN colour correction", gr.Checkbox, None),
-    "gpen_small_face_smoothing": (True, "GPEN small-face smoothing", gr.Checkbox, None),
-    "gpen_batch_size": (4, "GPEN batch size", gr.Slider, {"minimum": 1, "maximum": 16, "step": 1}),
-    "gpen_precision": ("auto", "GPEN precision", gr.Radio, {"choices": list(PRECISIONS)}),
-    "gpen_extras_enabled": (False, "GPEN in Extras API calls without GPEN arguments",
-                            gr.Checkbox, None),
-}
+SETTING_OPTIONS = (MODEL, *restore_option_list(), PRECISION)
 
 
-def setting(key):
-    return getattr(shared.opts, key, SETTINGS[key][0])
+def setting_key(option):
+    return f"gpen_{option.name}"
 
 
-def current_settings(model=None, weight=None, visibility=None):
-    """(model, RestoreOptions, precision) from Settings, with optional overrides."""
-    options = restore_options(
-        weight=weight if weight is not None else setting("gpen_weight"),
-        visibility=visibility if visibility is not None else setting("gpen_visibility"),
-        selection=setting("gpen_face_selection"), detection_model=setting("gpen_detection_model"),
-        detection_threshold=setting("gpen_detection_threshold"), mask=setting("gpen_mask"),
-        color_correction=setting("gpen_color_correction"),
-        small_face_smoothing=setting("gpen_small_face_smoothing"),
-        batch_size=int(setting("gpen_batch_size")), keep_crops=False)
-    precision = setting("gpen_precision")
-    if precision == "fp16" and _device().type == "cpu":
-        precision = "fp32"  # the host may put face restorers on the CPU (--use-cpu)
-    return model or setting("gpen_model"), options, precision
+def label(option):
+    return f"{NAME} {option.label}"
 
 
-def restore_array(image, **overrides):
-    """Restore an RGB(A) uint8 array; on any failure the array comes back as it was."""
-    model, options, precision = current_settings(**overrides)
-    restored, _ = SERVICE.restore_safely(image, model, options, precision)
-    return restored
+def stored(option, value):
+    """An option's value as a WebUI setting or control holds it (face numbers as text)."""
+    return ", ".join(map(str, value)) if option.kind is tuple else value
+
+
+def parsed(option, value):
+    """A setting's or control's value as the option takes it."""
+    if option.kind is tuple:
+        text = str(value or "").replace(",", " ").split()
+        if not all(item.isdigit() for item in text):
+            raise ValueError(f"{option.name}: face numbers are whole numbers from 0, "
+                             f"got '{value}'")
+        return tuple(int(item) for item in text)
+    return value
+
+
+def control(option, **arguments):
+    """The gradio component class and its arguments for an option."""
+    if option is MODEL:
+        return gr.Dropdown, {"choices": model_choices(), **arguments}
+    if option.kind is bool:
+        return gr.Checkbox, arguments
+    if option.kind is tuple:
+        return gr.Textbox, {"placeholder": "e.g. 0, 2", **arguments}
+    if option.choices:
+        return gr.Radio, {"choices": list(option.choices), **arguments}
+    return gr.Slider, {"minimum": option.minimum, "maximum": option.maximum,
+                       "step": option.step, **arguments}
+
+
+def setting(option):
+    return parsed(option, getattr(shared.opts, setting_key(option), stored(option, option.default)))
+
+
+def current_settings(**overrides):
+    """(model, RestoreOptions, precision) from Settings, with optional overrides (None: the
+    setting)."""
+    values = {option.name: setting(option) for option in SETTING_OPTIONS}
+    values.update({name: value for name, value in overrides.items() if value is not None})
+    model, precision = values.pop(MODEL.name), values.pop(PRECISION.name)
+    return model, restore_options(**values, keep_crops=False), precision
+
+
+def usable_settings(**overrides):
+    """current_settings, or None (and a log entry) where a setting is not usable."""
+    try:
+        return current_settings(**overrides)
+    except ValueError as error:
+        log.error("GPEN: face restoration skipped, a setting is not usable: %s", error)
+        return None
+
+
+def restore_array(image, settings):
+    """Restore an RGB(A) uint8 array with (model, options, precision): (image, result), where
+    on any failure the image comes back as it was and the result is None."""
+    if settings is None:
+        return image, None
+    return SERVICE.restore_safely(image, *settings)
 
 
 class GPENFaceRestoration(face_restoration.FaceRestoration):
@@ -112,7 +140,15 @@ class GPENFaceRestoration(face_restoration.FaceRestoration):
         return NAME
 
     def restore(self, np_image):
-        return restore_array(np_image)
+        return restore_array(np_image, usable_settings())[0]
+
+
+def hints_html():
+    """Every option's help, keyed by its label, for javascript/gpen_hints.js to show as the
+    controls' hover titles."""
+    hints = {label(option): option.help for option in SETTING_OPTIONS}
+    hints[NAME] = "Restore faces with GPEN (GAN Prior Embedded Network)"
+    return f"<div data-gpen-hints=\"{html.escape(json.dumps(hints), quote=True)}\" hidden></div>"
 
 
 class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
@@ -121,43 +157,67 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
     order = 3500  # after Upscale (1000), GFPGAN (2000) and CodeFormer (3000)
 
     def ui(self):
+        controls = {}
         with ui_components.InputAccordion(False, label=NAME) as enable:
             with gr.Row():
-                visibility = gr.Slider(minimum=0.0, maximum=1.0, step=0.001, value=1.0,
-                                       label="GPEN visibility", elem_id="extras_gpen_visibility")
-                weight = gr.Slider(minimum=0.0, maximum=1.0, step=0.001, value=setting("gpen_weight"),
-                                   label="GPEN weight", elem_id="extras_gpen_weight")
-                model = gr.Dropdown(choices=model_choices(), value=setting("gpen_model"),
-                                    label="GPEN model", elem_id="extras_gpen_model")
-        return {"enable": enable, "visibility": visibility, "weight": weight, "model": model}
+                by_name = {option.name: option for option in SETTING_OPTIONS}
+                for option in [*(by_name[name] for name in EXTRAS_OPTIONS), MODEL]:
+                    component, arguments = control(option, value=stored(option, setting(option)),
+                                                   label=label(option),
+                                                   elem_id=f"extras_gpen_{option.name}")
+                    controls[option.name] = component(**arguments)
+        gr.HTML(hints_html(), elem_id="gpen_hints")
+        return {"enable": enable, **controls}
 
-    def process(self, pp, enable=None, visibility=None, weight=None, model=None):
+    def process(self, pp, enable=None, **values):
         if enable is None:  # the extras API passes None for extension scripts: use Settings
-            enable = setting("gpen_extras_enabled")
-        visibility = setting("gpen_visibility") if visibility is None else visibility
-        if not enable or visibility == 0:
+            enable = bool(getattr(shared.opts, EXTRAS_ENABLED, False))
+        settings = usable_settings(**values) if enable else None
+        if settings is None or settings[1].visibility == 0:
             return
-        model = model or setting("gpen_model")
-        weight = setting("gpen_weight") if weight is None else weight
         keep_mode = pp.image.mode in ("RGB", "RGBA")
         pixels = np.array(pp.image if keep_mode else pp.image.convert("RGB"))
-        pp.image = Image.fromarray(restore_array(pixels, model=model, weight=weight,
-                                                 visibility=visibility))
-        pp.info["GPEN visibility"] = round(visibility, 3)
-        pp.info["GPEN weight"] = round(weight, 3)
+        restored, result = restore_array(pixels, settings)
+        if result is None or not result.faces:
+            return  # nothing restored: the image and the infotext stay as they were
+        pp.image = Image.fromarray(restored)
+        model, options, _ = settings
+        pp.info["GPEN visibility"] = round(options.visibility, 3)
+        pp.info["GPEN weight"] = round(options.weight, 3)
         pp.info["GPEN model"] = model
 
 
 def on_ui_settings():
-    for key, (default, label, component, arguments) in SETTINGS.items():
-        option = shared.OptionInfo(default, label, component, arguments, section=SECTION)
-        option.category_id = CATEGORY
-        shared.opts.add_option(key, option)
+    for option in SETTING_OPTIONS:
+        component, arguments = control(option)
+        if option is MODEL:  # the folder's checkpoints as they are when the page is built
+            arguments = lambda: {"choices": model_choices()}  # noqa: E731
+        info = shared.OptionInfo(stored(option, option.default), label(option), component,
+                                 arguments, section=SECTION).info(option.help)
+        info.category_id = CATEGORY
+        shared.opts.add_option(setting_key(option), info)
+    info = shared.OptionInfo(False, "GPEN in Extras API calls without GPEN arguments",
+                             gr.Checkbox, None, section=SECTION).info(
+        "The Extras API passes no GPEN settings; when on, those calls restore faces with the "
+        "settings here")
+    info.category_id = CATEGORY
+    shared.opts.add_option(EXTRAS_ENABLED, info)
 
 
 def on_app_started(demo, app):
+    """GPEN's routes, served where the host serves its own API and guarded as those are."""
+    host_routes = [route for route in app.routes
+                   if getattr(route, "path", "").startswith("/sdapi/v1/")]
+    if not host_routes:
+        log.info("GPEN: the WebUI's API is off (start it with --api to use /gpen/v1)")
+        return
+    dependencies = host_routes[0].dependencies  # the host's authentication (--api-auth)
+    if getattr(shared.cmd_opts, "api_auth", None) and not dependencies:
+        log.error("GPEN: --api-auth is set but the WebUI's own authentication could not be "
+                  "found; /gpen/v1 is not served")
+        return
     from modules.call_queue import queue_lock  # GPU work waits for generation to finish
-    app.include_router(create_router(SERVICE, current_settings, queue_lock))
+    app.include_router(create_router(SERVICE, current_settings, queue_lock, dependencies))
 
 
 def install():

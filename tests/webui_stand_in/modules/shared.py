@@ -1,7 +1,7 @@
 import argparse
 
 face_restorers = []
-cmd_opts = argparse.Namespace(use_cpu=[], gpen_models_path=None)
+cmd_opts = argparse.Namespace(use_cpu=[], gpen_models_path=None, api=True, api_auth=None)
 
 
 class OptionInfo:
@@ -14,6 +14,11 @@ class OptionInfo:
         self.component_args = component_args
         self.section = section
         self.category_id = category_id
+        self.comment_after = comment_after
+
+    def info(self, info):
+        self.comment_after += f"<span class='info'>({info})</span>"
+        return self
 
 
 class Options:
