@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from .arch.parsenet import FastParseNet
 from .checkpoints import CheckpointError, read_state_dict
 from .download import DownloadError, download_file
 
@@ -146,10 +147,11 @@ class FaceDetector:
 
 
 class FaceParser:
-    """ParseNet segmentation of aligned face crops into face / not face."""
+    """ParseNet segmentation of aligned face crops into face / not face, through the fast
+    path built from facexlib's loaded network (arch/parsenet.py)."""
 
-    def __init__(self, network, device="cpu"):
-        self.network = network.eval()
+    def __init__(self, parsenet, device="cpu"):
+        self.network = FastParseNet(parsenet.eval()).eval()
         self.move_to(device)
 
     def move_to(self, device):
@@ -162,5 +164,5 @@ class FaceParser:
         batch = np.stack([cv2.resize(crop, (PARSE_SIZE, PARSE_SIZE), interpolation=cv2.INTER_AREA)
                           if crop.shape[0] != PARSE_SIZE else crop for crop in crops])
         x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        classes = self.network(x)[0].argmax(dim=1).cpu().numpy()
+        classes = self.network(x).argmax(dim=1).cpu().numpy()
         return (~np.isin(classes, NOT_FACE_CLASSES)).astype(np.float32)

@@ -77,3 +77,19 @@ def solvay():
     rgba = cv2.cvtColor(cv2.imread(str(SOLVAY), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
     landmarks = json.loads((SOLVAY.parent / "solvay_landmarks.json").read_text())["landmarks"]
     return rgba, np.array(landmarks, float)
+
+
+def random_parsenet(size=512, seed=0):
+    """facexlib's ParseNet with random weights and batch-norm statistics far from the
+    defaults, so that folding them is exercised."""
+    from facexlib.parsing.parsenet import ParseNet
+    torch.manual_seed(seed)
+    network = ParseNet(in_size=size, out_size=size, parsing_ch=19).eval()
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    return network

@@ -56,3 +56,21 @@ def test_conv3x3_in_float32_stays_within_rounding_of_the_direct_convolution():
                      ones_out, zeros, out)
     exact = F.conv2d(x.double(), weight.double(), padding=1).permute(0, 2, 3, 1)
     assert (out - exact).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("band_tiles", [1, 7, 512])
+def test_reflection_padding_residual_and_activation_onto_the_residual(band_tiles):
+    """The parser's layers: reflection padding, then a residual added and a leaky ReLU, the
+    output written over the residual itself."""
+    torch.manual_seed(band_tiles)
+    n, channels, out_channels, height, width = 2, 5, 3, 12, 20
+    x = torch.randn(n, channels, height, width, dtype=torch.float64)
+    weight = torch.randn(out_channels, channels, 3, 3, dtype=torch.float64)
+    bias = torch.randn(out_channels, dtype=torch.float64)
+    residual = torch.randn(n, height, width, out_channels, dtype=torch.float64)
+    expected = F.leaky_relu(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight, bias)
+                            + residual.permute(0, 3, 1, 2), 0.2).permute(0, 2, 3, 1)
+    winograd.conv3x3(x.permute(0, 2, 3, 1).contiguous(), winograd.transform_weight(weight),
+                     None, None, bias, residual, band_tiles, padding="reflect", leaky_slope=0.2,
+                     residual=residual)
+    assert (residual - expected).abs().max().item() < 1e-10

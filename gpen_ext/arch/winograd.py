@@ -14,6 +14,8 @@ and results go straight into the caller's (possibly strided) output.
 import torch
 from torch.nn import functional as F
 
+from .bands import rows_of
+
 TILE = 4  # output tile side; each reads a (TILE + 2)-square input tile
 
 # G of F(4, 3), interpolation points 0, 1, -1, 2, -2 and infinity.
@@ -61,39 +63,45 @@ def _output_transform(m, out):
 TILE_BAND_BYTES = 16 << 20  # a band's transformed tiles: warm in cache, under glibc's 32 MB mmap cap
 
 
-def conv3x3(x, weight, in_scale, out_scale, bias, out, band_tiles=None):
-    """out = conv3x3(x * in_scale, zero padding 1) * out_scale + bias, on NHWC views.
+def conv3x3(x, weight, in_scale, out_scale, bias, out, band_tiles=None, padding="zeros",
+            leaky_slope=None, residual=None):
+    """out = conv3x3(x * in_scale, padding 1) * out_scale + bias, on NHWC views; then,
+    optionally, + residual and a leaky ReLU.
 
     x: (N, H, W, in), H and W multiples of TILE, channels contiguous; weight from
-    `transform_weight`; in_scale (N, in) and out_scale (N, out) per image; bias (out,);
-    out: (N, H, W, out), any strides, written in place. `band_tiles`: tiles per band, by
-    default as many as fit TILE_BAND_BYTES once transformed.
+    `transform_weight`; in_scale (N, in) and out_scale (N, out) per image, or None for ones;
+    bias (out,); out: (N, H, W, out), any strides, written in place; residual: like out.
+    `padding`: "zeros", or "reflect" (the map mirrored about its edges). `band_tiles`: tiles
+    per band, by default as many as fit TILE_BAND_BYTES once transformed.
     A band is written only after the next band has read its input rows, so `out` may share
     memory with `x` (a layer writing over its own input)."""
     n, height, width, channels = x.shape
     tiles_across, tiles_down = width // TILE, height // TILE
     band_tiles = band_tiles or max(1, TILE_BAND_BYTES // (36 * channels * x.element_size()))
     band_rows = max(1, band_tiles // (n * tiles_across))
+    finish = dict(out_scale=out_scale, bias=bias, out=out, leaky_slope=leaky_slope,
+                  residual=residual)
     pending = None
     for first in range(0, tiles_down, band_rows):
         rows = min(band_rows, tiles_down - first)
-        products = _band_products(x, weight, in_scale, first, rows)
+        products = _band_products(x, weight, in_scale, first, rows, padding)
         if pending is not None:
-            _write_band(*pending, out_scale, bias, out)
+            _write_band(*pending, **finish)
         pending = first, rows, products
-    _write_band(*pending, out_scale, bias, out)
+    _write_band(*pending, **finish)
     return out
 
 
-def _band_products(x, weight, in_scale, first, rows):
+def _band_products(x, weight, in_scale, first, rows, padding):
     """Transform-domain products of the tile rows first..first + rows: (6, 6, N, rows, tiles
     across, out)."""
     n, height, width, channels = x.shape
     tiles_across = width // TILE
-    top, bottom = first * TILE - 1, (first + rows) * TILE + 1
-    band = x[:, max(top, 0):min(bottom, height)]
-    band = F.pad(band, (0, 0, 1, 1, int(top < 0), int(bottom > height)))
-    band = band.mul_(in_scale[:, None, None, :])
+    band = rows_of(x.permute(0, 3, 1, 2), first * TILE - 1, (first + rows) * TILE + 1, padding)
+    band = F.pad(band.permute(0, 2, 3, 1), (0, 0, 1, 1),
+                 mode="constant" if padding == "zeros" else padding)
+    if in_scale is not None:
+        band = band.mul_(in_scale[:, None, None, :])
     down = band.new_empty((6, n, rows, width + 2, channels))
     _input_transform([band[:, k:k + TILE * rows:TILE] for k in range(6)], down)
     del band
@@ -106,10 +114,19 @@ def _band_products(x, weight, in_scale, first, rows):
     return products.view(6, 6, n, rows, tiles_across, weight.shape[2])
 
 
-def _write_band(first, rows, products, out_scale, bias, out):
+def _write_band(first, rows, products, out_scale, bias, out, leaky_slope, residual):
     across = products.new_empty((TILE,) + products.shape[1:])
     _output_transform(products, across)
-    dest = out[:, first * TILE:(first + rows) * TILE]
+    band = slice(first * TILE, (first + rows) * TILE)
+    dest = out[:, band]
+    result = dest if residual is None else torch.empty_like(dest)  # the residual may be `out`
     for a in range(TILE):
-        _output_transform(across[a], [dest[:, a::TILE, b::TILE] for b in range(TILE)])
-    torch.addcmul(bias, dest, out_scale[:, None, None, :], out=dest)
+        _output_transform(across[a], [result[:, a::TILE, b::TILE] for b in range(TILE)])
+    if out_scale is None:
+        result.add_(bias)
+    else:
+        torch.addcmul(bias, result, out_scale[:, None, None, :], out=result)
+    if residual is not None:
+        torch.add(result, residual[:, band], out=dest)
+    if leaky_slope is not None:
+        F.leaky_relu_(dest, leaky_slope)

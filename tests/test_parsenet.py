@@ -1,0 +1,61 @@
+"""The parser's fast path against facexlib's ParseNet, the oracle."""
+
+import pytest
+import torch
+
+from gpen_ext.arch.parsenet import FastParseNet
+from gpen_ext.face_models import NOT_FACE_CLASSES
+
+from helpers import random_parsenet
+
+
+def face_mask(logits):
+    classes = logits.argmax(dim=1)
+    return ~torch.isin(classes, torch.tensor(NOT_FACE_CLASSES))
+
+
+@pytest.fixture(scope="module")
+def parsenet_512():
+    network = random_parsenet(512)
+    x = torch.rand(2, 3, 512, 512) * 2 - 1
+    with torch.inference_mode():
+        return network, x, network(x)[0]
+
+
+def test_logits_and_masks_match_facexlib_batched_and_face_by_face(parsenet_512):
+    network, x, expected = parsenet_512
+    fast = FastParseNet(network)
+    with torch.inference_mode():
+        batched = fast(x)
+        alone = torch.cat([fast(x[i:i + 1]) for i in range(len(x))])
+    for logits in (batched, alone):
+        assert (logits - expected).abs().max().item() < 1e-4
+        agree = (face_mask(logits) == face_mask(expected)).float().mean().item()
+        assert agree >= 0.999
+
+
+@pytest.mark.parametrize("band_bytes", [1, 3000])
+def test_bands_of_any_height_give_the_same_logits(band_bytes, monkeypatch):
+    """Direct layers run a band of rows at a time (one row per band at 1 byte); the Winograd
+    layers keep their own bands, checked in test_winograd.py."""
+    monkeypatch.setattr("gpen_ext.arch.bands.BAND_BYTES", band_bytes)
+    network = random_parsenet(128, seed=1)
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    with torch.inference_mode():
+        assert (FastParseNet(network)(x) - network(x)[0]).abs().max().item() < 1e-4
+
+
+def test_the_512_network_runs_winograd_and_direct_layers(parsenet_512, monkeypatch):
+    """At 512 the wide layers on maps of 32x32 or more go through Winograd with reflection
+    padding (upsampling blocks' second conv writing over their shortcut); the rest direct."""
+    from gpen_ext.arch import winograd
+    calls = []
+    original = winograd.conv3x3
+    monkeypatch.setattr(winograd, "conv3x3", lambda *a, **k: calls.append(
+        (a[0].shape[1], k["padding"], k["residual"] is not None)) or original(*a, **k))
+    network, x, expected = parsenet_512
+    with torch.inference_mode():
+        assert (FastParseNet(network)(x[:1]) - expected[:1]).abs().max().item() < 1e-4
+    assert {padding for _, padding, _ in calls} == {"reflect"}
+    assert {32, 64, 128} <= {size for size, _, _ in calls}
+    assert any(residual for *_, residual in calls)
