@@ -16,6 +16,7 @@ import torch
 from .arch.parsenet import FastParseNet
 from .checkpoints import CheckpointError, read_state_dict
 from .download import DownloadError, download_file
+from .torchvision_ops import provide_cpu_nms
 
 FACEXLIB_RELEASES = "https://github.com/xinntao/facexlib/releases/download/"
 DETECTORS = {
@@ -33,12 +34,17 @@ class FaceModelError(RuntimeError):
     """facexlib or its weights are not usable; says what to fix."""
 
 
-def _facexlib(module):
+def facexlib_module(module):
     try:
         return importlib.import_module(f"facexlib.{module}")
-    except Exception as error:  # a missing package or a torchvision that does not match torch
-        raise FaceModelError(f"face detection and parsing need facexlib (and a torchvision "
-                             f"matching torch), which failed to import: {error}") from None
+    except ImportError as error:
+        raise FaceModelError(f"face detection and parsing need facexlib: pip install facexlib "
+                             f"({error})") from None
+    except RuntimeError as error:  # a torchvision built for another torch
+        if not provide_cpu_nms():
+            raise FaceModelError(f"face detection and parsing need a torchvision that matches "
+                                 f"torch {torch.__version__}: {error}") from None
+    return importlib.import_module(f"facexlib.{module}")
 
 
 @dataclass
@@ -62,12 +68,12 @@ def _load_weights(network, path):
 
 def build_detector_network(name):
     network_name = DETECTORS[name][0]
-    RetinaFace = _facexlib("detection.retinaface").RetinaFace
+    RetinaFace = facexlib_module("detection.retinaface").RetinaFace
     return RetinaFace(network_name=network_name, half=False, device="cpu")
 
 
 def build_parser_network():
-    ParseNet = _facexlib("parsing.parsenet").ParseNet
+    ParseNet = facexlib_module("parsing.parsenet").ParseNet
     return ParseNet(in_size=PARSE_SIZE, out_size=PARSE_SIZE, parsing_ch=19)
 
 

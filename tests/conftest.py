@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-import torchvision_fallback  # noqa: F401  (before anything imports facexlib)
 from helpers import DATA, REFERENCE
 
 

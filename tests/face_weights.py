@@ -6,13 +6,14 @@ random weights: its masks are arbitrary but have the real shapes and code paths.
 
 import torch
 
+from gpen_ext.face_models import facexlib_module
+
 # Landmark offsets in units of 0.1 x anchor size (RetinaFace's landmark variance).
 FACE_LAYOUT = [(-1.5, -1.0), (1.5, -1.0), (0.0, 0.5), (-1.2, 2.0), (1.2, 2.0)]
 
 
 def rigged_mobilenet_detector():
-    from facexlib.detection.retinaface import RetinaFace
-
+    RetinaFace = facexlib_module("detection.retinaface").RetinaFace
     network = RetinaFace(network_name="mobile0.25", half=False, device="cpu")
     state = network.state_dict()
     for key in state:
@@ -28,8 +29,7 @@ def rigged_mobilenet_detector():
 
 
 def write_face_weights(folder):
-    from facexlib.parsing.parsenet import ParseNet
-
+    ParseNet = facexlib_module("parsing.parsenet").ParseNet
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(rigged_mobilenet_detector(), folder / "detection_mobilenet0.25_Final.pth")

@@ -82,7 +82,8 @@ def solvay():
 def random_parsenet(size=512, seed=0):
     """facexlib's ParseNet with random weights and batch-norm statistics far from the
     defaults, so that folding them is exercised."""
-    from facexlib.parsing.parsenet import ParseNet
+    from gpen_ext.face_models import facexlib_module
+    ParseNet = facexlib_module("parsing.parsenet").ParseNet
     torch.manual_seed(seed)
     network = ParseNet(in_size=size, out_size=size, parsing_ch=19).eval()
     with torch.no_grad():

@@ -196,3 +196,31 @@ def test_paste_outside_the_image_changes_nothing():
     far_away = np.array([[1.0, 0, -5000], [0, 1.0, -5000]])
     crop = np.full((64, 64, 3), 255.0, np.float32)
     assert not paste_face(image, crop, crop, np.ones((512, 512), np.float32), far_away).any()
+
+
+def nine_faces():
+    return [np.array([[x + 10, 100], [x + 30, 100], [x + 20, 112], [x + 12, 122], [x + 28, 122]],
+                     float) for x in range(0, 450, 50)]
+
+
+def test_every_stage_takes_at_most_batch_size_faces(astronaut, face_weights, monkeypatch):
+    """Memory must not grow with the faces of a photo: the parser, like the network, never
+    sees more than batch_size faces at once."""
+    from gpen_ext.face_models import FaceParser
+    parsed = []
+    original = FaceParser.face_masks
+    monkeypatch.setattr(FaceParser, "face_masks",
+                        lambda self, crops: parsed.append(len(crops)) or original(self, crops))
+    network = CountingNetwork(64)
+    result = restorer(network, face_weights).restore(
+        astronaut, RestoreOptions(mask="parsing", batch_size=4), landmarks=nine_faces())
+    assert len(result.faces) == 9 and network.batches == [4, 4, 1] and parsed == [4, 4, 1]
+
+
+def test_a_parser_that_cannot_load_fails_before_any_face_is_restored(astronaut, tmp_path):
+    from gpen_ext.face_models import FaceModelError
+    network = CountingNetwork(64)
+    with pytest.raises(FaceModelError, match="parsing_parsenet.pth"):
+        restorer(network, tmp_path).restore(astronaut, RestoreOptions(mask="parsing"),
+                                            landmarks=nine_faces())
+    assert network.batches == []
