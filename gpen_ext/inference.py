@@ -58,9 +58,20 @@ class NetworkRunner:
         self.precision = resolve_precision(self.asked_precision, self.device)
         self.network.to(self.device)
 
+    def faces_per_call(self, batch_size):
+        """On the CPU one face at a time: the fast path convolves large maps face by face
+        anyway, so a batch only adds memory (at 512: 1.01 s and 0.42 GB a face alone, 1.09 s
+        and 0.95 GB for four). Elsewhere the whole batch."""
+        return 1 if self.device.type == "cpu" else batch_size
+
     @torch.inference_mode()
     def __call__(self, batch):
         """(N, 3, S, S) in [-1, 1] on any device -> float32 output on the CPU."""
+        step = self.faces_per_call(len(batch))
+        return torch.cat([self.run(batch[start:start + step])
+                          for start in range(0, len(batch), step)])
+
+    def run(self, batch):
         batch = batch.to(self.device, torch.float32)
         if self.precision in _REDUCED:
             with torch.autocast(self.device.type, dtype=_REDUCED[self.precision]):

@@ -64,13 +64,21 @@ def test_weight_and_visibility_blend(astronaut, astronaut_landmarks):
     assert np.array_equal(run(visibility=0.0), astronaut)
 
 
-def test_all_faces_go_through_the_network_in_batches(astronaut):
-    network = CountingNetwork(64)
-    faces = [np.array([[x + 10, 100], [x + 30, 100], [x + 20, 112], [x + 12, 122], [x + 28, 122]],
-                      float) for x in range(0, 450, 50)]
+def runner_batches(monkeypatch):
+    """The batch sizes the pipeline hands the network runner."""
+    from gpen_ext.inference import NetworkRunner
+    batches, original = [], NetworkRunner.__call__
+    monkeypatch.setattr(NetworkRunner, "__call__",
+                        lambda self, batch: batches.append(len(batch)) or original(self, batch))
+    return batches
+
+
+def test_all_faces_go_through_the_network_in_batches(astronaut, monkeypatch):
+    """Batches of batch_size reach the runner; on the CPU it runs them a face at a time."""
+    network, batches = CountingNetwork(64), runner_batches(monkeypatch)
     result = restorer(network).restore(astronaut, RestoreOptions(mask="box", batch_size=4),
-                                       landmarks=faces)
-    assert len(result.faces) == 9 and network.batches == [4, 4, 1]
+                                       landmarks=nine_faces())
+    assert len(result.faces) == 9 and batches == [4, 4, 1] and network.batches == [1] * 9
     assert all(face.aligned.shape == (64, 64, 3) and face.restored.dtype == np.uint8
                for face in result.faces)
 
@@ -211,10 +219,10 @@ def test_every_stage_takes_at_most_batch_size_faces(astronaut, face_weights, mon
     original = FaceParser.face_masks
     monkeypatch.setattr(FaceParser, "face_masks",
                         lambda self, crops: parsed.append(len(crops)) or original(self, crops))
-    network = CountingNetwork(64)
+    network, batches = CountingNetwork(64), runner_batches(monkeypatch)
     result = restorer(network, face_weights).restore(
         astronaut, RestoreOptions(mask="parsing", batch_size=4), landmarks=nine_faces())
-    assert len(result.faces) == 9 and network.batches == [4, 4, 1] and parsed == [4, 4, 1]
+    assert len(result.faces) == 9 and batches == [4, 4, 1] and parsed == [4, 4, 1]
 
 
 def test_a_parser_that_cannot_load_fails_before_any_face_is_restored(astronaut, tmp_path):
