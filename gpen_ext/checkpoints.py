@@ -25,10 +25,12 @@ def read_state_dict(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint is empty (0 bytes): {path}")
-    if path.suffix == ".safetensors":
-        return _read_safetensors(path)
+    if path.suffix.lower() == ".safetensors":
+        return unwrap_state_dict(_read_safetensors(path), origin=str(path))
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        # torch.serialization.load, not torch.load, which hosts wrap: Forge turns every error
+        # into "File corrupted" and renames the file, A1111 adds an unpickler of its own
+        data = torch.serialization.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
             f"refused to load {path}: it holds Python objects other than tensors, which could "
@@ -41,12 +43,13 @@ def read_state_dict(path):
 
 def _read_safetensors(path):
     try:
-        from safetensors.torch import load_file
+        from safetensors import safe_open
     except ImportError:
         raise CheckpointError(f"{path} is a .safetensors file; install the 'safetensors' "
                               "package to load it") from None
-    try:
-        return load_file(str(path), device="cpu")
+    try:  # safe_open, not load_file, which Forge wraps (and renames the file on an error)
+        with safe_open(str(path), framework="pt", device="cpu") as tensors:
+            return {key: tensors.get_tensor(key) for key in tensors.keys()}
     except Exception as error:  # safetensors raises its own error types for bad headers
         raise CheckpointError(f"cannot read {path}: corrupt safetensors file "
                               f"({_first_line(error)})") from None
@@ -68,6 +71,11 @@ def unwrap_state_dict(data, origin="state dict"):
                               f"that are not tensors: {non_tensors[:8]}")
     if all(key.startswith("module.") for key in data):  # saved from DataParallel
         data = {key[len("module."):]: value for key, value in data.items()}
+    broken = sorted(key for key, value in data.items()
+                    if value.is_floating_point() and not torch.isfinite(value).all())
+    if broken:
+        raise CheckpointError(f"{origin}: weights that are not finite (NaN or infinity) in "
+                              f"{broken[:8]}: the file is damaged")
     return data
 
 

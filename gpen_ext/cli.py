@@ -4,11 +4,13 @@ import argparse
 import glob
 import json
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from . import __version__
 from .allocator import keep_freed_memory
@@ -18,7 +20,7 @@ from .face_models import FaceModelError
 from .files import IMAGE_SUFFIXES, ImageFile, ImageFileError, read_image, write_image
 from .images import ImageError
 from .inference import DEVICES
-from .options import MODEL, PRECISION, restore_option_list, restore_options
+from .options import MAX_MEGAPIXELS, MODEL, PRECISION, restore_option_list, restore_options
 from .pipeline import check_landmarks
 from .registry import KNOWN_MODELS, default_models_dir, list_models, resolve_model
 from .restorers import load_restorer
@@ -69,6 +71,8 @@ def build_parser():
     restore.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     restore.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
     restore.add_argument("--no-download", action="store_true", help="never download models")
+    restore.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS.default,
+                         help=f"{MAX_MEGAPIXELS.help} (default {MAX_MEGAPIXELS.default})")
     restore.add_argument("--size", type=int, help=argparse.SUPPRESS)
     restore.add_argument("--face_align", action="store_true", help=argparse.SUPPRESS)
     restore.add_argument("--legacy", action="store_true", help=argparse.SUPPRESS)
@@ -133,19 +137,31 @@ def expand_inputs(patterns):
             if match.is_dir():
                 found += [(p, p.relative_to(match)) for p in sorted(match.rglob("*"))
                           if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
-            else:
+            elif match.is_file():
                 found.append((match, Path(match.name)))
+            else:
+                raise UsageError(f"no such file or folder: {match}")
     return found
+
+
+def writable_name(relative):
+    """The output name for an input: its own, or as PNG where its type cannot be written."""
+    return relative if relative.suffix.lower() in IMAGE_SUFFIXES else relative.with_suffix(".png")
 
 
 def plan_outputs(inputs, output, overwrite):
     """Pair every input with its output path; refuse inputs as outputs and, unless asked,
     outputs that exist, before any work is done."""
     output = Path(output)
-    single_file = len(inputs) == 1 and output.suffix.lower() in IMAGE_SUFFIXES
-    if not single_file and output.suffix.lower() in IMAGE_SUFFIXES:
+    suffix = output.suffix.lower()
+    if suffix in Image.registered_extensions() and suffix not in IMAGE_SUFFIXES:
+        raise UsageError(f"cannot write {suffix} images: name the output .png, .jpg, .webp, "
+                         f".bmp or .tif, or give a folder")
+    single_file = len(inputs) == 1 and suffix in IMAGE_SUFFIXES
+    if not single_file and suffix in IMAGE_SUFFIXES:
         raise UsageError(f"{len(inputs)} inputs need an output folder, not the file {output}")
-    plan = [(source, output if single_file else output / relative) for source, relative in inputs]
+    plan = [(source, output if single_file else output / writable_name(relative))
+            for source, relative in inputs]
     sources = {source.resolve() for source, _ in plan}
     clashes = [str(target) for _, target in plan if target.resolve() in sources]
     if clashes:
@@ -203,8 +219,8 @@ def run_restore(args):
     try:
         restorer = load_restorer(args.model, args.models_dir, args.device, args.precision,
                                  download=not args.no_download)
-        if not args.aligned:  # detector and parser now, not after the first face
-            restorer.prepare(options, detecting=landmarks is None)
+        if not args.aligned and (landmarks is None or len(landmarks)):
+            restorer.prepare(options, detecting=landmarks is None)  # now, not at the first face
     except (DownloadError, CheckpointError, FaceModelError, ValueError) as error:
         raise UsageError(str(error)) from None
     if args.size and restorer.size != args.size:
@@ -234,11 +250,11 @@ def run_restore(args):
 
 
 def restore_file(restorer, source, target, options, landmarks, args):
-    picture = read_image(source)
+    picture = read_image(source, args.max_megapixels)
     if args.aligned:
         result = restorer.restore_aligned(picture.pixels, options)
-    else:
-        result = restorer.restore(picture.pixels, options, landmarks)
+    else:  # a file's float samples are what they are: kept as such away from the faces
+        result = restorer.restore(picture.pixels, options, landmarks, any_float_range=True)
         if not result.faces:
             log.warning("%s: %s", source, result.message)
     write_image(target, ImageFile(result.image, picture.text, picture.exif))
@@ -288,12 +304,22 @@ def run_download(args):
     return EXIT_OK
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that half-written files are cleaned up as on
+    Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     keep_freed_memory()  # large tensors reused instead of faulted in afresh (allocator.py)
     argv = translate_legacy(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     handler = {"restore": run_restore, "models": run_models, "download": run_download}[args.command]
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return handler(args)
     except UsageError as error:
@@ -302,3 +328,8 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)

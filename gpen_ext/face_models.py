@@ -6,6 +6,7 @@ on first use: it imports torchvision, which a bare command line may not need.
 """
 
 import importlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def _load_weights(network, path):
 def build_detector_network(name):
     network_name = DETECTORS[name][0]
     RetinaFace = facexlib_module("detection.retinaface").RetinaFace
-    return RetinaFace(network_name=network_name, half=False, device="cpu")
+    with warnings.catch_warnings():  # torchvision's notes on facexlib's outdated arguments
+        warnings.simplefilter("ignore", UserWarning)
+        return RetinaFace(network_name=network_name, half=False, device="cpu")
 
 
 def build_parser_network():

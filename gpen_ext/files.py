@@ -1,10 +1,18 @@
-"""Image files: read as arrays (any bit depth, alpha kept, EXIF orientation applied) and written
-back in the same spirit, with the WebUI's PNG text chunks preserved, never half-written."""
+"""Image files: read as arrays (any bit depth, float too, alpha kept, EXIF orientation applied)
+and written back in the same spirit, with the WebUI's PNG text chunks preserved, never half
+written.
+
+An image's size is read from its header and checked against a pixel limit before anything is
+decoded, so a small file that declares an enormous image is refused without allocating it.
+Metadata that cannot be carried over is dropped with a warning; the pixels never are.
+"""
 
 import io
+import logging
 import os
 import struct
 import tempfile
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +21,16 @@ import cv2
 import numpy as np
 from PIL import Image
 
+log = logging.getLogger(__name__)
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
+FLOAT_CAPABLE = (".tif", ".tiff")
 EXIF_ORIENTATION = 0x0112
+DEFAULT_MAX_MEGAPIXELS = 150  # takes a 12000 x 12000 photo
+# EXIF orientation -> the transposition that turns the stored pixels upright (Pillow's names)
+UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+           6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
 
 
 class ImageFileError(OSError):
@@ -24,53 +39,128 @@ class ImageFileError(OSError):
 
 @dataclass
 class ImageFile:
-    pixels: np.ndarray                         # RGB/RGBA/gray, uint8 or uint16, upright
+    pixels: np.ndarray                         # RGB/RGBA/gray, uint8, uint16 or float32, upright
     text: dict = field(default_factory=dict)   # PNG text chunks (the WebUI's "parameters")
     exif: bytes = None                         # EXIF with the orientation reset, for JPEG/WebP
 
 
-def read_image(path):
+def read_image(path, max_megapixels=DEFAULT_MAX_MEGAPIXELS):
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(f"cannot read {path}: no such file")
-    return decode_image(path.read_bytes(), name=str(path))
+    return decode_image(path.read_bytes(), name=str(path), max_megapixels=max_megapixels)
 
 
-def decode_image(data, name="image"):
-    """Pixels (RGB order, any bit depth, upright) and metadata of an encoded image."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    pixels = cv2.imdecode(raw, cv2.IMREAD_UNCHANGED) if raw.size else None
+def decode_image(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
+    """Pixels (RGB order, any bit depth, upright) and metadata of an encoded image; its header
+    is checked first (one frame, at most `max_megapixels`)."""
+    header = read_header(data, name, max_megapixels)
+    if header.frames > 1:
+        raise ImageFileError(f"cannot restore {name}: it has {header.frames} frames (an "
+                             f"animation or a multi-page file); extract the frames first")
+    megapixels = header.width * header.height / 1e6
+    if megapixels > max_megapixels:
+        raise ImageFileError(f"refused {name}: {header.width}x{header.height} is "
+                             f"{megapixels:.0f} megapixels, over the limit of {max_megapixels}")
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:
+        raise ImageFileError(f"cannot decode {name}: {str(error).strip().splitlines()[-1]}") \
+            from None
     if pixels is None:
-        raise ImageFileError(f"cannot read {name}: not an image, or a format OpenCV cannot decode")
+        raise ImageFileError(f"cannot decode {name}: a format or variant OpenCV cannot read")
     if pixels.ndim == 3:
         code = cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
         pixels = cv2.cvtColor(pixels, code)
-    text, exif = {}, None
+    if pixels.dtype.kind == "f":
+        pixels = pixels.astype(np.float32)
+    return ImageFile(apply_orientation(pixels, header.orientation), header.text, header.exif)
+
+
+@dataclass
+class Header:
+    """What an image file says about itself before any pixel is decoded."""
+    width: int
+    height: int
+    frames: int = 1
+    orientation: int = 1
+    text: dict = field(default_factory=dict)  # PNG text chunks
+    exif: bytes = None                        # EXIF with the orientation reset, if any
+
+
+TIFF_SIGNATURES = (b"II*\0", b"MM\0*")
+
+
+def read_header(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
+    """The header through Pillow; TIFF variants Pillow cannot open (float RGB) through their
+    directories of tags."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            text = {k: v for k, v in getattr(image, "text", {}).items() if isinstance(v, str)}
-            exif_data = image.getexif()
-            pixels = apply_orientation(pixels, exif_data.get(EXIF_ORIENTATION, 1))
-            if exif_data:
-                exif_data[EXIF_ORIENTATION] = 1
-                exif = exif_data.tobytes()
-    except (OSError, SyntaxError, ValueError):
-        pass  # a file Pillow cannot parse still has its pixels; it just carries no metadata
-    return ImageFile(pixels, text, exif)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+        raise ImageFileError(f"refused {name}: more than {pillow_limit:.0f} megapixels, "
+                             f"Pillow's own limit (the limit here is {max_megapixels})") from None
+    except Exception:  # noqa: BLE001 (Pillow raises many kinds for a file it cannot read)
+        if data[:4] in TIFF_SIGNATURES:
+            return _tiff_header(data, name)
+        raise ImageFileError(f"cannot read {name}: not an image, or a format that cannot be "
+                             f"read") from None
+    with image:
+        header = Header(*image.size, getattr(image, "n_frames", 1))
+        try:
+            header.text = {key: value for key, value in getattr(image, "text", {}).items()
+                           if isinstance(value, str)}
+            exif = image.getexif()
+            header.orientation = int(exif.get(EXIF_ORIENTATION, 1))
+        except Exception as error:  # noqa: BLE001 (truncated chunks, malformed tags, ...)
+            log.warning("%s: metadata not readable, dropped (%s)", name, error)
+            return header
+    if exif:
+        exif[EXIF_ORIENTATION] = 1
+        try:
+            header.exif = exif.tobytes()
+        except Exception as error:  # noqa: BLE001 (e.g. a multi-strip TIFF, Pillow < 11)
+            log.warning("%s: EXIF cannot be written back, dropped (%s)", name, error)
+    return header
+
+
+def _tiff_header(data, name):
+    """Size, pages and orientation from a TIFF's directories of tags."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+    order = "<" if data[:2] == b"II" else ">"
+    stream, offset, directories = io.BytesIO(data), struct.unpack(order + "I", data[4:8])[0], []
+    try:
+        while offset and len(directories) < 10_000:
+            directory = ImageFileDirectory_v2(ifh=data[:8])
+            stream.seek(offset)
+            directory.load(stream)
+            directories.append(directory)
+            offset = directory.next
+        first = directories[0]
+        width, height = int(first[256]), int(first[257])
+    except Exception:  # noqa: BLE001
+        raise ImageFileError(f"cannot read {name}: a damaged TIFF") from None
+    log.warning("%s: TIFF tags are not carried over", name)
+    return Header(width, height, len(directories), int(first.get(EXIF_ORIENTATION, 1)))
 
 
 def apply_orientation(pixels, orientation):
     """Turn pixels stored with an EXIF orientation tag upright."""
-    steps = {2: (0, True), 3: (2, False), 4: (2, True), 5: (3, True), 6: (3, False),
-             7: (1, True), 8: (1, False)}
-    turns, mirror = steps.get(int(orientation), (0, False))
-    if mirror:
-        pixels = pixels[:, ::-1]
-    return np.ascontiguousarray(np.rot90(pixels, turns))
+    upright = UPRIGHT.get(orientation)
+    if upright is None:
+        return pixels
+    turned = {"FLIP_LEFT_RIGHT": lambda p: p[:, ::-1], "FLIP_TOP_BOTTOM": lambda p: p[::-1],
+              "ROTATE_180": lambda p: p[::-1, ::-1], "ROTATE_90": lambda p: np.rot90(p, 1),
+              "ROTATE_270": lambda p: np.rot90(p, -1), "TRANSPOSE": lambda p: p.swapaxes(0, 1),
+              "TRANSVERSE": lambda p: np.rot90(p, 2).swapaxes(0, 1)}[upright](pixels)
+    return np.ascontiguousarray(turned)
 
 
 def write_image(path, image):
-    """Write atomically: a temporary file in the same folder, renamed when complete."""
+    """Write atomically: a temporary file in the same folder, renamed when complete, with the
+    mode any new file gets (the umask's)."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ImageFileError(f"cannot write {path}: unknown image type '{path.suffix}'")
@@ -81,6 +171,7 @@ def write_image(path, image):
         try:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(encoded)
+            os.chmod(temporary, 0o666 & ~_umask())
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -89,11 +180,20 @@ def write_image(path, image):
         raise ImageFileError(f"cannot write {path}: {error.strerror or error}") from None
 
 
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def encode_image(image, suffix=".png"):
-    """The bytes of an image file of type `suffix`, converted to what that type can hold."""
+    """The bytes of an image file of type `suffix`, converted to what that type can hold
+    (float stays float in TIFF)."""
     suffix = suffix.lower()
     pixels = image.pixels
-    if pixels.dtype.kind == "f":
+    if pixels.dtype.kind == "f" and suffix in FLOAT_CAPABLE:
+        pixels = pixels.astype(np.float32)
+    elif pixels.dtype.kind == "f":
         pixels = (np.clip(pixels, 0, 1) * (255 if suffix in EIGHT_BIT_ONLY else 65535) + 0.5)
         pixels = pixels.astype(np.uint8 if suffix in EIGHT_BIT_ONLY else np.uint16)
     if suffix in EIGHT_BIT_ONLY and pixels.dtype != np.uint8:

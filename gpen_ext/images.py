@@ -1,7 +1,7 @@
 """The one conversion between what callers hand in and what the pipeline works on.
 
-The pipeline works on RGB, H x W x 3, in the caller's own sample type (uint8, uint16 or
-float in [0, 1]); `full_scale` tells it what 1.0 is. Grayscale comes in as three equal
+The pipeline works on RGB, H x W x 3, in the caller's own sample type (uint8, uint16, or
+float in [0, 1], float16 worked on as float32); `full_scale` tells it what 1.0 is. Grayscale comes in as three equal
 channels and goes back as their luminance (the same value wherever nothing changed); an
 alpha channel is set aside and put back untouched. Output has the input's shape and dtype.
 """
@@ -37,8 +37,11 @@ class ImageLayout:
         return len(self.shape) == 2 or self.shape[2] in (1, 2)
 
 
-def split_image(image):
-    """(rgb, layout): the RGB working image and what is needed to restore the caller's layout."""
+def split_image(image, any_float_range=False):
+    """(rgb, layout): the RGB working image and what is needed to restore the caller's layout.
+
+    Float samples must lie in [0, 1] unless `any_float_range` (an image file's data as it is:
+    the faces are restored from the values clipped to [0, 1], the rest left as it was)."""
     if not isinstance(image, np.ndarray):
         raise ImageError(f"expected a numpy array, got {type(image).__name__}")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
@@ -52,9 +55,16 @@ def split_image(image):
         raise ImageError(f"image of {width}x{height} px is too small (at least {MIN_SIDE} px a side)")
     if max(height, width) > MAX_SIDE:
         raise ImageError(f"image of {width}x{height} px is too large (at most {MAX_SIDE} px a side)")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ImageError("image contains NaN or infinite values")
+    if image.dtype.kind == "f":
+        if not np.isfinite(image).all():
+            raise ImageError("image contains NaN or infinite values")
+        low, high = float(image.min()), float(image.max())
+        if not any_float_range and (low < 0 or high > 1):
+            raise ImageError(f"float images must hold values in [0, 1], got {low:.4g} to "
+                             f"{high:.4g}: scale them first (8-bit values: divide by 255)")
     planes = image if image.ndim == 3 else image[:, :, None]
+    if planes.dtype == np.float16:
+        planes = planes.astype(np.float32)  # OpenCV's warps take no float16
     colour = planes[:, :, :3] if planes.shape[2] >= 3 else planes[:, :, :1]
     alpha = planes[:, :, -1].copy() if planes.shape[2] in (2, 4) else None
     rgb = np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour.copy()
@@ -67,7 +77,7 @@ def merge_image(rgb, layout):
         gray = rgb.astype(np.float64) @ LUMA
         colour = to_dtype(gray, layout.dtype, layout.full_scale)[:, :, None]
     else:
-        colour = rgb
+        colour = rgb.astype(layout.dtype, copy=False)  # float16 is worked on as float32
     planes = colour if layout.alpha is None else np.dstack([colour, layout.alpha])
     return planes.reshape(layout.shape)
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from .alignment import TEMPLATES
 from .face_models import DETECTORS
+from .files import DEFAULT_MAX_MEGAPIXELS
 from .inference import PRECISIONS
 from .registry import DEFAULT_MODEL
 
@@ -145,6 +146,9 @@ MODEL = Option("model", str, DEFAULT_MODEL, "model",
                "GPEN checkpoint: a release (GPEN-BFR-512 suits most photos; 1024 and 2048 for "
                "large faces), or a checkpoint file in the models folder. A missing release is "
                "downloaded on first use")
+MAX_MEGAPIXELS = Option("max_megapixels", float, DEFAULT_MAX_MEGAPIXELS, "largest image",
+                        "Images larger than this many megapixels are refused before they are "
+                        "decoded", minimum=1.0, maximum=1100.0, step=1.0)
 PRECISION = Option("precision", str, "auto", "precision",
                    "auto: fp16 on CUDA (retried in fp32 if it fails), fp32 elsewhere; bf16 is "
                    "fast only on CPUs with native bf16", choices=PRECISIONS)

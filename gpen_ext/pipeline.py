@@ -83,12 +83,14 @@ class FaceRestorer:
         if options.mask == "parsing":
             self.face_models.parser()
 
-    def restore(self, image, options=RestoreOptions(), landmarks=None):
+    def restore(self, image, options=RestoreOptions(), landmarks=None, any_float_range=False):
         """Restore the faces of `image` (see images.py for accepted layouts).
 
         `landmarks`: optional five (x, y) points per face found elsewhere (see
-        `check_landmarks`); only those are restored and no detector runs."""
-        source, layout = split_image(image)
+        `check_landmarks`); only those are restored and no detector runs. `any_float_range`:
+        float samples outside [0, 1] are kept as they are away from the faces."""
+        _check_options(options)
+        source, layout = split_image(image, any_float_range)
         faces = self.find_faces(source, layout, options, landmarks)
         chosen = select_faces(faces, options, source.shape)
         if not chosen:
@@ -117,7 +119,7 @@ class FaceRestorer:
         """Align, restore, mask and paste a batch of (number, face); their FaceRecords."""
         crops, matrices = zip(*(align_face(source, face.landmarks, self.size, options.template)
                                 for _, face in batch))
-        inputs = np.stack(crops).astype(np.float32) / layout.full_scale
+        inputs = np.clip(np.stack(crops).astype(np.float32) / layout.full_scale, 0, 1)
         restored = self.restore_crops(inputs, options, [face.box for _, face in batch])
         masks = self.paste_masks(restored, options)
         records = []
@@ -133,6 +135,7 @@ class FaceRestorer:
 
     def restore_aligned(self, image, options=RestoreOptions()):
         """Restore an image that is already an aligned face crop, at its own size."""
+        _check_options(options)
         rgb, layout = split_image(image)
         height, width = rgb.shape[:2]
         shrinking = min(height, width) > self.size
@@ -173,6 +176,11 @@ class FaceRestorer:
             return [BOX_MASK] * len(restored)
         faces = self.face_models.parser().face_masks([_to_uint8(crop) for crop in restored])
         return [feathered_face_mask(face) for face in faces]
+
+
+def _check_options(options):
+    if not isinstance(options, RestoreOptions):
+        raise ValueError(f"options must be RestoreOptions, got {type(options).__name__}")
 
 
 def check_landmarks(landmarks):

@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import pytest
@@ -128,3 +129,42 @@ def test_non_tensor_entries_are_refused():
         load_model({"ecd0.0.0.weight": [1, 2, 3]})
     with pytest.raises(CheckpointError, match="empty dict"):
         unwrap_state_dict({})
+
+
+def test_weights_that_are_not_finite_are_refused_at_load(tmp_path, tiny_state_dict):
+    damaged = dict(tiny_state_dict)
+    damaged["generator.conv1.conv.weight"] = damaged["generator.conv1.conv.weight"].clone()
+    damaged["generator.conv1.conv.weight"][0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match=r"not finite.*generator\.conv1\.conv\.weight"):
+        load_model(save(tmp_path, damaged))
+
+
+def forge_like_loader(original):
+    """What Forge does to torch.load and safetensors' load_file: any error becomes a
+    ValueError, and a file named by a str path is renamed to .corrupted."""
+    def loader(*args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        except Exception as error:
+            for argument in list(args) + list(kwargs.values()):
+                if isinstance(argument, str) and os.path.exists(argument):
+                    os.replace(argument, argument + ".corrupted")
+            raise ValueError(f"{error}\nFile corrupted") from None
+    return loader
+
+
+def test_under_forges_wrapped_loaders_files_are_named_right_and_left_alone(
+        tmp_path, tiny_state_dict, monkeypatch):
+    safetensors = pytest.importorskip("safetensors.torch")
+    monkeypatch.setattr(torch, "load", forge_like_loader(torch.load))
+    monkeypatch.setattr(safetensors, "load_file", forge_like_loader(safetensors.load_file))
+    marker = tmp_path / "pwned"
+    malicious = save(tmp_path, {"state_dict": tiny_state_dict, "hook": Payload(marker)})
+    with pytest.raises(CheckpointError, match="could run code"):
+        load_model(str(malicious))
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
+    with pytest.raises(CheckpointError, match="corrupt safetensors"):
+        load_model(str(corrupt))
+    assert malicious.exists() and corrupt.exists() and not marker.exists()
+    assert not list(tmp_path.glob("*.corrupted"))

@@ -13,10 +13,10 @@ from gpen_ext import cli
 from gpen_ext.files import read_image
 from gpen_ext.registry import KNOWN_MODELS, ModelInfo
 
-from helpers import HERE
+from helpers import DATA, ROOT
 from http_server import FileServer
 
-ROOT = HERE.parent
+
 
 
 def run_cli(*args, cwd=None):
@@ -141,15 +141,106 @@ def test_download_command_fetches_and_verifies(monkeypatch, tmp_path, capsys, ti
     assert "unknown model 'GPEN-9'" in capsys.readouterr().err
 
 
-def test_exif_orientation_is_applied(tmp_path, astronaut):
-    tall = np.ascontiguousarray(astronaut[:, :300])
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored sideways: rotate 90 degrees clockwise to view
-    Image.fromarray(tall).save(tmp_path / "sideways.jpg", exif=exif, quality=98)
-    picture = read_image(tmp_path / "sideways.jpg")
-    assert picture.pixels.shape == (300, 512, 3)
-    expected = np.rot90(tall, -1)
-    assert np.abs(picture.pixels.astype(float) - expected).mean() < 3
-    kept = Image.Exif()
-    kept.load(picture.exif)
-    assert kept[0x0112] == 1  # written back upright, so the tag must no longer rotate it
+def test_a_missing_input_is_a_usage_error_before_any_model_is_fetched(workspace, tmp_path):
+    models = tmp_path / "models"
+    result = run_cli("restore", workspace / "photos" / "nope.png", "-o", tmp_path / "out",
+                     "--models-dir", models)  # GPEN-BFR-512 is not there: it would download
+    assert result.returncode == 2 and "no such file or folder" in result.stderr
+    assert not models.exists() and "Traceback" not in result.stderr
+
+
+def test_missing_facexlib_weights_are_reported_once_with_what_to_do(workspace, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "GPEN-BFR-512.pth").write_bytes((workspace / "tiny.pth").read_bytes())
+    result = run_cli("restore", workspace / "photos" / "webui.png", workspace / "photos" /
+                     "deep.png", "-o", tmp_path / "out", "--models-dir", models, "--no-download")
+    assert result.returncode == 2
+    assert result.stderr.count("detection_Resnet50_Final.pth is not in") == 1  # not per file
+    assert "https://github.com/xinntao/facexlib/releases/download/" in result.stderr
+    assert str(models) in result.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("landmarks,message", [
+    ('[["a", "b"], [1, 2], [3, 4], [5, 6], [7, 8]]', "must be numbers"),
+    ("[[[1, 2], [3, 4], [5, 6], [7, 8], [9]]]", "different lengths"),
+    ("[[[1, 2], [3, 4], [5, 6], [7, 8], [NaN, 1]]]", "finite"),
+    ("[[[1, 2], [3, 4], [5, 6], [7, 8], [Infinity, 1]]]", "finite"),
+    ("[[[1, 2], [3, 4], [5, 6]]]", "shape (1, 3, 2)"),
+    ('{"faces": []}', "under 'landmarks'"),
+])
+def test_bad_landmark_files_are_usage_errors(workspace, tmp_path, landmarks, message):
+    path = tmp_path / "faces.json"
+    path.write_text(landmarks)
+    result = run_cli("restore", workspace / "photos" / "webui.png", "-o", tmp_path / "o.png",
+                     "--model", workspace / "tiny.pth", "--landmarks", path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "o.png").exists()
+
+
+def test_one_bare_face_and_no_faces_are_landmark_files_too(workspace, tmp_path):
+    one = run_cli("restore", workspace / "photos" / "webui.png", "-o", tmp_path / "one.png",
+                  "--model", workspace / "tiny.pth", "--mask", "box",
+                  "--landmarks", DATA / "astronaut_landmarks.json")
+    assert one.returncode == 0 and "1 face(s)" in one.stderr, one.stderr
+    (tmp_path / "none.json").write_text("[]")
+    none = run_cli("restore", workspace / "photos" / "webui.png", "-o", tmp_path / "none.png",
+                   "--model", workspace / "tiny.pth", "--landmarks", tmp_path / "none.json")
+    assert none.returncode == 0 and "0 face(s)" in none.stderr, none.stderr
+    assert np.array_equal(cv2.imread(str(tmp_path / "none.png")),
+                          cv2.imread(str(workspace / "photos" / "webui.png")))
+
+
+def test_outputs_in_a_type_that_cannot_be_written_are_refused(workspace, tmp_path):
+    result = run_cli("restore", workspace / "photos" / "webui.png", "-o", tmp_path / "x.gif",
+                     "--model", workspace / "tiny.pth")
+    assert result.returncode == 2 and "cannot write .gif" in result.stderr
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_an_image_over_the_pixel_limit_fails_alone(workspace, tmp_path):
+    result = run_cli("restore", workspace / "photos" / "webui.png", "-o", tmp_path / "o.png",
+                     "--model", workspace / "tiny.pth", "--max-megapixels", "0.1",
+                     "--landmarks", workspace / "faces.json", "--mask", "box")
+    assert result.returncode == 1 and "over the limit of 0.1" in result.stderr
+
+
+def test_float_tiff_in_float_out_with_everything_away_from_the_face_kept(
+        workspace, tmp_path, astronaut):
+    hdr = astronaut.astype(np.float32) / 255 * 3 - 1  # values from -1 to 2
+    cv2.imwrite(str(tmp_path / "hdr.tif"), hdr[..., ::-1])
+    result = run_cli("restore", tmp_path / "hdr.tif", "-o", tmp_path / "out.tif", "--model",
+                     workspace / "tiny.pth", "--landmarks", workspace / "faces.json",
+                     "--mask", "box")
+    assert result.returncode == 0, result.stderr
+    out = cv2.imread(str(tmp_path / "out.tif"), cv2.IMREAD_UNCHANGED)[..., ::-1]
+    assert out.dtype == np.float32 and not np.array_equal(out, hdr)
+    assert np.array_equal(out[400:], hdr[400:]) and out.min() < -0.5 and out.max() > 1.5
+
+
+def test_sigterm_while_writing_leaves_no_temporary_file(workspace, tmp_path, monkeypatch):
+    import signal
+    from gpen_ext import files
+    real_fdopen = files.os.fdopen
+
+    class TerminatedMidWrite:
+        def __init__(self, *args, **kwargs):
+            self.stream = real_fdopen(*args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.stream.close()
+
+        def write(self, data):
+            self.stream.write(data[:100])
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives as the file is being written
+
+    monkeypatch.setattr(files.os, "fdopen", TerminatedMidWrite)
+    out = tmp_path / "out"
+    code = cli.main(["restore", str(workspace / "photos" / "webui.png"), "-o", str(out),
+                     "--model", str(workspace / "tiny.pth"), "--mask", "box",
+                     "--landmarks", str(workspace / "faces.json")])
+    assert code == 143 and list(out.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is not cli._terminate  # the handler is put back

@@ -132,3 +132,13 @@ def test_winograd_is_chosen_for_wide_layers_on_large_maps():
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.inference_mode():
         assert (fast(x) - network(x)).abs().max().item() < 1e-4
+
+
+def test_bf16_on_a_cpu_without_native_bf16_says_it_is_slow(monkeypatch, caplog):
+    monkeypatch.setattr("gpen_ext.inference.cpu_has_native_bf16", lambda: False)
+    NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "bf16")
+    assert "no native bf16" in caplog.text and "slower than fp32" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr("gpen_ext.inference.cpu_has_native_bf16", lambda: True)
+    NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "bf16")
+    assert "native bf16" not in caplog.text

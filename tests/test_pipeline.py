@@ -232,3 +232,21 @@ def test_a_parser_that_cannot_load_fails_before_any_face_is_restored(astronaut, 
         restorer(network, tmp_path).restore(astronaut, RestoreOptions(mask="parsing"),
                                             landmarks=nine_faces())
     assert network.batches == []
+
+
+def test_float16_images_restore_and_come_back_as_float16(astronaut, astronaut_landmarks):
+    image = (astronaut / 255).astype(np.float16)
+    result = restorer(IdentityNetwork(512)).restore(image, RestoreOptions(mask="box"),
+                                                    landmarks=[astronaut_landmarks])
+    assert result.image.dtype == np.float16 and result.image.shape == image.shape
+    assert psnr(result.image, image, peak=1.0) > 45
+
+
+@pytest.mark.parametrize("image,options,message", [
+    (np.full((64, 64, 3), 255.0, np.float32), RestoreOptions(), r"float images must hold values in \[0, 1\]"),
+    (np.zeros((64, 64, 3), np.uint8), "box", "options must be RestoreOptions"),
+    (np.zeros((64, 64, 3), np.uint8), {"mask": "box"}, "options must be RestoreOptions"),
+])
+def test_python_callers_get_a_clear_value_error(image, options, message):
+    with pytest.raises(ValueError, match=message):
+        restorer(IdentityNetwork(64)).restore(image, options, landmarks=[])

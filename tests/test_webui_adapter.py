@@ -273,3 +273,53 @@ def test_install_script_installs_only_what_is_missing(monkeypatch, tmp_path):
     assert "facexlib" in installed and "tqdm" in installed
     for never in ("torch", "torchvision", "gradio", "basicsr", "numpy", "opencv"):
         assert f'"{never}' not in installed
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(client):
+    from test_files import png_header_only
+    bomb = base64.b64encode(png_header_only(20000, 20000)).decode()
+    response = client.post("/gpen/v1/restore", json={"image": bomb})
+    assert response.status_code == 422 and "megapixels" in response.text
+    shared.opts.gpen_max_megapixels = 0.1  # the limit is a setting
+    response = client.post("/gpen/v1/restore", json={"image": png_base64(np.zeros(
+        (400, 400, 3), np.uint8))})
+    assert response.status_code == 422 and "over the limit of 0.1" in response.text
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x89PNG\r\n\x1a\n" + b"\0" * 30,  # a PNG signature and nothing readable
+    None,  # a PNG cut short after its header
+])
+def test_every_undecodable_image_is_a_422(client, astronaut, payload):
+    if payload is None:
+        payload = base64.b64decode(png_base64(astronaut))[:2000]
+    response = client.post("/gpen/v1/restore", json={"image": base64.b64encode(payload).decode()})
+    assert response.status_code == 422, response.text
+
+
+def test_a_failed_request_leaves_the_loaded_model_in_place(client, webui, astronaut, monkeypatch):
+    from gpen_ext.registry import KNOWN_MODELS, ModelInfo
+    monkeypatch.setitem(KNOWN_MODELS, "GPEN-BFR-1024",
+                        ModelInfo("GPEN-BFR-1024", 1024, ("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
+    image = png_base64(astronaut)
+    assert client.post("/gpen/v1/restore", json={"image": image, "mask": "box"}).status_code == 200
+    loaded = webui.SERVICE._restorer
+    for body in ({"model": "GPEN-BFR-1024"}, {"model": "x" * 10000}, {"model": "nope.pth"},
+                 {"precision": "fp16"}, {"weight": 2}):
+        response = client.post("/gpen/v1/restore", json={"image": image, "mask": "box", **body})
+        assert webui.SERVICE._restorer is loaded, body
+        assert response.status_code in (200, 422, 500) and "Traceback" not in response.text
+    assert client.post("/gpen/v1/restore", json={"image": image, "model": "x" * 10000}
+                       ).status_code == 422
+
+
+def test_extras_infotext_only_when_gpen_restored(webui, astronaut, caplog, monkeypatch):
+    from gpen_ext.registry import KNOWN_MODELS, ModelInfo
+    monkeypatch.setitem(KNOWN_MODELS, "GPEN-BFR-1024",
+                        ModelInfo("GPEN-BFR-1024", 1024, ("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
+    pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
+    with caplog.at_level(logging.ERROR):
+        webui.GPENPostprocessing().process(pp, enable=True, visibility=1.0, weight=1.0,
+                                           model="GPEN-BFR-1024")
+    assert pp.info == {} and np.array_equal(np.asarray(pp.image), astronaut)
+    assert "GPEN-BFR-1024.pth" in caplog.text and "unrestored" in caplog.text

@@ -9,6 +9,7 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+import threading
 from typing import Any, List, Literal, Optional
 
 import numpy as np
@@ -17,7 +18,7 @@ from pydantic import BaseModel, Field, create_model
 
 from ..files import ImageFile, ImageFileError, decode_image, encode_image
 from ..images import ImageError
-from ..options import MODEL, PRECISION, restore_option_list
+from ..options import MAX_MEGAPIXELS, MODEL, PRECISION, restore_option_list
 from ..pipeline import check_landmarks
 from ..registry import list_models
 
@@ -85,13 +86,20 @@ class OptionEntry(BaseModel):
     maximum: Optional[float] = None
 
 
-def decode_base64_image(text):
+# One request decodes at a time: each decode is bounded by the pixel limit, and concurrent
+# requests must not add up to more than one such image.
+DECODING = threading.BoundedSemaphore(1)
+
+
+def decode_base64_image(text, max_megapixels=MAX_MEGAPIXELS.default):
     payload = text.split(",", 1)[1] if text.startswith("data:") else text
-    try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError):
-        raise ImageFileError("image is not valid base64") from None
-    return decode_image(data, name="the request's image").pixels
+    with DECODING:
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise ImageFileError("image is not valid base64") from None
+        return decode_image(data, name="the request's image",
+                            max_megapixels=max_megapixels).pixels
 
 
 def apply_request(request, model, options, precision):
@@ -103,15 +111,17 @@ def apply_request(request, model, options, precision):
     return request.model or model, options, request.precision or precision
 
 
-def create_router(service, settings, lock=None, dependencies=()):
+def create_router(service, settings, lock=None, dependencies=(),
+                  max_megapixels=lambda: MAX_MEGAPIXELS.default):
     """`settings()` -> (model, RestoreOptions, precision): the host's current choices.
-    `dependencies`: the `Depends(...)` every route carries (the host's authentication)."""
+    `dependencies`: the `Depends(...)` every route carries (the host's authentication).
+    `max_megapixels()`: the largest image a request may send."""
     router = APIRouter(prefix=PREFIX, tags=["GPEN"], dependencies=list(dependencies))
 
     @router.post("/restore", response_model=RestoreResponse)
     def restore(request: RestoreRequest):
         try:
-            image = decode_base64_image(request.image)
+            image = decode_base64_image(request.image, max_megapixels())
             model, options, precision = apply_request(request, *settings())
             landmarks = None if request.landmarks is None else check_landmarks(request.landmarks)
         except (ImageFileError, ValueError) as error:

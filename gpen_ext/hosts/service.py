@@ -13,6 +13,7 @@ import torch
 from ..checkpoints import load_model
 from ..download import ensure_model
 from ..face_models import FaceModels
+from ..inference import resolve_precision
 from ..options import PRECISION
 from ..pipeline import FaceRestorer
 from ..registry import resolve_model
@@ -51,7 +52,7 @@ class RestorationService:
         precision = PRECISION.check(precision)
         with self._lock:
             reference = resolve_model(model, self.environment.models_dir())
-            key = (reference.path, precision)
+            key = (reference.path, resolve_precision(precision, device))
             if self._key != key:
                 network = load_model(ensure_model(reference))
                 self.unload()

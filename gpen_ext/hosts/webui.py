@@ -15,7 +15,7 @@ from PIL import Image
 from modules import (devices, face_restoration, paths, script_callbacks, scripts_postprocessing,
                      shared, ui_components)
 
-from ..options import MODEL, PRECISION, restore_option_list, restore_options
+from ..options import MAX_MEGAPIXELS, MODEL, PRECISION, restore_option_list, restore_options
 from ..registry import list_models
 from .api import create_router
 from .service import HostEnvironment, RestorationService
@@ -62,7 +62,7 @@ SERVICE = RestorationService(HostEnvironment(
     unload_after_use=lambda: bool(getattr(shared.opts, "face_restoration_unload", False)),
     collect_garbage=devices.torch_gc, free_memory=_free_memory))
 
-SETTING_OPTIONS = (MODEL, *restore_option_list(), PRECISION)
+SETTING_OPTIONS = (MODEL, *restore_option_list(), PRECISION, MAX_MEGAPIXELS)
 
 
 def setting_key(option):
@@ -110,7 +110,7 @@ def setting(option):
 def current_settings(**overrides):
     """(model, RestoreOptions, precision) from Settings, with optional overrides (None: the
     setting)."""
-    values = {option.name: setting(option) for option in SETTING_OPTIONS}
+    values = {option.name: setting(option) for option in (MODEL, *restore_option_list(), PRECISION)}
     values.update({name: value for name, value in overrides.items() if value is not None})
     model, precision = values.pop(MODEL.name), values.pop(PRECISION.name)
     return model, restore_options(**values, keep_crops=False), precision
@@ -217,7 +217,8 @@ def on_app_started(demo, app):
                   "found; /gpen/v1 is not served")
         return
     from modules.call_queue import queue_lock  # GPU work waits for generation to finish
-    app.include_router(create_router(SERVICE, current_settings, queue_lock, dependencies))
+    app.include_router(create_router(SERVICE, current_settings, queue_lock, dependencies,
+                                     max_megapixels=lambda: setting(MAX_MEGAPIXELS)))
 
 
 def install():

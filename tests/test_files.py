@@ -1,0 +1,128 @@
+"""Image files: every orientation, header checks before decoding, odd formats, metadata."""
+
+import io
+import os
+import resource
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from gpen_ext.files import (ImageFile, ImageFileError, decode_image, encode_image, read_image,
+                            write_image)
+
+
+def jpeg_with_orientation(pixels, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG", exif=exif)  # lossless, with EXIF
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_turned_upright_as_pillow_does(orientation):
+    rng = np.random.default_rng(orientation)
+    stored = rng.integers(0, 256, (5, 8, 3), dtype=np.uint8)  # not square: turns show
+    data = jpeg_with_orientation(stored, orientation)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
+    picture = decode_image(data)
+    assert np.array_equal(picture.pixels, expected)
+    if orientation != 1:  # written back upright, so the tag must no longer turn it
+        kept = Image.Exif()
+        kept.load(picture.exif)
+        assert kept[0x0112] == 1
+
+
+def png_header_only(width, height):
+    """A PNG whose header declares width x height; its pixel data is a small zlib bomb."""
+    def chunk(kind, payload):
+        return struct.pack(">I", len(payload)) + kind + payload + \
+            struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    rows = zlib.compress(b"\0" * (1 << 22), 9)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + \
+        chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("side", [20000, 60000])
+def test_a_file_declaring_an_enormous_image_is_refused_before_decoding(side):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ImageFileError, match="megapixels, over the limit of 150|refused"):
+        decode_image(png_header_only(side, side), "bomb.png")
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 200_000  # nothing near the 1.2 GB and more it declares was allocated
+
+
+def test_the_limit_is_the_callers(tmp_path):
+    small = encode_image(ImageFile(np.zeros((100, 200, 3), np.uint8)), ".png")
+    with pytest.raises(ImageFileError, match="over the limit of 0.01"):
+        decode_image(small, max_megapixels=0.01)
+    assert decode_image(small, max_megapixels=1).pixels.shape == (100, 200, 3)
+
+
+@pytest.mark.parametrize("data,message", [
+    (b"", "not an image"), (b"GIF89a not really", "not an image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "not an image"),
+])
+def test_undecodable_data_is_a_clear_error(data, message):
+    with pytest.raises(ImageFileError, match=message):
+        decode_image(data)
+
+
+@pytest.mark.parametrize("format_", ["GIF", "WEBP"])
+def test_animations_are_refused_not_cut_to_one_frame(format_):
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "green", "blue")]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format=format_, save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageFileError, match="3 frames"):
+        decode_image(buffer.getvalue(), "anim")
+
+
+def test_float_tiff_stays_float_whatever_its_range(tmp_path):
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((40, 50, 3)) * 3 - 1).astype(np.float32)  # beyond [0, 1] both ways
+    write_image(tmp_path / "hdr.tif", ImageFile(pixels))
+    back = read_image(tmp_path / "hdr.tif").pixels
+    assert back.dtype == np.float32 and np.array_equal(back, pixels)
+
+
+def test_outputs_get_the_mode_of_any_new_file(tmp_path):
+    old = os.umask(0o027)
+    try:
+        write_image(tmp_path / "out.png", ImageFile(np.zeros((8, 8, 3), np.uint8)))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+def test_multi_strip_tiff_reads_and_writes(tmp_path):
+    """Pillow before 11 cannot write such a TIFF's tags back as EXIF: they are dropped with a
+    warning, the pixels never (.ci/run runs this file on the WebUI's Pillow 9.5 too)."""
+    pixels = np.random.default_rng(1).integers(0, 256, (300, 40, 3), dtype=np.uint8)
+    data = encode_image(ImageFile(pixels), ".tif")  # OpenCV writes rows in many strips
+    assert len(Image.open(io.BytesIO(data)).tag_v2[273]) > 1
+    picture = decode_image(data, "strips.tif")
+    assert np.array_equal(picture.pixels, pixels)
+    write_image(tmp_path / "out.jpg", picture)
+    assert np.asarray(Image.open(tmp_path / "out.jpg")).shape == (300, 40, 3)
+
+
+OLD_PILLOW = Path(__file__).resolve().parent.parent / ".ci" / "pillow-9.5"
+
+
+@pytest.mark.skipif(not OLD_PILLOW.is_dir(), reason="A1111's Pillow 9.5 is installed by .ci/run")
+def test_this_file_passes_on_the_webuis_pillow():
+    """A1111 1.10 and Forge ship Pillow 9.5; file handling must hold there too."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(OLD_PILLOW), str(OLD_PILLOW.parents[1])]))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             __file__, "-k", "not webuis_pillow"], capture_output=True,
+                            text=True, env=env, cwd=OLD_PILLOW.parents[1])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "passed" in result.stdout
