@@ -16,6 +16,7 @@ import torch
 
 from .arch.parsenet import FastParseNet
 from .checkpoints import CheckpointError, read_state_dict
+from .device_memory import placed, run_fitting
 from .download import DownloadError, download_file
 from .torchvision_ops import provide_cpu_nms
 
@@ -172,6 +173,12 @@ class FaceParser:
         """(N, 512, 512) float masks, 1 on the face, for N RGB uint8 crops of any size."""
         batch = np.stack([cv2.resize(crop, (PARSE_SIZE, PARSE_SIZE), interpolation=cv2.INTER_AREA)
                           if crop.shape[0] != PARSE_SIZE else crop for crop in crops])
-        x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        classes = self.network(x).argmax(dim=1).cpu().numpy()
-        return (~np.isin(classes, NOT_FACE_CLASSES)).astype(np.float32)
+        x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        faces = run_fitting(self.run, x, len(x), self.device, "the face parser")
+        return faces.numpy().astype(np.float32)
+
+    def run(self, batch, where="device"):
+        """Face (True) or not, per pixel, for a batch of parser inputs (see run_fitting)."""
+        with placed(self.network, self.device, where) as device:
+            classes = self.network(batch.to(device)).argmax(dim=1)
+            return ~torch.isin(classes, torch.tensor(NOT_FACE_CLASSES, device=device)).cpu()

@@ -5,6 +5,8 @@ import platform
 
 import torch
 
+from .device_memory import faces_that_fit, placed, run_fitting
+
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -76,24 +78,29 @@ class NetworkRunner:
     def faces_per_call(self, batch_size):
         """On the CPU one face at a time: the fast path convolves large maps face by face
         anyway, so a batch only adds memory (at 512: 1.01 s and 0.42 GB a face alone, 1.09 s
-        and 0.95 GB for four). Elsewhere the whole batch."""
-        return 1 if self.device.type == "cpu" else batch_size
+        and 0.95 GB for four). On a GPU as many as fit its free memory, up to `batch_size`."""
+        if self.device.type == "cpu":
+            return 1
+        return faces_that_fit(self.device, self.size, self.precision, batch_size)
 
     @torch.inference_mode()
     def __call__(self, batch):
-        """(N, 3, S, S) in [-1, 1] on any device -> float32 output on the CPU."""
-        step = self.faces_per_call(len(batch))
-        return torch.cat([self.run(batch[start:start + step])
-                          for start in range(0, len(batch), step)])
+        """(N, 3, S, S) in [-1, 1] on any device -> float32 output on the CPU; batches that do
+        not fit the device are split (device_memory.run_fitting)."""
+        return run_fitting(self.run, batch, self.faces_per_call(len(batch)), self.device,
+                           "the network")
 
-    def run(self, batch):
-        batch = batch.to(self.device, torch.float32)
-        if self.precision in _REDUCED:
-            with torch.autocast(self.device.type, dtype=_REDUCED[self.precision]):
-                output = self.network(batch).float()
-            if torch.isfinite(output).all():
-                return output.cpu()
-            log.warning("GPEN: %s output was not finite; running in fp32 from now on",
-                        self.precision)
-            self.precision = self.asked_precision = "fp32"
-        return self.network(batch).float().cpu()
+    def run(self, batch, where="device"):
+        """One call: on the device, on the device with large maps in bands, or on the CPU."""
+        with placed(self.network, self.device, where) as device:
+            precision = self.precision if device == self.device else "fp32"
+            batch = batch.to(device, torch.float32)
+            if precision in _REDUCED:
+                with torch.autocast(device.type, dtype=_REDUCED[precision]):
+                    output = self.network(batch).float()
+                if torch.isfinite(output).all():
+                    return output.cpu()
+                log.warning("GPEN: %s output was not finite; running in fp32 from now on",
+                            precision)
+                self.precision = self.asked_precision = "fp32"
+            return self.network(batch).float().cpu()

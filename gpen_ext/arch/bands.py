@@ -5,17 +5,22 @@ reused instead of faulted in afresh; and a layer whose output has its input's sh
 each band over the input rows it no longer needs (see `one_ahead`).
 """
 
+import contextvars
+
 import torch
 from torch.nn import functional as F
 
 BAND_BYTES = 8 << 20  # a band's output (or input, if wider), for every batch it holds
+# Set where a face does not fit a device's memory whole (device_memory.py)
+BANDS_ON_EVERY_DEVICE = contextvars.ContextVar("bands_on_every_device", default=False)
 
 
 def band_rows(x, channels=None, multiple=1):
     """Rows per band for a map like `x` (NCHW) producing `channels` per pixel, a multiple of
-    `multiple`. On a GPU, whole maps serve better: one band taller than any output of x."""
+    `multiple`. On a GPU, whole maps serve better (one band taller than any output of x),
+    unless memory is short (BANDS_ON_EVERY_DEVICE)."""
     n, in_channels, height, width = x.shape
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" and not BANDS_ON_EVERY_DEVICE.get():
         return max(multiple, 2 * height)
     row_bytes = n * max(channels or in_channels, in_channels) * width * x.element_size()
     rows = BAND_BYTES // row_bytes

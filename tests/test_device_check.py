@@ -1,0 +1,21 @@
+"""benchmarks/device_check.py as CI runs it: on the CPU, at 256."""
+
+import subprocess
+import sys
+
+from helpers import ROOT, SOLVAY
+import pytest
+
+
+@pytest.mark.skipif(not SOLVAY.is_file(), reason="needs ../shared/faces")
+def test_device_check_runs_on_the_cpu_and_passes_parity():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "device_check.py"),
+                             "--device", "cpu", "--sizes", "256"], capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    fp32 = next(line for line in lines if line.split()[:2] == ["256", "fp32"])
+    assert float(fp32.split()[2]) < 1e-4
+    assert any("(not on cpu)" in line for line in lines)  # fp16 is a GPU feature
+    assert any(line.startswith("pipeline") and "29 faces" in line for line in lines)
+    assert lines[-1].startswith("parity: fp32 within 1e-4")

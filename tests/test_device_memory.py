@@ -1,0 +1,112 @@
+"""Batches that fit a device, and the step-down when they do not (simulated on the CPU)."""
+
+import logging
+
+import pytest
+import torch
+
+from gpen_ext import device_memory
+from gpen_ext.arch import bands
+from gpen_ext.arch.gpen.fast import FastGPEN
+from gpen_ext.device_memory import faces_that_fit, network_mb_per_face, placed, run_fitting
+from gpen_ext.inference import NetworkRunner
+
+from helpers import PARITY_FILES, fast_path_for
+
+OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+
+
+def test_the_batch_is_what_fits_the_free_memory(monkeypatch):
+    gb = 2 ** 30
+    monkeypatch.setattr(device_memory, "free_bytes", lambda device: 2 * gb)
+    per_face = network_mb_per_face(512, "fp16")  # 213 MB in fp32, 16-bit activations
+    assert per_face == 213 * 0.5 * 1.5
+    expected = int((2048 - 512 - 224) // per_face)
+    assert faces_that_fit("cuda", 512, "fp16", 64) == expected == 8
+    assert faces_that_fit("cuda", 512, "fp16", 4) == 4  # never more than asked
+    monkeypatch.setattr(device_memory, "free_bytes", lambda device: 100 * 2 ** 20)
+    assert faces_that_fit("cuda", 2048, "fp32", 8) == 1  # always at least one
+    monkeypatch.setattr(device_memory, "free_bytes", lambda device: None)
+    assert faces_that_fit("cpu", 512, "fp32", 8) == 8
+
+
+def test_out_of_memory_halves_the_batch_down_to_one(caplog):
+    seen = []
+
+    def run(chunk, where):
+        seen.append((len(chunk), where))
+        if len(chunk) > 2:
+            raise OOM("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return chunk * 2
+
+    items = torch.arange(7.0)
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(run_fitting(run, items, 8, "cuda", "the network"), items * 2)
+    assert seen == [(7, "device"), (4, "device"), (2, "device"), (2, "device"), (2, "device"),
+                    (1, "device")]
+    assert "trying 4 at a time" in caplog.text and "trying 2 at a time" in caplog.text
+
+
+def test_a_face_that_does_not_fit_alone_runs_in_bands_then_on_the_cpu(caplog):
+    def run(chunk, where):
+        if where != "cpu":
+            raise RuntimeError("MPS backend out of memory (MPS allocated: 5 GB)")
+        return chunk + 1
+
+    with caplog.at_level(logging.WARNING):
+        assert torch.equal(run_fitting(run, torch.zeros(3), 4, "mps", "the network"),
+                           torch.ones(3))
+    assert "in bands" in caplog.text and "on the CPU" in caplog.text
+
+
+def test_other_errors_are_not_swallowed():
+    def run(chunk, where):
+        raise RuntimeError("expected scalar type Half but found Float")
+
+    with pytest.raises(RuntimeError, match="scalar type"):
+        run_fitting(run, torch.zeros(2), 2, "cuda", "the network")
+
+
+def test_placed_moves_the_module_for_the_cpu_and_back_and_forces_bands():
+    moves = []
+
+    class Module(torch.nn.Module):
+        def to(self, device):
+            moves.append(str(device))
+            return self
+
+    with placed(Module(), "cuda", "cpu") as device:
+        assert device.type == "cpu"
+    assert moves == ["cpu", "cuda"]
+    with placed(Module(), "cuda", "bands"):
+        assert bands.BANDS_ON_EVERY_DEVICE.get()
+    assert not bands.BANDS_ON_EVERY_DEVICE.get()
+
+
+def test_the_runner_steps_down_to_the_same_output(monkeypatch):
+    """A network that cannot take more than one face, asked for five at once (as on a GPU with
+    room for five): the output is the unconstrained one."""
+    vector, fast = fast_path_for(PARITY_FILES[0])
+    x = vector["input"][:1].repeat(5, 1, 1, 1) + torch.linspace(0, 0.1, 5)[:, None, None, None]
+    with torch.inference_mode():
+        expected = fast(x)
+
+    class OneAtATime(torch.nn.Module):
+        size = fast.size
+
+        def __init__(self):
+            super().__init__()
+            self.fast, self.batches = fast, []
+
+        def forward(self, batch):
+            self.batches.append(len(batch))
+            if len(batch) > 1:
+                raise OOM("CUDA out of memory")
+            return self.fast(batch)
+
+    network = OneAtATime()
+    runner = NetworkRunner(network, "cpu", "fp32")
+    monkeypatch.setattr(runner, "faces_per_call", lambda batch_size: batch_size)
+    assert (runner(x) - expected).abs().max().item() < 1e-5  # batched or alone: rounding only
+    assert network.batches == [5, 2, 1, 1, 1, 1, 1]
+    assert isinstance(fast, FastGPEN)
