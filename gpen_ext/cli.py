@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from . import __version__
@@ -18,10 +17,10 @@ from .checkpoints import CheckpointError
 from .download import DownloadError, ensure_model
 from .face_models import FaceModelError
 from .files import IMAGE_SUFFIXES, ImageFile, ImageFileError, read_image, write_image
-from .images import ImageError
+from .images import ImageError, side_by_side
 from .inference import DEVICES
 from .options import MAX_MEGAPIXELS, MODEL, PRECISION, restore_option_list, restore_options
-from .pipeline import check_landmarks
+from .pipeline import check_landmarks, face_strip
 from .registry import KNOWN_MODELS, default_models_dir, list_models, resolve_model
 from .restorers import load_restorer
 
@@ -91,10 +90,14 @@ def add_option_arguments(group):
     for option in restore_option_list():
         flags = (f"--{option.name.replace('_', '-')}", *LEGACY_FLAGS.get(option.name, ()))
         limits = f"{option.minimum} to {option.maximum}, " if option.minimum is not None else ""
-        default = "none" if option.default == () else str(option.default).lower()
+        default = " ".join(map(str, option.default)) or "none" if option.kind is tuple else \
+            str(option.default).lower()
         text = f"{option.help} ({limits}default {default})"
         if option.kind is bool:
             group.add_argument(*flags, action=argparse.BooleanOptionalAction, help=text)
+        elif option.kind is tuple and option.choices:
+            group.add_argument(*flags, nargs="+", choices=option.choices, metavar="NAME",
+                               help=f"{text[:-1]}; any of {', '.join(option.choices)})")
         elif option.kind is tuple:
             group.add_argument(*flags, type=int, nargs="+", metavar="N", help=text)
         elif option.choices:
@@ -200,12 +203,6 @@ def options_from(args):
         raise UsageError(str(error)) from None
 
 
-def side_by_side(left, right):
-    height = max(left.shape[0], right.shape[0])
-    pad = lambda image: np.pad(image, [(0, height - image.shape[0])] + [(0, 0)] * (image.ndim - 1))  # noqa: E731
-    return np.concatenate([pad(left), pad(right)], axis=1)
-
-
 def run_restore(args):
     if args.legacy:
         args.aligned = not args.face_align
@@ -260,11 +257,11 @@ def restore_file(restorer, source, target, options, landmarks, args):
     write_image(target, ImageFile(result.image, picture.text, picture.exif))
     if args.comparison:
         write_image(target.with_name(f"{target.stem}_comparison{target.suffix}"),
-                    ImageFile(side_by_side(picture.pixels, result.image)))
+                    ImageFile(side_by_side([picture.pixels, result.image])))
     if args.save_faces:
         for number, face in enumerate(result.faces):
             write_image(target.with_name(f"{target.stem}_face{number:02d}.png"),
-                        ImageFile(side_by_side(face.aligned, face.restored)))
+                        ImageFile(face_strip(face)))
     return len(result.faces)
 
 

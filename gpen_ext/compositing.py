@@ -67,7 +67,8 @@ def match_colour(restored, original):
 
 
 def paste_face(image, crop, aligned, mask, forward, visibility=1.0):
-    """Composite a restored crop into `image` through its mask; touches only the face region.
+    """Composite a restored crop into `image` through its mask; touches only the face region,
+    which it returns as (rows, columns, alpha), or None where the face is outside the image.
 
     `crop` and `aligned` (the network's input) are float in the image's sample scale; `mask`
     is in crop coordinates, at any size. A crop much larger than its place in the image would
@@ -82,7 +83,7 @@ def paste_face(image, crop, aligned, mask, forward, visibility=1.0):
     x0, y0 = np.maximum(np.floor(mapped.min(axis=0)).astype(int) - 1, 0)
     x1, y1 = np.minimum(np.ceil(mapped.max(axis=0)).astype(int) + 1, [width, height])
     if x1 <= x0 or y1 <= y0:
-        return image
+        return None
     to_region = inverse.copy()
     to_region[:, 2] -= (x0, y0)
     warp = lambda source, flags: cv2.warpAffine(  # noqa: E731 (outside the crop: 0)
@@ -101,7 +102,7 @@ def paste_face(image, crop, aligned, mask, forward, visibility=1.0):
     original = region.astype(np.float32)
     blended = original + alpha * (face - original)
     region[...] = np.where(alpha > 0, to_dtype(blended, image.dtype, full_scale), region)
-    return image
+    return slice(y0, y1), slice(x0, x1), alpha[:, :, 0]
 
 
 def _scaled(matrix, factor):

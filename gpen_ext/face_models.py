@@ -27,9 +27,12 @@ DETECTORS = {
 }
 PARSENET_FILE, PARSENET_RELEASE = "parsing_parsenet.pth", "v0.2.2"
 PARSE_SIZE = 512
-# CelebAMask-HQ classes that are not the face itself: background, neck, necklace, cloth,
-# hair, hat. Pasting only the rest keeps the restorer off hair and clothes.
-NOT_FACE_CLASSES = (0, 14, 15, 16, 17, 18)
+# ParseNet's CelebAMask-HQ classes, grouped as a user names the parts of a face (background,
+# cloth and hat are never pasted). The default is the face itself, as the official pipeline
+# pastes it: hair and neck keep their own pixels.
+FACE_REGIONS = {"skin": (1,), "brows": (2, 3), "eyes": (4, 5, 6), "ears": (7, 8, 9),
+                "nose": (10,), "mouth": (11, 12, 13), "neck": (14, 15), "hair": (17,)}
+DEFAULT_REGIONS = ("skin", "brows", "eyes", "ears", "nose", "mouth")
 
 
 class FaceModelError(RuntimeError):
@@ -169,16 +172,17 @@ class FaceParser:
         self.network.to(self.device)
 
     @torch.inference_mode()
-    def face_masks(self, crops):
-        """(N, 512, 512) float masks, 1 on the face, for N RGB uint8 crops of any size."""
+    def face_masks(self, crops, regions=DEFAULT_REGIONS):
+        """(N, 512, 512) float masks, 1 on the chosen FACE_REGIONS, for N RGB uint8 crops of
+        any size."""
         batch = np.stack([cv2.resize(crop, (PARSE_SIZE, PARSE_SIZE), interpolation=cv2.INTER_AREA)
                           if crop.shape[0] != PARSE_SIZE else crop for crop in crops])
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        faces = run_fitting(self.run, x, len(x), self.device, "the face parser")
-        return faces.numpy().astype(np.float32)
+        classes = run_fitting(self.run, x, len(x), self.device, "the face parser").numpy()
+        wanted = [number for region in regions for number in FACE_REGIONS[region]]
+        return np.isin(classes, wanted).astype(np.float32)
 
     def run(self, batch, where="device"):
-        """Face (True) or not, per pixel, for a batch of parser inputs (see run_fitting)."""
+        """The class of every pixel (uint8) for a batch of parser inputs (see run_fitting)."""
         with placed(self.network, self.device, where) as device:
-            classes = self.network(batch.to(device)).argmax(dim=1)
-            return ~torch.isin(classes, torch.tensor(NOT_FACE_CLASSES, device=device)).cpu()
+            return self.network(batch.to(device)).argmax(dim=1).to(torch.uint8).cpu()

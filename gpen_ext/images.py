@@ -87,3 +87,10 @@ def to_dtype(values, dtype, full_scale):
     if np.dtype(dtype).kind == "f":
         return values.astype(dtype)
     return np.clip(np.rint(values), 0, full_scale).astype(dtype)
+
+
+def side_by_side(images):
+    """Images of one layout and dtype in a row, tops aligned, shorter ones padded with black."""
+    height = max(image.shape[0] for image in images)
+    return np.concatenate([np.pad(image, [(0, height - image.shape[0])] +
+                                  [(0, 0)] * (image.ndim - 1)) for image in images], axis=1)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from .alignment import TEMPLATES
-from .face_models import DETECTORS
+from .face_models import DEFAULT_REGIONS, DETECTORS, FACE_REGIONS
 from .files import DEFAULT_MAX_MEGAPIXELS
 from .inference import PRECISIONS
 from .registry import DEFAULT_MODEL
@@ -27,7 +27,7 @@ MASKS = ("parsing", "box")
 class Option:
     """One setting: its name, type, default, choices or inclusive range, and what it does."""
     name: str
-    kind: type             # float, int, bool, str, or tuple (of face numbers)
+    kind: type             # float, int, bool, str, or tuple (of `choices`, else face numbers)
     default: object
     label: str
     help: str
@@ -39,7 +39,7 @@ class Option:
     def check(self, value):
         """`value` in this option's type, or a ValueError that names the option."""
         checker = {float: self._number, int: self._number, bool: self._flag, str: self._choice,
-                   tuple: self._indices}[self.kind]
+                   tuple: self._items}[self.kind]
         return checker(value)
 
     def _number(self, value):
@@ -62,14 +62,22 @@ class Option:
             raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         return value
 
-    def _indices(self, value):
+    def _items(self, value):
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-            raise ValueError(f"{self.name} must be a list of face numbers, got {value!r}")
-        for item in value:
-            if isinstance(item, bool) or not isinstance(item, numbers.Integral) or item < 0:
+            what = "names" if self.choices else "face numbers"
+            raise ValueError(f"{self.name} must be a list of {what}, got {value!r}")
+        items = list(value)
+        for item in items:
+            if self.choices and item not in self.choices:
+                raise ValueError(f"{self.name}: each must be one of {', '.join(self.choices)}, "
+                                 f"got {item!r}")
+            if not self.choices and (isinstance(item, bool) or not isinstance(
+                    item, numbers.Integral) or item < 0):
                 raise ValueError(f"{self.name}: face numbers are whole numbers from 0, "
                                  f"got {item!r}")
-        return tuple(dict.fromkeys(int(item) for item in value))  # each once, in given order
+        if self.choices and not items:
+            raise ValueError(f"{self.name} needs at least one of {', '.join(self.choices)}")
+        return tuple(dict.fromkeys(item if self.choices else int(item) for item in items))
 
 
 def _option(default, label, help, **limits):
@@ -105,6 +113,10 @@ class RestoreOptions:
     mask: str = _option(
         "parsing", "paste mask", "parsing: paste only the face itself (not hair, neck or "
         "clothes); box: a feathered square around the face", choices=MASKS)
+    face_regions: tuple = _option(
+        DEFAULT_REGIONS, "face regions", "Which parts of each face take the restored pixels; "
+        "leave out eyes or mouth to keep the original ones. Needs the parsing mask",
+        choices=tuple(FACE_REGIONS))
     color_correction: bool = _option(
         False, "colour correction", "Give the restored face the original's overall colour, "
         "keeping the restored detail")
@@ -118,7 +130,8 @@ class RestoreOptions:
         4, "batch size", "Faces per network and parsing call: higher is faster on a GPU with "
         "enough memory; memory grows with it", minimum=1, maximum=64, step=1)
     detection_max_side: int = 1280  # detection runs on a copy no larger than this
-    keep_crops: bool = True         # put aligned/restored crops in the face records
+    keep_crops: bool = True         # put aligned/restored crops and masks in the face records
+    keep_paste_mask: bool = False   # give the result an image-sized mask of what was pasted
 
     def __post_init__(self):
         problems = []

@@ -16,7 +16,7 @@ import torch
 from .alignment import align_face, invert_affine, similarity_transform, template_points
 from .compositing import BOX_MASK, blend_crop, feathered_face_mask, paste_face
 from .face_models import DetectedFace
-from .images import merge_image, split_image, to_dtype
+from .images import merge_image, side_by_side, split_image, to_dtype
 from .inference import NetworkRunner
 from .options import RestoreOptions
 
@@ -31,6 +31,7 @@ class FaceRecord:
     score: float
     aligned: np.ndarray = None   # RGB uint8 crop given to the network
     restored: np.ndarray = None  # RGB uint8 crop after blending, before pasting
+    mask: np.ndarray = None      # its paste mask, float in [0, 1], in crop coordinates
 
 
 @dataclass
@@ -38,6 +39,7 @@ class RestoreResult:
     image: np.ndarray
     faces: list = field(default_factory=list)
     found: int = 0  # faces detected or supplied, before selection
+    paste_mask: np.ndarray = None  # with options.keep_paste_mask: where the faces went (H x W)
 
     @property
     def message(self):
@@ -93,15 +95,16 @@ class FaceRestorer:
         source, layout = split_image(image, any_float_range)
         faces = self.find_faces(source, layout, options, landmarks)
         chosen = select_faces(faces, options, source.shape)
+        paste_mask = np.zeros(source.shape[:2], np.float32) if options.keep_paste_mask else None
         if not chosen:
-            return RestoreResult(image.copy(), [], len(faces))
+            return RestoreResult(image.copy(), [], len(faces), paste_mask)
         self.prepare(options, detecting=False)
         output = source.copy()  # faces are aligned from `source` and pasted into `output`
         records = []
         for start in range(0, len(chosen), options.batch_size):
             batch = [(number, faces[number]) for number in chosen[start:start + options.batch_size]]
-            records += self.restore_batch(source, output, layout, batch, options)
-        return RestoreResult(merge_image(output, layout), records, len(faces))
+            records += self.restore_batch(source, output, layout, batch, options, paste_mask)
+        return RestoreResult(merge_image(output, layout), records, len(faces), paste_mask)
 
     def find_faces(self, rgb, layout, options, landmarks=None):
         """Faces, ordered left to right by their box centres: the supplied ones, or those the
@@ -115,8 +118,9 @@ class FaceRestorer:
                 preview, options.detection_threshold, options.detection_max_side)
         return sorted(faces, key=lambda face: (face.box[0] + face.box[2]) / 2)
 
-    def restore_batch(self, source, output, layout, batch, options):
-        """Align, restore, mask and paste a batch of (number, face); their FaceRecords."""
+    def restore_batch(self, source, output, layout, batch, options, paste_mask=None):
+        """Align, restore, mask and paste a batch of (number, face); their FaceRecords.
+        `paste_mask`, if given, gets the largest alpha each pixel was pasted with."""
         crops, matrices = zip(*(align_face(source, face.landmarks, self.size, options.template)
                                 for _, face in batch))
         inputs = np.clip(np.stack(crops).astype(np.float32) / layout.full_scale, 0, 1)
@@ -125,11 +129,15 @@ class FaceRestorer:
         records = []
         for (number, face), crop, before, after, mask, forward in zip(
                 batch, crops, inputs, restored, masks, matrices):
-            paste_face(output, after * layout.full_scale, crop.astype(np.float32), mask, forward,
-                       options.visibility)
+            pasted = paste_face(output, after * layout.full_scale, crop.astype(np.float32), mask,
+                                forward, options.visibility)
+            if pasted is not None and paste_mask is not None:
+                rows, columns, alpha = pasted
+                np.maximum(paste_mask[rows, columns], alpha, out=paste_mask[rows, columns])
             record = FaceRecord(number, face.box, face.landmarks, face.score)
             if options.keep_crops:
                 record.aligned, record.restored = _to_uint8(before), _to_uint8(after)
+                record.mask = mask
             records.append(record)
         return records
 
@@ -154,7 +162,10 @@ class FaceRestorer:
         record = FaceRecord(0, box, template, 1.0)
         if options.keep_crops:
             record.aligned, record.restored = _to_uint8(crop[0]), _to_uint8(restored)
-        return RestoreResult(merge_image(output, layout), [record], 1)
+            record.mask = np.ones((height, width), np.float32)
+        paste_mask = np.full((height, width), options.visibility, np.float32) \
+            if options.keep_paste_mask else None
+        return RestoreResult(merge_image(output, layout), [record], 1, paste_mask)
 
     def restore_crops(self, crops, options, boxes=None):
         """Aligned float RGB crops (N, S, S, 3) in [0, 1] -> restored crops, blended."""
@@ -174,7 +185,8 @@ class FaceRestorer:
         """Paste masks in crop coordinates for restored float crops."""
         if options.mask == "box":
             return [BOX_MASK] * len(restored)
-        faces = self.face_models.parser().face_masks([_to_uint8(crop) for crop in restored])
+        faces = self.face_models.parser().face_masks([_to_uint8(crop) for crop in restored],
+                                                     options.face_regions)
         return [feathered_face_mask(face) for face in faces]
 
 
@@ -252,6 +264,14 @@ def select_faces(faces, options, image_shape):
     if options.max_faces and len(chosen) > options.max_faces:
         chosen = sorted(chosen, key=side, reverse=True)[:options.max_faces]
     return sorted(chosen)
+
+
+def face_strip(record):
+    """A face record's crops as one RGB uint8 image: before, after, and its paste mask."""
+    size = record.restored.shape[:2][::-1]
+    mask = cv2.resize(record.mask, size, interpolation=cv2.INTER_AREA)
+    return side_by_side([record.aligned, record.restored,
+                         np.repeat(_to_uint8(mask)[:, :, None], 3, axis=2)])
 
 
 def _to_uint8(crop):

@@ -66,7 +66,7 @@ def test_single_file_with_extras_and_the_overwrite_rules(workspace):
     assert first.returncode == 0, first.stderr
     assert "1 file(s) restored, 1 face(s)" in first.stderr
     assert cv2.imread(str(target.with_name("result_comparison.png"))).shape == (512, 1024, 3)
-    assert cv2.imread(str(target.with_name("result_face00.png"))).shape == (64, 128, 3)
+    assert cv2.imread(str(target.with_name("result_face00.png"))).shape == (64, 192, 3)
     refused = run_cli(*args)
     assert refused.returncode == 2 and "exist already" in refused.stderr
     assert run_cli(*args, "--overwrite").returncode == 0

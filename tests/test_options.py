@@ -23,9 +23,13 @@ def test_the_command_line_takes_every_option_and_its_limits():
     parser = cli.build_parser()
     args = parser.parse_args(["restore", "in.png", "-o", "out", "--batch-size", "64",
                               "--face-indices", "3", "1", "--no-color-correction",
-                              "--select", "largest", "--threshold", "0.5"])
+                              "--select", "largest", "--threshold", "0.5",
+                              "--face-regions", "skin", "nose"])
     options = cli.options_from(args)
     assert options.batch_size == 64 and options.face_indices == (3, 1)
+    assert options.face_regions == ("skin", "nose")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["restore", "in.png", "-o", "out", "--face-regions", "teeth"])
     assert options.face_selection == "largest" and options.detection_threshold == 0.5
     flags = {action.dest for action in parser._subparsers._group_actions[0].choices[
         "restore"]._actions}
@@ -53,3 +57,9 @@ def test_a_value_beyond_the_limits_is_refused_the_same_way_everywhere():
         RestoreOptions(batch_size=65)
     with pytest.raises(Exception, match="less than or equal to 64"):
         RestoreRequest(image="", batch_size=65)
+    with pytest.raises(ValueError, match="face_regions: each must be one of"):
+        RestoreOptions(face_regions=("teeth",))
+    with pytest.raises(ValueError, match="face_regions needs at least one"):
+        RestoreOptions(face_regions=())
+    with pytest.raises(Exception, match="teeth"):
+        RestoreRequest(image="", face_regions=["teeth"])

@@ -4,14 +4,15 @@ import pytest
 import torch
 
 from gpen_ext.arch.parsenet import FastParseNet
-from gpen_ext.face_models import NOT_FACE_CLASSES
+from gpen_ext.face_models import DEFAULT_REGIONS, FACE_REGIONS
 
 from helpers import random_parsenet
 
 
 def face_mask(logits):
     classes = logits.argmax(dim=1)
-    return ~torch.isin(classes, torch.tensor(NOT_FACE_CLASSES))
+    face = [number for region in DEFAULT_REGIONS for number in FACE_REGIONS[region]]
+    return torch.isin(classes, torch.tensor(face))
 
 
 @pytest.fixture(scope="module")

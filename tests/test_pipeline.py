@@ -203,7 +203,8 @@ def test_paste_outside_the_image_changes_nothing():
     image = np.zeros((32, 32, 3), np.uint8)
     far_away = np.array([[1.0, 0, -5000], [0, 1.0, -5000]])
     crop = np.full((64, 64, 3), 255.0, np.float32)
-    assert not paste_face(image, crop, crop, np.ones((512, 512), np.float32), far_away).any()
+    assert paste_face(image, crop, crop, np.ones((512, 512), np.float32), far_away) is None
+    assert not image.any()
 
 
 def nine_faces():
@@ -217,8 +218,8 @@ def test_every_stage_takes_at_most_batch_size_faces(astronaut, face_weights, mon
     from gpen_ext.face_models import FaceParser
     parsed = []
     original = FaceParser.face_masks
-    monkeypatch.setattr(FaceParser, "face_masks",
-                        lambda self, crops: parsed.append(len(crops)) or original(self, crops))
+    monkeypatch.setattr(FaceParser, "face_masks", lambda self, crops, regions: parsed.append(
+        len(crops)) or original(self, crops, regions))
     network, batches = CountingNetwork(64), runner_batches(monkeypatch)
     result = restorer(network, face_weights).restore(
         astronaut, RestoreOptions(mask="parsing", batch_size=4), landmarks=nine_faces())
@@ -250,3 +251,30 @@ def test_float16_images_restore_and_come_back_as_float16(astronaut, astronaut_la
 def test_python_callers_get_a_clear_value_error(image, options, message):
     with pytest.raises(ValueError, match=message):
         restorer(IdentityNetwork(64)).restore(image, options, landmarks=[])
+
+
+def test_face_regions_choose_the_parsed_classes_that_are_pasted(face_weights, monkeypatch):
+    from gpen_ext.face_models import FaceParser
+    classes = torch.zeros(1, 512, 512, dtype=torch.uint8)
+    classes[:, :, :128], classes[:, :, 128:256], classes[:, :, 256:384] = 1, 4, 11  # skin eyes mouth
+    monkeypatch.setattr(FaceParser, "run", lambda self, batch, where="device": classes)
+    parser = FaceModels(face_weights, download=False).parser()
+    crop = [np.zeros((512, 512, 3), np.uint8)]
+    default = parser.face_masks(crop)[0]
+    assert default[:, :384].all() and not default[:, 384:].any()
+    without_eyes = parser.face_masks(crop, ("skin", "mouth"))[0]
+    assert without_eyes[:, :128].all() and not without_eyes[:, 128:256].any()
+    assert without_eyes[:, 256:384].all()
+
+
+def test_the_paste_mask_and_crops_come_back_when_asked(astronaut, astronaut_landmarks):
+    options = RestoreOptions(mask="box", keep_paste_mask=True)
+    result = restorer(IdentityNetwork(512)).restore(astronaut, options,
+                                                    landmarks=[astronaut_landmarks])
+    mask, face = result.paste_mask, result.faces[0]
+    assert mask.shape == astronaut.shape[:2] and mask.max() == 1.0 and mask[450:].max() == 0
+    x1, y1, x2, y2 = face.box.astype(int)
+    assert mask[(y1 + y2) // 2, (x1 + x2) // 2] == 1.0
+    assert face.mask.shape == (512, 512) and face.aligned.shape == face.restored.shape
+    assert restorer(IdentityNetwork(512)).restore(astronaut, RestoreOptions(mask="box"),
+                                                  landmarks=[astronaut_landmarks]).paste_mask is None

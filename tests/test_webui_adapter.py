@@ -134,18 +134,39 @@ def test_scripts_expose_only_the_gpen_postprocessing_class(webui):
     assert classes == [webui.GPENPostprocessing] and classes[0].name == "GPEN"
 
 
+EXTRAS_CONTROLS = ["enable", "visibility", "weight", "model", "face_selection", "face_indices",
+                   "min_face_size", "max_faces", "face_regions", "show_faces"]
+
+
 def test_extras_ui_controls_and_infotext(webui, astronaut):
     script = webui.GPENPostprocessing()
     with gr.Blocks():
         controls = script.ui()
-    assert list(controls) == ["enable", "visibility", "weight", "model"]
+    assert list(controls) == EXTRAS_CONTROLS
     assert controls["enable"].value is False
     assert controls["model"].choices[0][0] == "GPEN-BFR-256"
+    assert controls["face_regions"].value == ["skin", "brows", "eyes", "ears", "nose", "mouth"]
     assert script.order > 1000 and isinstance(script, scripts_postprocessing.ScriptPostprocessing)
     pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
     script.process(pp, enable=True, visibility=0.5, weight=0.8, model="GPEN-BFR-512")
     assert pp.info == {"GPEN visibility": 0.5, "GPEN weight": 0.8, "GPEN model": "GPEN-BFR-512"}
-    assert changed(pp.image, astronaut) > 0.5
+    assert changed(pp.image, astronaut) > 0.5 and pp.extra_images == []
+
+
+def test_extras_face_choices_reach_the_pipeline_and_the_infotext(webui, astronaut, caplog):
+    script = webui.GPENPostprocessing()
+    pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
+    with caplog.at_level(logging.INFO):
+        script.process(pp, enable=True, visibility=1.0, weight=1.0, model="GPEN-BFR-512",
+                       face_selection="all", face_indices="1, 0", min_face_size=0, max_faces=0,
+                       face_regions=["skin", "nose"], show_faces=True)
+    assert pp.info["GPEN face numbers"] == "1, 0" and pp.info["GPEN face regions"] == "skin, nose"
+    assert "GPEN face selection" not in pp.info  # at its default
+    assert [extra.nametags for extra in pp.extra_images] == [["gpen-face00"], ["gpen-face01"]]
+    strip = np.asarray(pp.extra_images[0].image)
+    assert strip.shape == (64, 192, 3) and all(extra.disable_processing for extra in pp.extra_images)
+    summary = next(line for line in caplog.messages if line.startswith("GPEN: restored"))
+    assert "restored 2 of" in summary and " s on cpu (fp32)" in summary
 
 
 def test_extras_api_none_arguments_follow_settings(webui, astronaut):

@@ -27,7 +27,7 @@ PREFIX = "/gpen/v1"
 
 def _annotation(option):
     if option.kind is tuple:
-        return List[int]
+        return List[Literal[tuple(option.choices)]] if option.choices else List[int]
     if option.choices:
         return Literal[tuple(option.choices)]
     return option.kind
@@ -151,7 +151,8 @@ def create_router(service, settings, lock=None, dependencies=(),
 
     @router.get("/options", response_model=List[OptionEntry])
     def options():
-        return [OptionEntry(name=option.name, type=option.kind.__name__,
+        return [OptionEntry(name=option.name, type="list" if option.kind is tuple else
+                            option.kind.__name__,
                             default=list(option.default) if option.kind is tuple else option.default,
                             label=option.label, help=option.help, choices=list(option.choices),
                             minimum=option.minimum, maximum=option.maximum)

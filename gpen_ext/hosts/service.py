@@ -4,6 +4,7 @@ the way the host wants, and a restore call that never loses the caller's image."
 import gc
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -78,14 +79,16 @@ class RestorationService:
     def restore_safely(self, image, model, options, precision="auto"):
         """(image, result): restored, or, if anything fails, the image as given, None and a
         log entry."""
+        started = time.monotonic()
         try:
             result = self.restore(image, model, options, precision)
         except Exception as error:  # the host's own work must go on whatever happens here
             log.error("GPEN: face restoration failed, image left unrestored: %s", error,
                       exc_info=not isinstance(error, (OSError, ValueError, RuntimeError)))
             return image, None
-        if not result.faces:
-            log.info("GPEN: %s", result.message)
+        restorer = self._restorer
+        log.info("GPEN: %s in %.1f s on %s (%s)", result.message, time.monotonic() - started,
+                 restorer.device, restorer.precision)
         return result.image, result
 
     def unload(self):

@@ -16,6 +16,7 @@ from modules import (devices, face_restoration, paths, script_callbacks, scripts
                      shared, ui_components)
 
 from ..options import MAX_MEGAPIXELS, MODEL, PRECISION, restore_option_list, restore_options
+from ..pipeline import face_strip
 from ..registry import list_models
 from .api import create_router
 from .service import HostEnvironment, RestorationService
@@ -26,7 +27,11 @@ NAME = "GPEN"
 SECTION = ("gpen", "GPEN")
 CATEGORY = "postprocessing"  # the Settings category that holds Face restoration
 EXTRAS_ENABLED = "gpen_extras_enabled"
-EXTRAS_OPTIONS = ("visibility", "weight")  # beside the model, in the Extras section
+# The Extras section's controls, row by row; the rest comes from Settings.
+EXTRAS_ROWS = (("visibility", "weight", "model"),
+               ("face_selection", "face_indices", "min_face_size", "max_faces"),
+               ("face_regions",))
+SHOW_FACES = "show_faces"
 
 
 def models_dir():
@@ -63,6 +68,7 @@ SERVICE = RestorationService(HostEnvironment(
     collect_garbage=devices.torch_gc, free_memory=_free_memory))
 
 SETTING_OPTIONS = (MODEL, *restore_option_list(), PRECISION, MAX_MEGAPIXELS)
+OPTIONS_BY_NAME = {option.name: option for option in SETTING_OPTIONS}
 
 
 def setting_key(option):
@@ -74,12 +80,17 @@ def label(option):
 
 
 def stored(option, value):
-    """An option's value as a WebUI setting or control holds it (face numbers as text)."""
-    return ", ".join(map(str, value)) if option.kind is tuple else value
+    """An option's value as a WebUI setting or control holds it (face numbers as text, names
+    as a list)."""
+    if option.kind is tuple:
+        return list(value) if option.choices else ", ".join(map(str, value))
+    return value
 
 
 def parsed(option, value):
     """A setting's or control's value as the option takes it."""
+    if option.kind is tuple and option.choices:
+        return tuple(value)
     if option.kind is tuple:
         text = str(value or "").replace(",", " ").split()
         if not all(item.isdigit() for item in text):
@@ -95,6 +106,8 @@ def control(option, **arguments):
         return gr.Dropdown, {"choices": model_choices(), **arguments}
     if option.kind is bool:
         return gr.Checkbox, arguments
+    if option.kind is tuple and option.choices:
+        return gr.CheckboxGroup, {"choices": list(option.choices), **arguments}
     if option.kind is tuple:
         return gr.Textbox, {"placeholder": "e.g. 0, 2", **arguments}
     if option.choices:
@@ -107,13 +120,15 @@ def setting(option):
     return parsed(option, getattr(shared.opts, setting_key(option), stored(option, option.default)))
 
 
-def current_settings(**overrides):
-    """(model, RestoreOptions, precision) from Settings, with optional overrides (None: the
-    setting)."""
-    values = {option.name: setting(option) for option in (MODEL, *restore_option_list(), PRECISION)}
-    values.update({name: value for name, value in overrides.items() if value is not None})
+def current_settings(keep_crops=False, **overrides):
+    """(model, RestoreOptions, precision) from Settings, with optional overrides as controls
+    hold them (None: the setting)."""
+    options = (MODEL, *restore_option_list(), PRECISION)
+    values = {option.name: setting(option) for option in options}
+    values.update({option.name: parsed(option, overrides[option.name]) for option in options
+                   if overrides.get(option.name) is not None})
     model, precision = values.pop(MODEL.name), values.pop(PRECISION.name)
-    return model, restore_options(**values, keep_crops=False), precision
+    return model, restore_options(**values, keep_crops=keep_crops), precision
 
 
 def usable_settings(**overrides):
@@ -159,20 +174,23 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
     def ui(self):
         controls = {}
         with ui_components.InputAccordion(False, label=NAME) as enable:
-            with gr.Row():
-                by_name = {option.name: option for option in SETTING_OPTIONS}
-                for option in [*(by_name[name] for name in EXTRAS_OPTIONS), MODEL]:
-                    component, arguments = control(option, value=stored(option, setting(option)),
-                                                   label=label(option),
-                                                   elem_id=f"extras_gpen_{option.name}")
-                    controls[option.name] = component(**arguments)
+            for row in EXTRAS_ROWS:
+                with gr.Row():
+                    for option in (OPTIONS_BY_NAME[name] for name in row):
+                        component, arguments = control(
+                            option, value=stored(option, setting(option)), label=label(option),
+                            elem_id=f"extras_gpen_{option.name}")
+                        controls[option.name] = component(**arguments)
+            controls[SHOW_FACES] = gr.Checkbox(
+                False, label="GPEN: show each face before and after, with its paste mask",
+                elem_id="extras_gpen_show_faces")
         gr.HTML(hints_html(), elem_id="gpen_hints")
         return {"enable": enable, **controls}
 
-    def process(self, pp, enable=None, **values):
+    def process(self, pp, enable=None, show_faces=False, **values):
         if enable is None:  # the extras API passes None for extension scripts: use Settings
             enable = bool(getattr(shared.opts, EXTRAS_ENABLED, False))
-        settings = usable_settings(**values) if enable else None
+        settings = usable_settings(keep_crops=bool(show_faces), **values) if enable else None
         if settings is None or settings[1].visibility == 0:
             return
         keep_mode = pp.image.mode in ("RGB", "RGBA")
@@ -181,10 +199,25 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
         if result is None or not result.faces:
             return  # nothing restored: the image and the infotext stay as they were
         pp.image = Image.fromarray(restored)
-        model, options, _ = settings
-        pp.info["GPEN visibility"] = round(options.visibility, 3)
-        pp.info["GPEN weight"] = round(options.weight, 3)
-        pp.info["GPEN model"] = model
+        pp.info.update(infotext(*settings[:2]))
+        if show_faces:
+            for face in result.faces:
+                strip = Image.fromarray(face_strip(face))
+                pp.extra_images.append(pp.create_copy(
+                    strip, nametags=[f"gpen-face{face.number:02d}"], disable_processing=True))
+
+
+def infotext(model, options):
+    """What GPEN did, for the image's infotext: visibility, weight and model, and every other
+    option of the Extras section that is not at its default."""
+    entries = {}
+    for name in (name for row in EXTRAS_ROWS for name in row):
+        option = OPTIONS_BY_NAME[name]
+        value = model if option is MODEL else getattr(options, name)
+        if name in EXTRAS_ROWS[0] or value != option.default:
+            entries[label(option)] = round(value, 3) if option.kind is float else \
+                ", ".join(map(str, value)) if option.kind is tuple else value
+    return entries
 
 
 def on_ui_settings():

@@ -7,6 +7,13 @@ class PostprocessedImage:
         self.disable_processing = False
         self.caption = None
 
+    def create_copy(self, new_image, *, nametags=None, disable_processing=False):
+        copy = PostprocessedImage(new_image)
+        copy.nametags = self.nametags + list(nametags or [])
+        copy.info = self.info.copy()
+        copy.disable_processing = disable_processing
+        return copy
+
 
 class ScriptPostprocessing:
     filename = None
