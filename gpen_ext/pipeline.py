@@ -6,6 +6,7 @@ does not grow with the number of faces. Nothing here knows about any host, and n
 finds or downloads weights: the caller hands in a loaded network and the face models.
 """
 
+import logging
 import numbers
 from dataclasses import dataclass, field
 
@@ -15,10 +16,12 @@ import torch
 
 from .alignment import align_face, invert_affine, similarity_transform, template_points
 from .compositing import BOX_MASK, blend_crop, feathered_face_mask, paste_face
-from .face_models import DetectedFace
+from .face_models import DEFAULT_REGIONS, DetectedFace
 from .images import merge_image, side_by_side, split_image, to_dtype
 from .inference import NetworkRunner
 from .options import RestoreOptions
+
+log = logging.getLogger(__name__)
 
 SMALL_FACE_PX = 100  # the official pipeline smooths faces whose box is smaller than this
 
@@ -99,6 +102,9 @@ class FaceRestorer:
         if not chosen:
             return RestoreResult(image.copy(), [], len(faces), paste_mask)
         self.prepare(options, detecting=False)
+        if options.mask == "box" and options.face_regions != DEFAULT_REGIONS:
+            log.warning("GPEN: face regions need the parsing mask; the box mask pastes the "
+                        "whole face square")
         output = source.copy()  # faces are aligned from `source` and pasted into `output`
         records = []
         for start in range(0, len(chosen), options.batch_size):

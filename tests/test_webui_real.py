@@ -58,11 +58,25 @@ def test_restore_faces_through_the_host_changes_the_face(report):
 
 
 def test_extras_script_runs_and_writes_infotext(report):
-    assert report["extras_controls"] == ["enable", "visibility", "weight", "model"]
+    assert report["extras_controls"] == ["enable", "visibility", "weight", "model",
+                                         "face_selection", "face_indices", "min_face_size",
+                                         "max_faces", "face_regions", "show_faces"]
     assert report["extras_info"] == {"GPEN visibility": 1.0, "GPEN weight": 0.5, "GPEN model": MODEL}
     assert report["extras_change"] > 0.5
+
+
+def test_extras_shows_each_face_beside_the_result(report):
+    assert report["extras_faces_info"]["GPEN face selection"] == "largest"
+    assert report["extras_faces_info"]["GPEN face regions"] == "skin, nose"
+    (nametags, shape, kept_apart), = report["extras_faces"]
+    assert nametags[-1].startswith("gpen-face") and shape == [64, 192, 3] and kept_apart
 
 
 def test_routes_answer(report):
     assert report["route_status"] == 200 and report["route_faces"] == 1
     assert report["models_status"] == 200
+
+
+def test_routes_ask_for_the_hosts_credentials(report):
+    assert report["auth_status"] == {"/sdapi/v1/face-restorers": [401, 200],
+                                     "/gpen/v1/models": [401, 200], "/gpen/v1/options": [401, 200]}

@@ -14,6 +14,13 @@ sys.argv = ["launch.py", "--skip-torch-cuda-test", "--use-cpu", "all", "--no-hal
             "--skip-version-check", "--api"]
 
 import numpy as np  # noqa: E402
+
+try:  # Forge starts its own memory management and patches before the WebUI's start-up
+    from modules_forge.initialization import initialize_forge
+    sys.argv += ["--always-cpu", "--skip-install"]
+    initialize_forge()
+except ImportError:
+    pass
 from modules import initialize  # noqa: E402
 
 initialize.imports()
@@ -48,8 +55,18 @@ pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(image))
 script.process(pp, enable=True, visibility=1.0, weight=0.5, model=model_name)
 report["extras_info"] = pp.info
 report["extras_change"] = float(np.abs(np.asarray(pp.image, float) - image).mean())
+pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(image))
+script.process(pp, enable=True, visibility=1.0, weight=1.0, model=model_name,
+               face_selection="largest", face_regions=["skin", "nose"], show_faces=True)
+report["extras_faces_info"] = pp.info
+report["extras_faces"] = [[extra.nametags, list(np.asarray(extra.image).shape),
+                           extra.disable_processing] for extra in pp.extra_images]
+
+from modules.api.api import Api  # noqa: E402
+from modules.call_queue import queue_lock  # noqa: E402
 
 app = FastAPI()
+Api(app, queue_lock)  # the host's own API, as --api starts it: our routes go beside it
 script_callbacks.app_started_callback(None, app)
 client = TestClient(app)
 png = base64.b64encode(cv2.imencode(".png", image[..., ::-1])[1].tobytes()).decode()
@@ -57,5 +74,15 @@ response = client.post("/gpen/v1/restore", json={"image": png, "face_selection":
 report["route_status"] = response.status_code
 report["route_faces"] = len(response.json().get("faces", []))
 report["models_status"] = client.get("/gpen/v1/models").status_code
+
+shared.cmd_opts.api_auth = "alice:secret"  # as started with --api-auth alice:secret
+guarded = FastAPI()
+Api(guarded, queue_lock)
+script_callbacks.app_started_callback(None, guarded)
+guarded_client = TestClient(guarded)
+report["auth_status"] = {path: [guarded_client.get(path).status_code,
+                                guarded_client.get(path, auth=("alice", "secret")).status_code]
+                         for path in ("/sdapi/v1/face-restorers", "/gpen/v1/models",
+                                      "/gpen/v1/options")}
 report["errors"] = [record for record in errors.exception_records if "gpen" in str(record).lower()]
 print("REPORT " + json.dumps(report))

@@ -180,11 +180,13 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
                         component, arguments = control(
                             option, value=stored(option, setting(option)), label=label(option),
                             elem_id=f"extras_gpen_{option.name}")
+                        if option.name == "face_regions":  # the mask is chosen in Settings
+                            arguments["info"] = "with the parsing mask (Settings > GPEN)"
                         controls[option.name] = component(**arguments)
             controls[SHOW_FACES] = gr.Checkbox(
                 False, label="GPEN: show each face before and after, with its paste mask",
                 elem_id="extras_gpen_show_faces")
-        gr.HTML(hints_html(), elem_id="gpen_hints")
+            gr.HTML(hints_html(), elem_id="gpen_hints")
         return {"enable": enable, **controls}
 
     def process(self, pp, enable=None, show_faces=False, **values):
