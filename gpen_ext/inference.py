@@ -31,18 +31,20 @@ def resolve_device(name="auto"):
     return device
 
 
-def resolve_precision(precision, device):
+def resolve_precision(precision, device, warn=True):
     """The precision to run in on `device`: 'auto' is fp16 on CUDA and fp32 elsewhere; fp16
-    asked for on the CPU, where it is a GPU feature, runs in fp32 (with a warning)."""
+    asked for on the CPU, where it is a GPU feature, runs in fp32 (with a warning unless
+    `warn` is off: a model parked on the CPU between runs)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}': choose one of {PRECISIONS}")
     device = torch.device(device)
     if precision == "auto":
         return "fp16" if device.type == "cuda" else "fp32"
     if precision == "fp16" and device.type == "cpu":
-        log.warning("GPEN: fp16 is not supported on the CPU; running in fp32")
+        if warn:
+            log.warning("GPEN: fp16 is not supported on the CPU; running in fp32")
         return "fp32"
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+    if warn and precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
         log.warning("GPEN: this CPU has no native bf16 (AVX-512 BF16 or AMX): bf16 runs many "
                     "times slower than fp32 here (about 30x measured); fp32 is the better choice")
     return precision
@@ -72,7 +74,7 @@ class NetworkRunner:
 
     def move_to(self, device):
         self.device = torch.device(device)
-        self.precision = resolve_precision(self.asked_precision, self.device)
+        self.precision = resolve_precision(self.asked_precision, self.device, warn=False)
         self.network.to(self.device)
 
     def faces_per_call(self, batch_size):

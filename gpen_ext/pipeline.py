@@ -94,23 +94,31 @@ class FaceRestorer:
         `landmarks`: optional five (x, y) points per face found elsewhere (see
         `check_landmarks`); only those are restored and no detector runs. `any_float_range`:
         float samples outside [0, 1] are kept as they are away from the faces."""
+        return self.restore_images([image], options, None if landmarks is None else [landmarks],
+                                   any_float_range)[0]
+
+    def restore_images(self, images, options=RestoreOptions(), landmarks=None,
+                       any_float_range=False, progress=None):
+        """Restore the faces of several images (a video's frames), `batch_size` faces at a time
+        across all of them. `landmarks`: None, or one list of faces per image. `progress(done,
+        total)` is called after each batch of faces (it may raise to stop)."""
         _check_options(options)
-        source, layout = split_image(image, any_float_range)
-        faces = self.find_faces(source, layout, options, landmarks)
-        chosen = select_faces(faces, options, source.shape)
-        paste_mask = np.zeros(source.shape[:2], np.float32) if options.keep_paste_mask else None
-        if not chosen:
-            return RestoreResult(image.copy(), [], len(faces), paste_mask)
-        self.prepare(options, detecting=False)
-        if options.mask == "box" and options.face_regions != DEFAULT_REGIONS:
-            log.warning("GPEN: face regions need the parsing mask; the box mask pastes the "
-                        "whole face square")
-        output = source.copy()  # faces are aligned from `source` and pasted into `output`
-        records = []
-        for start in range(0, len(chosen), options.batch_size):
-            batch = [(number, faces[number]) for number in chosen[start:start + options.batch_size]]
-            records += self.restore_batch(source, output, layout, batch, options, paste_mask)
-        return RestoreResult(merge_image(output, layout), records, len(faces), paste_mask)
+        frames = [Frame(image, options, any_float_range) for image in images]
+        for index, frame in enumerate(frames):
+            faces = self.find_faces(frame.source, frame.layout, options,
+                                    None if landmarks is None else landmarks[index])
+            frame.choose(faces, select_faces(faces, options, frame.source.shape))
+        work = [(frame, number) for frame in frames for number in frame.chosen]
+        if work:
+            self.prepare(options, detecting=False)
+            if options.mask == "box" and options.face_regions != DEFAULT_REGIONS:
+                log.warning("GPEN: face regions need the parsing mask; the box mask pastes the "
+                            "whole face square")
+        for start in range(0, len(work), options.batch_size):
+            self.restore_batch(work[start:start + options.batch_size], options)
+            if progress is not None:
+                progress(min(start + options.batch_size, len(work)), len(work))
+        return [frame.result() for frame in frames]
 
     def find_faces(self, rgb, layout, options, landmarks=None):
         """Faces, ordered left to right by their box centres: the supplied ones, or those the
@@ -124,41 +132,50 @@ class FaceRestorer:
                 preview, options.detection_threshold, options.detection_max_side)
         return sorted(faces, key=lambda face: (face.box[0] + face.box[2]) / 2)
 
-    def restore_batch(self, source, output, layout, batch, options, paste_mask=None):
-        """Align, restore, mask and paste a batch of (number, face); their FaceRecords.
-        `paste_mask`, if given, gets the largest alpha each pixel was pasted with."""
-        crops, matrices = zip(*(align_face(source, face.landmarks, self.size, options.template)
-                                for _, face in batch))
-        inputs = np.clip(np.stack(crops).astype(np.float32) / layout.full_scale, 0, 1)
-        restored = self.restore_crops(inputs, options, [face.box for _, face in batch])
+    def restore_batch(self, batch, options):
+        """Align, restore, mask and paste a batch of (frame, face number), each face from its
+        frame's source into its frame's output, with its record."""
+        aligned = [align_face(frame.source, frame.faces[number].landmarks, self.size,
+                              options.template) for frame, number in batch]
+        inputs = np.clip(np.stack([crop / frame.layout.full_scale for (frame, _), (crop, _)
+                                   in zip(batch, aligned)]).astype(np.float32), 0, 1)
+        restored = self.restore_crops(inputs, options,
+                                      [frame.faces[number].box for frame, number in batch])
         masks = self.paste_masks(restored, options)
-        records = []
-        for (number, face), crop, before, after, mask, forward in zip(
-                batch, crops, inputs, restored, masks, matrices):
-            pasted = paste_face(output, after * layout.full_scale, crop.astype(np.float32), mask,
-                                forward, options.visibility)
-            if pasted is not None and paste_mask is not None:
-                rows, columns, alpha = pasted
-                np.maximum(paste_mask[rows, columns], alpha, out=paste_mask[rows, columns])
+        for (frame, number), (crop, forward), before, after, mask in zip(
+                batch, aligned, inputs, restored, masks):
+            pasted = paste_face(frame.output, after * frame.layout.full_scale,
+                                crop.astype(np.float32), mask, forward, options.visibility)
+            face = frame.faces[number]
             record = FaceRecord(number, face.box, face.landmarks, face.score)
             if options.keep_crops:
                 record.aligned, record.restored = _to_uint8(before), _to_uint8(after)
                 record.mask = mask
-            records.append(record)
-        return records
+            frame.add(record, pasted)
 
     def restore_aligned(self, image, options=RestoreOptions()):
         """Restore an image that is already an aligned face crop, at its own size."""
+        return self.restore_aligned_images([image], options)[0]
+
+    def restore_aligned_images(self, images, options=RestoreOptions(), any_float_range=False,
+                               progress=None):
+        """Restore aligned face crops (any sizes), `batch_size` at a time."""
         _check_options(options)
-        rgb, layout = split_image(image)
+        split = [split_image(image, any_float_range) for image in images]
+        crops = np.stack([np.clip(_resized(rgb, self.size) / layout.full_scale, 0, 1)
+                          for rgb, layout in split])
+        restored = np.empty_like(crops)
+        for start in range(0, len(crops), options.batch_size):
+            part = slice(start, start + options.batch_size)
+            restored[part] = self.restore_crops(crops[part], options)
+            if progress is not None:
+                progress(min(start + options.batch_size, len(crops)), len(crops))
+        return [self.aligned_result(rgb, layout, crop, after, options)
+                for (rgb, layout), crop, after in zip(split, crops, restored)]
+
+    def aligned_result(self, rgb, layout, crop, restored, options):
         height, width = rgb.shape[:2]
-        shrinking = min(height, width) > self.size
-        crop = cv2.resize(rgb, (self.size, self.size),
-                          interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
-        crop = crop.astype(np.float32)[None] / layout.full_scale
-        restored = self.restore_crops(crop, options)[0]
-        back = cv2.resize(restored, (width, height),
-                          interpolation=cv2.INTER_CUBIC if shrinking else cv2.INTER_AREA)
+        back = _resized(restored, (height, width))
         blended = options.visibility * np.clip(back, 0, 1) * layout.full_scale + \
             (1 - options.visibility) * rgb.astype(np.float32)
         output = to_dtype(blended, layout.dtype, layout.full_scale)
@@ -167,7 +184,7 @@ class FaceRestorer:
                                                                    height / self.size]
         record = FaceRecord(0, box, template, 1.0)
         if options.keep_crops:
-            record.aligned, record.restored = _to_uint8(crop[0]), _to_uint8(restored)
+            record.aligned, record.restored = _to_uint8(crop), _to_uint8(restored)
             record.mask = np.ones((height, width), np.float32)
         paste_mask = np.full((height, width), options.visibility, np.float32) \
             if options.keep_paste_mask else None
@@ -194,6 +211,47 @@ class FaceRestorer:
         faces = self.face_models.parser().face_masks([_to_uint8(crop) for crop in restored],
                                                      options.face_regions)
         return [feathered_face_mask(face) for face in faces]
+
+
+class Frame:
+    """One image on its way through restore_images: its source pixels, the faces found and
+    chosen, the output they are pasted into, and what the result needs."""
+
+    def __init__(self, image, options, any_float_range):
+        self.image = image
+        self.source, self.layout = split_image(image, any_float_range)
+        self.output = None  # a copy of the source, made once a face is to be pasted
+        self.paste_mask = np.zeros(self.source.shape[:2], np.float32) \
+            if options.keep_paste_mask else None
+        self.faces, self.chosen, self.records = [], [], []
+
+    def choose(self, faces, chosen):
+        self.faces, self.chosen = faces, chosen
+        if chosen:
+            self.output = self.source.copy()  # faces are aligned from source, pasted here
+
+    def add(self, record, pasted):
+        """A restored face's record, and where it was pasted (see paste_face)."""
+        self.records.append(record)
+        if pasted is not None and self.paste_mask is not None:
+            rows, columns, alpha = pasted
+            np.maximum(self.paste_mask[rows, columns], alpha,
+                       out=self.paste_mask[rows, columns])
+
+    def result(self):
+        if self.output is None:
+            return RestoreResult(self.image.copy(), [], len(self.faces), self.paste_mask)
+        return RestoreResult(merge_image(self.output, self.layout), self.records,
+                             len(self.faces), self.paste_mask)
+
+
+def _resized(image, size):
+    """`image` resized to `size` (a side, or (height, width)): area averaging to shrink,
+    bicubic to enlarge; float32."""
+    height, width = (size, size) if isinstance(size, int) else size
+    shrinking = min(image.shape[:2]) > min(height, width)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking
+                      else cv2.INTER_CUBIC).astype(np.float32)
 
 
 def _check_options(options):

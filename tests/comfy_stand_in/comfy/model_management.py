@@ -1,0 +1,43 @@
+"""A stand-in for ComfyUI's `comfy.model_management`: the CPU as its device, and a record of
+the memory it was asked to free."""
+
+import torch
+
+OOM_EXCEPTION = torch.cuda.OutOfMemoryError
+freed = []       # memory_required of each free_memory call
+interrupted = False
+
+
+class InterruptProcessingException(Exception):
+    pass
+
+
+def get_torch_device():
+    return torch.device("cpu")
+
+
+def unet_offload_device():
+    return torch.device("cpu")
+
+
+def intermediate_device():
+    return torch.device("cpu")
+
+
+def module_size(module):
+    return sum(t.nelement() * t.element_size() for t in module.state_dict().values())
+
+
+def free_memory(memory_required, device, keep_loaded=[]):
+    freed.append(memory_required)
+
+
+def soft_empty_cache(force=False):
+    pass
+
+
+def throw_exception_if_processing_interrupted():
+    global interrupted
+    if interrupted:
+        interrupted = False
+        raise InterruptProcessingException()

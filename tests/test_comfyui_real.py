@@ -1,0 +1,157 @@
+"""The nodes inside a real ComfyUI: set COMFYUI_DIR to a ComfyUI checkout (and COMFYUI_PYTHON
+if its Python is not DIR/../venv or DIR/venv). ComfyUI is started offline on the CPU on
+127.0.0.1, the example workflow is queued through its HTTP API, and the saved image must have
+changed where the faces were pasted and nowhere else."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from helpers import ROOT
+
+COMFYUI = Path(os.environ["COMFYUI_DIR"]) if os.environ.get("COMFYUI_DIR") else None
+pytestmark = pytest.mark.skipif(COMFYUI is None, reason="COMFYUI_DIR is not set")
+PACK, MODEL = "sd-webui-gpen-under-test", "gpen-test-tiny.pth"
+OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
+           "CUDA_VISIBLE_DEVICES": ""}
+
+
+def comfyui_python():
+    if os.environ.get("COMFYUI_PYTHON"):
+        return os.environ["COMFYUI_PYTHON"]
+    for candidate in (COMFYUI.parent / "venv" / "bin" / "python",
+                      COMFYUI / "venv" / "bin" / "python"):
+        if candidate.is_file():
+            return str(candidate)
+    pytest.skip("no Python found for ComfyUI; set COMFYUI_PYTHON")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ComfyUI:
+    """A ComfyUI server started for the test, and the few HTTP calls it needs."""
+
+    def __init__(self, port):
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(COMFYUI / "gpen-test-server.log", "w")
+        self.process = subprocess.Popen(
+            [comfyui_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+             "--disable-api-nodes"], cwd=COMFYUI, stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, **OFFLINE})
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return response.read()
+
+    def wait(self, seconds=180):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"ComfyUI exited: {(COMFYUI / 'gpen-test-server.log').read_text()[-3000:]}")
+            try:
+                return json.loads(self.get("/system_stats"))
+            except OSError:
+                time.sleep(1)
+        pytest.fail("ComfyUI did not answer in time")
+
+    def upload(self, path):
+        boundary = uuid.uuid4().hex
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\""
+                f"{path.name}\"\r\nContent-Type: image/png\r\n\r\n").encode() + \
+            path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+        request = urllib.request.Request(self.url + "/upload/image", data=body, headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["name"]
+
+    def run(self, workflow, seconds=300):
+        request = urllib.request.Request(self.url + "/prompt", headers={
+            "Content-Type": "application/json"}, data=json.dumps({"prompt": workflow}).encode())
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                prompt = json.loads(response.read())["prompt_id"]
+        except urllib.error.HTTPError as error:
+            pytest.fail(f"workflow refused: {error.read().decode()[:3000]}")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            history = json.loads(self.get(f"/history/{prompt}"))
+            if prompt in history:
+                return history[prompt]
+            time.sleep(0.5)
+        pytest.fail("the workflow did not finish in time")
+
+    def image(self, saved):
+        query = urllib.parse.urlencode({key: saved[key] for key in ("filename", "subfolder", "type")})
+        return cv2.imdecode(np.frombuffer(self.get(f"/view?{query}"), np.uint8), cv2.IMREAD_COLOR)
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def comfyui(tiny_state_dict, face_weights):
+    link = COMFYUI / "custom_nodes" / PACK
+    link.symlink_to(ROOT, target_is_directory=True)
+    written = [COMFYUI / "models" / "gpen" / MODEL]
+    written[0].parent.mkdir(parents=True, exist_ok=True)
+    torch.save(tiny_state_dict, written[0])
+    detection = COMFYUI / "models" / "facedetection"
+    detection.mkdir(parents=True, exist_ok=True)
+    for weights in face_weights.iterdir():
+        if not (detection / weights.name).exists():
+            (detection / weights.name).write_bytes(weights.read_bytes())
+            written.append(detection / weights.name)
+    server = ComfyUI(free_port())
+    try:
+        server.wait()
+        yield server
+    finally:
+        server.stop()
+        link.unlink()
+        for path in written:
+            path.unlink()
+
+
+def test_the_pack_registers_its_nodes(comfyui):
+    for node in ("GPENModelLoader", "GPENRestoreFaces", "GPENRestoreAlignedFaces"):
+        info = json.loads(comfyui.get(f"/object_info/{node}"))
+        assert node in info and info[node]["category"] == "image/restoration/GPEN"
+    log = (COMFYUI / "gpen-test-server.log").read_text()
+    assert "IMPORT FAILED" not in next(line for line in log.splitlines() if PACK in line)
+
+
+def test_the_example_workflow_changes_the_face_and_nothing_else(comfyui, tmp_path, astronaut):
+    source = tmp_path / "astronaut.png"
+    cv2.imwrite(str(source), astronaut[..., ::-1])
+    workflow = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+    workflow["1"]["inputs"]["image"] = comfyui.upload(source)
+    workflow["2"]["inputs"]["model"] = MODEL
+    workflow["3"]["inputs"].update(detection_model="retinaface_mobile0.25", mask="box",
+                                   face_selection="largest")  # the rigged detector's largest
+    result = comfyui.run(workflow)
+    assert result["status"]["status_str"] == "success", result["status"]
+    restored = comfyui.image(result["outputs"]["4"]["images"][0])
+    mask = comfyui.image(result["outputs"]["6"]["images"][0])[..., 0]
+    changed = np.abs(restored.astype(int) - astronaut[..., ::-1]).max(axis=2) > 1
+    assert changed.sum() > 1000 and (mask == 0).mean() > 0.2  # some of the image is no face
+    assert not changed[mask == 0].any()
