@@ -39,6 +39,7 @@ class ImageLayout:
 
 def split_image(image, any_float_range=False):
     """(rgb, layout): the RGB working image and what is needed to restore the caller's layout.
+    `rgb` is the caller's own array where it is already contiguous RGB: read it, never write.
 
     Float samples must lie in [0, 1] unless `any_float_range` (an image file's data as it is:
     the faces are restored from the values clipped to [0, 1], the rest left as it was)."""
@@ -67,7 +68,7 @@ def split_image(image, any_float_range=False):
         planes = planes.astype(np.float32)  # OpenCV's warps take no float16
     colour = planes[:, :, :3] if planes.shape[2] >= 3 else planes[:, :, :1]
     alpha = planes[:, :, -1].copy() if planes.shape[2] in (2, 4) else None
-    rgb = np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour.copy()
+    rgb = np.repeat(colour, 3, axis=2) if colour.shape[2] == 1 else colour
     return np.ascontiguousarray(rgb), ImageLayout(image.shape, image.dtype, alpha)
 
 

@@ -278,3 +278,14 @@ def test_the_paste_mask_and_crops_come_back_when_asked(astronaut, astronaut_land
     assert face.mask.shape == (512, 512) and face.aligned.shape == face.restored.shape
     assert restorer(IdentityNetwork(512)).restore(astronaut, RestoreOptions(mask="box"),
                                                   landmarks=[astronaut_landmarks]).paste_mask is None
+
+
+@pytest.mark.parametrize("layout", ["rgb", "rgba", "gray"])
+def test_the_callers_image_is_never_written(astronaut, astronaut_landmarks, layout):
+    image = {"rgb": astronaut.copy(), "rgba": np.dstack([astronaut, astronaut[..., :1]]),
+             "gray": cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)}[layout]
+    before = image.copy()
+    darken = CountingNetwork(512, transform=lambda x: (x + 1) * 0.5 - 1)
+    result = restorer(darken).restore(image, RestoreOptions(mask="box"),
+                                      landmarks=[astronaut_landmarks])
+    assert np.array_equal(image, before) and not np.array_equal(result.image, before)
