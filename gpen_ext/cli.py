@@ -198,6 +198,7 @@ def read_landmarks(path):
 def options_from(args):
     values = {option.name: getattr(args, option.name) for option in restore_option_list()}
     try:
+        MAX_MEGAPIXELS.check(args.max_megapixels)
         return restore_options(**values, keep_crops=args.save_faces)
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -248,9 +249,10 @@ def run_restore(args):
 
 def restore_file(restorer, source, target, options, landmarks, args):
     picture = read_image(source, args.max_megapixels)
+    # a file's float samples are what they are: kept as such away from the faces
     if args.aligned:
-        result = restorer.restore_aligned(picture.pixels, options)
-    else:  # a file's float samples are what they are: kept as such away from the faces
+        result = restorer.restore_aligned(picture.pixels, options, any_float_range=True)
+    else:
         result = restorer.restore(picture.pixels, options, landmarks, any_float_range=True)
         if not result.faces:
             log.warning("%s: %s", source, result.message)
@@ -259,8 +261,8 @@ def restore_file(restorer, source, target, options, landmarks, args):
         write_image(target.with_name(f"{target.stem}_comparison{target.suffix}"),
                     ImageFile(side_by_side([picture.pixels, result.image])))
     if args.save_faces:
-        for number, face in enumerate(result.faces):
-            write_image(target.with_name(f"{target.stem}_face{number:02d}.png"),
+        for face in result.faces:  # named by the face's number, 0 = leftmost
+            write_image(target.with_name(f"{target.stem}_face{face.number:02d}.png"),
                         ImageFile(face_strip(face)))
     return len(result.faces)
 

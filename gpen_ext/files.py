@@ -61,7 +61,7 @@ def decode_image(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
     megapixels = header.width * header.height / 1e6
     if megapixels > max_megapixels:
         raise ImageFileError(f"refused {name}: {header.width}x{header.height} is "
-                             f"{megapixels:.0f} megapixels, over the limit of {max_megapixels}")
+                             f"{megapixels:.1f} megapixels, over the limit of {max_megapixels}")
     try:
         pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:

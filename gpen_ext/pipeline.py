@@ -153,9 +153,9 @@ class FaceRestorer:
                 record.mask = mask
             frame.add(record, pasted)
 
-    def restore_aligned(self, image, options=RestoreOptions()):
+    def restore_aligned(self, image, options=RestoreOptions(), any_float_range=False):
         """Restore an image that is already an aligned face crop, at its own size."""
-        return self.restore_aligned_images([image], options)[0]
+        return self.restore_aligned_images([image], options, any_float_range)[0]
 
     def restore_aligned_images(self, images, options=RestoreOptions(), any_float_range=False,
                                progress=None):

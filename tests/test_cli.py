@@ -199,10 +199,15 @@ def test_outputs_in_a_type_that_cannot_be_written_are_refused(workspace, tmp_pat
 
 
 def test_an_image_over_the_pixel_limit_fails_alone(workspace, tmp_path):
-    result = run_cli("restore", workspace / "photos" / "webui.png", "-o", tmp_path / "o.png",
-                     "--model", workspace / "tiny.pth", "--max-megapixels", "0.1",
+    cv2.imwrite(str(tmp_path / "big.png"), np.zeros((1000, 1100, 3), np.uint8))
+    result = run_cli("restore", tmp_path / "big.png", workspace / "photos" / "webui.png", "-o",
+                     tmp_path / "out", "--model", workspace / "tiny.pth", "--max-megapixels", "1",
                      "--landmarks", workspace / "faces.json", "--mask", "box")
-    assert result.returncode == 1 and "over the limit of 0.1" in result.stderr
+    assert result.returncode == 1 and "1100x1000 is 1.1 megapixels, over the limit of 1" in \
+        result.stderr and (tmp_path / "out" / "webui.png").exists()
+    refused = run_cli("restore", tmp_path / "big.png", "-o", tmp_path / "o.png", "--model",
+                      workspace / "tiny.pth", "--max-megapixels", "0")
+    assert refused.returncode == 2 and "max_megapixels must be in" in refused.stderr
 
 
 def test_float_tiff_in_float_out_with_everything_away_from_the_face_kept(
