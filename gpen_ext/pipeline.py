@@ -43,6 +43,7 @@ class RestoreResult:
     faces: list = field(default_factory=list)
     found: int = 0  # faces detected or supplied, before selection
     paste_mask: np.ndarray = None  # with options.keep_paste_mask: where the faces went (H x W)
+    ran_on: str = ""  # the device and precision the network ran in, e.g. "cuda:0 (fp16)"
 
     @property
     def message(self):
@@ -118,7 +119,10 @@ class FaceRestorer:
             self.restore_batch(work[start:start + options.batch_size], options)
             if progress is not None:
                 progress(min(start + options.batch_size, len(work)), len(work))
-        return [frame.result() for frame in frames]
+        results = [frame.result() for frame in frames]
+        for result in results:
+            result.ran_on = f"{self.device} ({self.precision})"
+        return results
 
     def find_faces(self, rgb, layout, options, landmarks=None):
         """Faces, ordered left to right by their box centres: the supplied ones, or those the

@@ -231,6 +231,7 @@ def test_restore_route_with_options(client, astronaut):
     body = response.json()
     assert len(body["faces"]) == 1 and body["faces"][0]["score"] > 0.9
     assert len(body["faces"][0]["landmarks"]) == 5 and body["model"] == "GPEN-BFR-512"
+    assert body["ran_on"] == "cpu (fp32)"
     restored = cv2.imdecode(np.frombuffer(base64.b64decode(body["image"]), np.uint8), 1)
     assert restored.shape == astronaut.shape and changed(restored[..., ::-1], astronaut) > 0.1
 

@@ -61,6 +61,7 @@ class RestoreResponse(BaseModel):
     faces: List[FaceInfo]
     message: str
     model: str
+    ran_on: str = Field("", description="the device and precision the network ran in")
 
 
 class ModelEntry(BaseModel):
@@ -140,7 +141,7 @@ def create_router(service, settings, lock=None, dependencies=(),
                           landmarks=np.asarray(face.landmarks, float).tolist())
                  for face in result.faces]
         return RestoreResponse(image=base64.b64encode(png).decode(), faces=faces,
-                               message=result.message, model=str(model))
+                               message=result.message, model=str(model), ran_on=result.ran_on)
 
     @router.get("/models", response_model=ModelsResponse)
     def models():

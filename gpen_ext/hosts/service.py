@@ -86,9 +86,8 @@ class RestorationService:
             log.error("GPEN: face restoration failed, image left unrestored: %s", error,
                       exc_info=not isinstance(error, (OSError, ValueError, RuntimeError)))
             return image, None
-        restorer = self._restorer
-        log.info("GPEN: %s in %.1f s on %s (%s)", result.message, time.monotonic() - started,
-                 restorer.device, restorer.precision)
+        log.info("GPEN: %s in %.1f s on %s", result.message, time.monotonic() - started,
+                 result.ran_on)
         return result.image, result
 
     def unload(self):
