@@ -42,6 +42,20 @@ class Option:
                    tuple: self._items}[self.kind]
         return checker(value)
 
+    def from_text(self, text):
+        """A list option's items written as text ("0, 2" or "skin nose"), checked."""
+        items = str(text or "").replace(",", " ").split()
+        if not self.choices:
+            if not all(item.isdigit() for item in items):
+                raise ValueError(f"{self.name}: face numbers are whole numbers from 0, "
+                                 f"got '{text}'")
+            items = [int(item) for item in items]
+        return self.check(items)
+
+    def to_text(self, value):
+        """A list option's items as text, as from_text reads them."""
+        return ", ".join(map(str, value))
+
     def _number(self, value):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
                 not math.isfinite(value) or (self.kind is int and value != int(value)):

@@ -63,3 +63,15 @@ def test_a_value_beyond_the_limits_is_refused_the_same_way_everywhere():
         RestoreOptions(face_regions=())
     with pytest.raises(Exception, match="teeth"):
         RestoreRequest(image="", face_regions=["teeth"])
+
+
+def test_list_options_read_and_write_text_the_same_way_for_every_host():
+    options = {option.name: option for option in restore_option_list()}
+    numbers, regions = options["face_indices"], options["face_regions"]
+    assert numbers.from_text("2, 0 5") == (2, 0, 5) and numbers.from_text("") == ()
+    assert regions.from_text("skin,nose") == ("skin", "nose")
+    assert numbers.from_text(numbers.to_text((3, 1))) == (3, 1)
+    with pytest.raises(ValueError, match="face numbers are whole numbers"):
+        numbers.from_text("first")
+    with pytest.raises(ValueError, match="each must be one of"):
+        regions.from_text("skin, teeth")

@@ -106,7 +106,7 @@ def _input(option):
     if option.kind is tuple:
         names = ", ".join(option.choices)
         tooltip = option.help + (f" (comma-separated: {names})" if names else " (e.g. 0, 2)")
-        return "STRING", {"default": ", ".join(map(str, option.default)), "tooltip": tooltip}
+        return "STRING", {"default": option.to_text(option.default), "tooltip": tooltip}
     if option.choices:
         return list(option.choices), extra
     kind = "INT" if option.kind is int else "FLOAT"
@@ -115,14 +115,7 @@ def _input(option):
 
 def _value(option, value):
     """A ComfyUI input's value as the option takes it (lists arrive as text)."""
-    if option.kind is not tuple:
-        return value
-    items = [item for item in str(value).replace(",", " ").split() if item]
-    if option.choices:
-        return tuple(items)
-    if not all(item.isdigit() for item in items):
-        raise ValueError(f"{option.name}: face numbers are whole numbers from 0, got '{value}'")
-    return tuple(int(item) for item in items)
+    return option.from_text(value) if option.kind is tuple else value
 
 
 def _progress(total_hint):

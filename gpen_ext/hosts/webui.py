@@ -83,7 +83,7 @@ def stored(option, value):
     """An option's value as a WebUI setting or control holds it (face numbers as text, names
     as a list)."""
     if option.kind is tuple:
-        return list(value) if option.choices else ", ".join(map(str, value))
+        return list(value) if option.choices else option.to_text(value)
     return value
 
 
@@ -91,13 +91,7 @@ def parsed(option, value):
     """A setting's or control's value as the option takes it."""
     if option.kind is tuple and option.choices:
         return tuple(value)
-    if option.kind is tuple:
-        text = str(value or "").replace(",", " ").split()
-        if not all(item.isdigit() for item in text):
-            raise ValueError(f"{option.name}: face numbers are whole numbers from 0, "
-                             f"got '{value}'")
-        return tuple(int(item) for item in text)
-    return value
+    return option.from_text(value) if option.kind is tuple else value
 
 
 def control(option, **arguments):
@@ -218,7 +212,7 @@ def infotext(model, options):
         value = model if option is MODEL else getattr(options, name)
         if name in EXTRAS_ROWS[0] or value != option.default:
             entries[label(option)] = round(value, 3) if option.kind is float else \
-                ", ".join(map(str, value)) if option.kind is tuple else value
+                option.to_text(value) if option.kind is tuple else value
     return entries
 
 
