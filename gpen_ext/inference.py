@@ -46,7 +46,8 @@ def resolve_precision(precision, device, warn=True):
         return "fp32"
     if warn and precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
         log.warning("GPEN: this CPU has no native bf16 (AVX-512 BF16 or AMX): bf16 runs many "
-                    "times slower than fp32 here (about 30x measured); fp32 is the better choice")
+                    "times slower than fp32 on such CPUs (about 30x on one); fp32 is the better "
+                    "choice")
     return precision
 
 

@@ -12,7 +12,7 @@ it is tested against. The same function, up to float rounding:
   as direct convolutions a band of rows at a time (`bands.py`); the residual additions and
   activations happen in those bands;
 - only the parsing logits are computed (ParseNet's image output is never used).
-Faces go through one at a time: its maps at 512x512 are the largest, so a batch would only
+Faces go through one at a time: their maps at 512x512 are the largest, so a batch would only
 multiply memory.
 """
 

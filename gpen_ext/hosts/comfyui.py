@@ -20,6 +20,7 @@ from ..checkpoints import load_model
 from ..device_memory import PARSER_MB, network_mb_per_face
 from ..download import ensure_model
 from ..face_models import FaceModels
+from ..inference import resolve_precision
 from ..options import PRECISION, restore_option_list, restore_options
 from ..pipeline import FaceRestorer
 from ..registry import KNOWN_MODELS, UnknownModelError, list_models, resolve_model
@@ -52,8 +53,8 @@ def model_choices():
     names = list(KNOWN_MODELS)
     own = set(folder_paths.get_folder_paths("gpen"))
     for folder in model_folders():
-        names += [item.name for item in list_models(folder)[len(KNOWN_MODELS):]
-                  if str(folder) in own or "gpen" in item.name.lower()]
+        names += [item.name for item in list_models(folder) if item.name not in KNOWN_MODELS
+                  and (str(folder) in own or "gpen" in item.name.lower())]
     return list(dict.fromkeys(names))
 
 
@@ -66,10 +67,10 @@ def find_model(name):
             references.append(resolve_model(name, folder))
         except UnknownModelError:
             continue
+    if not references:
+        return resolve_model(name, model_folders()[0])  # raises, naming the choices
     present = [reference for reference in references if reference.path.is_file()]
-    if present or references:
-        return (present or references)[0]
-    return resolve_model(name, model_folders()[0])  # raises, naming the choices
+    return (present or references)[0]
 
 
 def face_models_folder():
@@ -86,9 +87,11 @@ class GPENModel:
     def on_device(self, batch_size):
         """The restorer on ComfyUI's device, room made for it there; back afterwards."""
         device = model_management.get_torch_device()
-        network = self.restorer.runner.network
-        required = model_management.module_size(network) + (PARSER_MB + batch_size * \
-            network_mb_per_face(self.restorer.size, self.restorer.precision)) * 2 ** 20
+        runner = self.restorer.runner
+        precision = resolve_precision(runner.asked_precision, device, warn=False)
+        per_face = network_mb_per_face(self.restorer.size, precision)
+        required = model_management.module_size(runner.network) + \
+            (PARSER_MB + batch_size * per_face) * 2 ** 20
         model_management.free_memory(required, device)
         self.restorer.to(device)
         try:

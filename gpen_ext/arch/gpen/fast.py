@@ -253,8 +253,7 @@ class FastLevel(nn.Module):
 
     def __init__(self, resolution, up_conv, conv, to_rgb, gain):
         super().__init__()
-        self.up_conv = FastStyledConv(up_conv, gain, gain,
-                                      winograd_on_cpu=_winograd_pays(up_conv, resolution))
+        self.up_conv = FastStyledConv(up_conv, gain, gain)  # transposed: never Winograd
         self.conv = FastStyledConv(conv, gain, gain, winograd_on_cpu=_winograd_pays(conv, resolution))
         self.to_rgb = FastToRGB(to_rgb, gain)
 
