@@ -81,6 +81,7 @@ def release_named(name):
 
 
 MAX_NAME_CHARS = 255  # longer than any file name a file system takes
+MAX_PATH_CHARS = 4096  # longer than any path Linux takes
 
 
 def resolve_model(name, models_dir, allow_paths=False):
@@ -89,9 +90,9 @@ def resolve_model(name, models_dir, allow_paths=False):
     only where the caller is the local user (`allow_paths`: the CLI and the Python API)."""
     text = str(name).strip()
     folder = Path(models_dir)
-    if not text or len(text) > MAX_NAME_CHARS:
-        raise UnknownModelError(f"model name must be 1 to {MAX_NAME_CHARS} characters, got "
-                                f"{len(text)}")
+    limit = MAX_PATH_CHARS if allow_paths else MAX_NAME_CHARS
+    if not text or len(text) > limit:
+        raise UnknownModelError(f"model name must be 1 to {limit} characters, got {len(text)}")
     release = release_named(text)
     if release is not None:
         return ModelRef(release.name, folder / release.filename, release)

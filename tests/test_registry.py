@@ -32,10 +32,14 @@ def test_files_in_the_folder_resolve_and_paths_only_for_local_users(folder, tmp_
             resolve_model(name, folder)
 
 
-def test_names_that_no_file_system_takes_are_refused_plainly(folder):
+def test_names_that_no_file_system_takes_are_refused_plainly(folder, tmp_path):
     for name in ("", "   ", "x" * 5000 + ".pth"):
         with pytest.raises(UnknownModelError, match="1 to 255 characters"):
             resolve_model(name, folder)
+    deep = tmp_path.joinpath(*["d" * 50] * 6)  # a local path may be longer than a file name
+    deep.mkdir(parents=True)
+    (deep / "m.pth").write_bytes(b"x")
+    assert resolve_model(str(deep / "m.pth"), folder, allow_paths=True).path == deep / "m.pth"
 
 
 def test_the_listing_names_files_relative_to_the_folder(folder):
