@@ -12,6 +12,7 @@ when fp32 differs from the oracle by more than 1e-4. Weights are random, in the 
 """
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -28,9 +29,12 @@ from benchmark import (PeakSampler, face_weights, images, release_network,  # no
                        RELEASES)
 from gpen_ext.arch import bands  # noqa: E402
 from gpen_ext.arch.gpen.fast import FastGPEN  # noqa: E402
+from gpen_ext.arch.parsenet import FastParseNet  # noqa: E402
+from gpen_ext.face_models import PARSE_SIZE, build_parser_network  # noqa: E402
 from gpen_ext.inference import NetworkRunner, resolve_device  # noqa: E402
 
 FP32_TOLERANCE = 1e-4
+LIVE_MEMORY_ENVIRONMENT = ("MALLOC_MMAP_THRESHOLD_", "65536")
 BATCHES = (1, 4, 8)
 
 
@@ -115,27 +119,35 @@ def photo_pipeline(device, size):
         return time.perf_counter() - start, len(result.faces), peak.mb, restorer.precision
 
 
-def memory_table(device):
+def memory_table(device, sizes):
     """Activation MB per face on the device path (whole maps, direct convolutions): measured
-    for batches of 1 and 4, which device_memory.NETWORK_MB_PER_FACE records."""
-    if device.type == "cpu":  # the device path, forced on the CPU
-        bands.band_rows = lambda x, channels=None, multiple=1: max(multiple, 2 * x.shape[2])
+    for batches of 1 and 4, which device_memory.NETWORK_MB_PER_FACE records; then the parser,
+    one face, which PARSER_MB records. On the CPU the device path is forced (bands.map_policy)
+    and glibc returns every freed block at once, so the figures are the bytes alive on a GPU's
+    path."""
     print(f"{'size':>5} {'batch 1 MB':>11} {'batch 4 MB':>11} {'per face MB':>12}")
-    for size in sorted(RELEASES):
-        network = FastGPEN(release_network(size))
-        for module in network.modules():
-            if hasattr(module, "winograd_on_cpu"):
-                module.winograd_on_cpu = False
-        network.to(device)
-        peaks = []
-        for batch in (1, 4):
-            x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-            with torch.inference_mode():
-                network(x)
-                with DevicePeak(device) as peak:
-                    network(x)
-            peaks.append(peak.mb)
-        print(f"{size:>5} {peaks[0]:>11.0f} {peaks[1]:>11.0f} {(peaks[1] - peaks[0]) / 3:>12.0f}")
+    with bands.map_policy("device"):
+        for size in sorted(sizes):
+            network = FastGPEN(release_network(size)).to(device)
+            peaks = []
+            for batch in (1, 4):
+                x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+                peaks.append(measured_peak(network, x, device))
+            print(f"{size:>5} {peaks[0]:>11.0f} {peaks[1]:>11.0f} "
+                  f"{(peaks[1] - peaks[0]) / 3:>12.0f}", flush=True)
+            del network
+        parser = FastParseNet(build_parser_network().eval()).eval().to(device)
+        x = torch.rand(1, 3, PARSE_SIZE, PARSE_SIZE, device=device) * 2 - 1
+        print(f"parser, one face: {measured_peak(parser, x, device):.0f} MB")
+
+
+def measured_peak(network, x, device):
+    """Peak MB of a second call of `network` on `x` (the first chooses kernels)."""
+    with torch.inference_mode():
+        network(x)
+        with DevicePeak(device) as peak:
+            network(x)
+    return peak.mb
 
 
 def main():
@@ -147,10 +159,15 @@ def main():
     parser.add_argument("--memory-table", action="store_true")
     args = parser.parse_args()
     device = resolve_device(args.device)
+    if args.memory_table and device.type == "cpu" and LIVE_MEMORY_ENVIRONMENT[0] not in os.environ:
+        # every freed block goes back to the system at once, so resident memory follows the
+        # tensors alive rather than what glibc keeps for reuse
+        os.execve(sys.executable, [sys.executable, *sys.argv],
+                  {**os.environ, **dict([LIVE_MEMORY_ENVIRONMENT, ("MALLOC_TRIM_THRESHOLD_", "0")])})
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     print(f"device {device} ({name}), torch {torch.__version__}")
     if args.memory_table:
-        memory_table(device)
+        memory_table(device, args.sizes)
         return 0
     failed = []
     print(f"{'size':>5} {'precision':>9} {'max |diff|':>11} {'PSNR dB':>8}"

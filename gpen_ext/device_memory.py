@@ -16,12 +16,13 @@ from .arch import bands
 log = logging.getLogger(__name__)
 
 # Activation memory of one face in fp32 on the device path (whole maps, direct convolutions):
-# the growth of peak memory from a batch of 1 to 4, which is linear; the larger of two runs of
-# `python benchmarks/device_check.py --memory-table`, on the CPU with the device path forced
-# (2026-11-29; no GPU was at hand: on one, that command measures the allocator's own peak).
-# The parser runs one face at a time: 224 MB whatever the batch.
-NETWORK_MB_PER_FACE = {256: 24, 512: 213, 1024: 448, 2048: 770}
-PARSER_MB = 224
+# the growth of peak memory from a batch of 1 to 4, which is linear, and the parser's peak for
+# its one face at a time. Measured by `python benchmarks/device_check.py --memory-table` on the
+# CPU with the device path forced (bands.map_policy("device")) and every freed block returned
+# at once, so that resident memory follows the tensors alive; the same in two runs
+# (2026-12-01). No GPU was at hand: on one, that command measures the device allocator's peak.
+NETWORK_MB_PER_FACE = {256: 22, 512: 175, 1024: 353, 2048: 728}
+PARSER_MB = 642
 PRECISION_SHARE = {"fp32": 1.0, "fp16": 0.5, "bf16": 0.5}  # activations in 16 bits
 HEADROOM = 1.5     # the device allocator's rounding and caches, convolution workspaces
 RESERVED_MB = 512  # left to the host, and to the parser between network calls
@@ -110,10 +111,7 @@ def placed(module, device, where):
         finally:
             module.to(device)
     elif where == "bands":
-        token = bands.BANDS_ON_EVERY_DEVICE.set(True)
-        try:
+        with bands.map_policy("bands"):
             yield torch.device(device)
-        finally:
-            bands.BANDS_ON_EVERY_DEVICE.reset(token)
     else:
         yield torch.device(device)

@@ -19,3 +19,14 @@ def test_device_check_runs_on_the_cpu_and_passes_parity():
     assert any("(not on cpu)" in line for line in lines)  # fp16 is a GPU feature
     assert any(line.startswith("pipeline") and "29 faces" in line for line in lines)
     assert lines[-1].startswith("parity: fp32 within 1e-4")
+
+
+def test_the_memory_table_is_measured_on_the_device_path():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "device_check.py"),
+                             "--device", "cpu", "--sizes", "256", "--memory-table"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    row = next(line.split() for line in result.stdout.splitlines() if line.startswith("  256"))
+    batch_1, batch_4, per_face = map(float, row[1:])
+    assert 0 < batch_1 < batch_4 and per_face > 0
+    assert "parser, one face:" in result.stdout

@@ -19,10 +19,10 @@ OOM = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
 def test_the_batch_is_what_fits_the_free_memory(monkeypatch):
     gb = 2 ** 30
     monkeypatch.setattr(device_memory, "free_bytes", lambda device: 2 * gb)
-    per_face = network_mb_per_face(512, "fp16")  # 213 MB in fp32, 16-bit activations
-    assert per_face == 213 * 0.5 * 1.5
-    expected = int((2048 - 512 - 224) // per_face)
-    assert faces_that_fit("cuda", 512, "fp16", 64) == expected == 8
+    per_face = network_mb_per_face(512, "fp16")  # fp32's figure, 16-bit activations
+    assert per_face == device_memory.NETWORK_MB_PER_FACE[512] * 0.5 * 1.5
+    expected = int((2048 - 512 - device_memory.PARSER_MB) // per_face)
+    assert faces_that_fit("cuda", 512, "fp16", 64) == expected > 4
     assert faces_that_fit("cuda", 512, "fp16", 4) == 4  # never more than asked
     monkeypatch.setattr(device_memory, "free_bytes", lambda device: 100 * 2 ** 20)
     assert faces_that_fit("cuda", 2048, "fp32", 8) == 1  # always at least one
@@ -78,9 +78,58 @@ def test_placed_moves_the_module_for_the_cpu_and_back_and_forces_bands():
     with placed(Module(), "cuda", "cpu") as device:
         assert device.type == "cpu"
     assert moves == ["cpu", "cuda"]
+    gpu_map = torch.empty(1, 1, 8, 8, device="meta")
+    assert not bands.in_bands(gpu_map)
     with placed(Module(), "cuda", "bands"):
-        assert bands.BANDS_ON_EVERY_DEVICE.get()
-    assert not bands.BANDS_ON_EVERY_DEVICE.get()
+        assert bands.in_bands(gpu_map)
+    assert not bands.in_bands(gpu_map)
+
+
+def convolution_calls(network, x, monkeypatch):
+    """How many convolutions (direct and Winograd) one call of `network` makes, and its output."""
+    from gpen_ext.arch import winograd
+    calls = []
+    for module, name in ((torch.nn.functional, "conv2d"),
+                         (torch.nn.functional, "conv_transpose2d"), (winograd, "conv3x3")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _original=original, _name=name, **k:
+                            calls.append(_name) or _original(*a, **k))
+    with torch.inference_mode():
+        output = network(x)
+    monkeypatch.undo()
+    return calls, output
+
+
+@pytest.mark.parametrize("which", ["network", "parser"])
+def test_the_device_path_forced_on_the_cpu_reaches_both_fast_paths(which, monkeypatch):
+    """What benchmarks/device_check.py --memory-table measures: under map_policy("device") the
+    CPU convolves whole maps, directly, in the network and the parser alike, with the output
+    of the CPU's path; tiny bands make the difference countable."""
+    from gpen_ext.arch.parsenet import FastParseNet
+    from helpers import random_parsenet
+    if which == "network":
+        vector, network = fast_path_for(PARITY_FILES[0])
+        x = vector["input"]
+    else:
+        network = FastParseNet(random_parsenet(64, seed=2)).eval()
+        x = torch.rand(1, 3, 64, 64) * 2 - 1
+    monkeypatch.setattr(bands, "BAND_BYTES", 1)
+    cpu_calls, cpu_output = convolution_calls(network, x, monkeypatch)
+    with bands.map_policy("device"):
+        monkeypatch.setattr(bands, "BAND_BYTES", 1)
+        device_calls, device_output = convolution_calls(network, x, monkeypatch)
+    monkeypatch.setattr(bands, "BAND_BYTES", 1 << 40)  # one band a map: as many as whole maps
+    one_band_calls, _ = convolution_calls(network, x, monkeypatch)
+    assert len(device_calls) < len(cpu_calls)
+    assert "conv3x3" not in device_calls
+    assert len(device_calls) <= len(one_band_calls)
+    assert (device_output - cpu_output).abs().max().item() < 1e-4
+
+
+def test_an_unknown_map_policy_is_refused():
+    with pytest.raises(ValueError, match="map policy"):
+        with bands.map_policy("sideways"):
+            pass
 
 
 def test_the_runner_steps_down_to_the_same_output(monkeypatch):

@@ -3,24 +3,53 @@
 A band's temporaries stay warm in cache and under glibc's 32 MB mmap threshold, so they are
 reused instead of faulted in afresh; and a layer whose output has its input's shape can write
 each band over the input rows it no longer needs (see `one_ahead`).
+
+Which path a map takes is decided here for both fast paths (`cpu_path`, `in_bands`), by the
+device it is on and the policy in force (`map_policy`).
 """
 
+import contextlib
 import contextvars
 
 import torch
 from torch.nn import functional as F
 
 BAND_BYTES = 8 << 20  # a band's output (or input, if wider), for every batch it holds
-# Set where a face does not fit a device's memory whole (device_memory.py)
-BANDS_ON_EVERY_DEVICE = contextvars.ContextVar("bands_on_every_device", default=False)
+# "auto": the CPU path (bands, Winograd) on the CPU, whole maps and direct convolutions on a
+# device, which they serve better; "bands": bands on every device (a face that does not fit a
+# device's memory whole, device_memory.py); "device": the device path everywhere, the CPU
+# included (to measure on the CPU what a face needs on a GPU).
+MAP_POLICIES = ("auto", "bands", "device")
+_MAP_POLICY = contextvars.ContextVar("map_policy", default="auto")
+
+
+@contextlib.contextmanager
+def map_policy(policy):
+    """Run the block's convolutions under `policy` (one of MAP_POLICIES)."""
+    if policy not in MAP_POLICIES:
+        raise ValueError(f"unknown map policy '{policy}': choose one of {MAP_POLICIES}")
+    token = _MAP_POLICY.set(policy)
+    try:
+        yield
+    finally:
+        _MAP_POLICY.reset(token)
+
+
+def cpu_path(x):
+    """Whether `x` takes the CPU's path (Winograd where it pays, bands)."""
+    return x.device.type == "cpu" and _MAP_POLICY.get() != "device"
+
+
+def in_bands(x):
+    """Whether large maps like `x` are convolved a band of rows at a time."""
+    return cpu_path(x) or _MAP_POLICY.get() == "bands"
 
 
 def band_rows(x, channels=None, multiple=1):
     """Rows per band for a map like `x` (NCHW) producing `channels` per pixel, a multiple of
-    `multiple`. On a GPU, whole maps serve better (one band taller than any output of x),
-    unless memory is short (BANDS_ON_EVERY_DEVICE)."""
+    `multiple`; one band taller than any output of x where maps go whole (`in_bands`)."""
     n, in_channels, height, width = x.shape
-    if x.device.type != "cpu" and not BANDS_ON_EVERY_DEVICE.get():
+    if not in_bands(x):
         return max(multiple, 2 * height)
     row_bytes = n * max(channels or in_channels, in_channels) * width * x.element_size()
     rows = BAND_BYTES // row_bytes

@@ -90,7 +90,7 @@ class FastConv(nn.Module):
         channels or more, maps of 64x64 or more (at 32x32 the twenty body layers would hold
         190 MB to save 20 ms a face), fp32."""
         return self.stride == 1 and self.weight.shape[1] >= 256 and min(x.shape[2:]) >= 64 and \
-            x.device.type == "cpu" and x.dtype == torch.float32
+            winograd.runs_here(x)
 
     def winograd_weight(self):
         if self._winograd_weight is None:

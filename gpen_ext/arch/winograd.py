@@ -14,7 +14,7 @@ and results go straight into the caller's (possibly strided) output.
 import torch
 from torch.nn import functional as F
 
-from .bands import rows_of
+from .bands import cpu_path, rows_of
 
 TILE = 4  # output tile side; each reads a (TILE + 2)-square input tile
 
@@ -58,6 +58,11 @@ def _output_transform(m, out):
     torch.add(q, t, alpha=2, out=out[1])
     torch.add(p, s, alpha=4, out=out[2])
     torch.add(q, t, alpha=8, out=out[3]).add_(m[5])
+
+
+def runs_here(x):
+    """Whether a map like `x` may be convolved this way: on the CPU's path, in fp32."""
+    return cpu_path(x) and x.dtype == torch.float32
 
 
 TILE_BAND_BYTES = 16 << 20  # a band's transformed tiles: warm in cache, under glibc's 32 MB mmap cap

@@ -152,7 +152,7 @@ class FastStyledConv(nn.Module):
         return F.leaky_relu_(out, LEAKY_SLOPE)
 
     def uses_winograd(self, x):
-        return self.winograd_on_cpu and x.device.type == "cpu" and x.dtype == torch.float32
+        return self.winograd_on_cpu and winograd.runs_here(x)
 
     def winograd_weight(self):
         if self._winograd_weight is None:
