@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from gpen_ext.allocator import keep_freed_memory  # noqa: E402
 from gpen_ext.arch.gpen.fast import FastGPEN  # noqa: E402
-from gpen_ext.arch.gpen.network import GPEN  # noqa: E402
 from gpen_ext.inference import NetworkRunner  # noqa: E402
+from gpen_ext.registry import RELEASE_CONFIGS  # noqa: E402
 
-RELEASES = {256: (1, 0.5), 512: (2, 1.0), 1024: (2, 1.0), 2048: (2, 1.0)}
+RELEASES = RELEASE_CONFIGS
 SHARED = ROOT.parent / "shared"
 SOLVAY = SHARED / "faces" / "Solvay_conference_1927.png"
 STAGES = ("detect", "align", "network", "parse", "paste")
@@ -49,8 +49,7 @@ STAGES = ("detect", "align", "network", "parse", "paste")
 
 def release_network(size, seed=0):
     torch.manual_seed(seed)
-    multiplier, narrow = RELEASES[size]
-    network = GPEN(size, 512, 8, multiplier, narrow).eval().requires_grad_(False)
+    network = RELEASES[size].build().eval().requires_grad_(False)
     with torch.no_grad():
         for name, tensor in network.named_parameters():
             if name.endswith("noise.weight"):

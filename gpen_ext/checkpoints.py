@@ -7,10 +7,13 @@ from pathlib import Path
 import torch
 
 from .arch.gpen.fast import FastGPEN
-from .arch.gpen.loader import EXPECTED_LAYOUT, NotGPENError, build_from_state_dict
+from .arch.gpen.loader import GPEN_STATE_DICT, NotGPENError, build_from_state_dict
 
 # Containers that training code wraps the generator weights in, most specific first.
 WRAPPER_KEYS = ("g_ema", "params_ema", "params", "state_dict", "model")
+EXPECTED_LAYOUT = (f"{GPEN_STATE_DICT}, optionally wrapped under "
+                   + ", ".join(f"'{key}'" for key in WRAPPER_KEYS))
+DATA_PARALLEL_PREFIX = "module."
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 
 
@@ -69,8 +72,8 @@ def unwrap_state_dict(data, origin="state dict"):
     if non_tensors:
         raise CheckpointError(f"{origin}: expected {EXPECTED_LAYOUT}, found top-level entries "
                               f"that are not tensors: {non_tensors[:8]}")
-    if all(key.startswith("module.") for key in data):  # saved from DataParallel
-        data = {key[len("module."):]: value for key, value in data.items()}
+    if all(key.startswith(DATA_PARALLEL_PREFIX) for key in data):  # saved from DataParallel
+        data = {key[len(DATA_PARALLEL_PREFIX):]: value for key, value in data.items()}
     broken = sorted(key for key, value in data.items()
                     if value.is_floating_point() and not torch.isfinite(value).all())
     if broken:

@@ -19,7 +19,8 @@ from .face_models import FaceModelError
 from .files import IMAGE_SUFFIXES, ImageFile, ImageFileError, read_image, write_image
 from .images import ImageError, side_by_side
 from .inference import DEVICES
-from .options import MAX_MEGAPIXELS, MODEL, PRECISION, restore_option_list, restore_options
+from .options import (CHOICE, FACE_NUMBERS, FLAG, LIST_KINDS, MAX_MEGAPIXELS, MODEL, NAMES,
+                      PRECISION, RestoreOptions, restore_option_list)
 from .pipeline import check_landmarks, face_strip
 from .registry import KNOWN_MODELS, default_models_dir, list_models, resolve_model
 from .restorers import load_restorer
@@ -90,20 +91,20 @@ def add_option_arguments(group):
     for option in restore_option_list():
         flags = (f"--{option.name.replace('_', '-')}", *LEGACY_FLAGS.get(option.name, ()))
         limits = f"{option.minimum} to {option.maximum}, " if option.minimum is not None else ""
-        default = " ".join(map(str, option.default)) or "none" if option.kind is tuple else \
-            str(option.default).lower()
+        default = " ".join(map(str, option.default)) or "none" if option.kind in LIST_KINDS \
+            else str(option.default).lower()
         text = f"{option.help} ({limits}default {default})"
-        if option.kind is bool:
+        if option.kind == FLAG:
             group.add_argument(*flags, action=argparse.BooleanOptionalAction, help=text)
-        elif option.kind is tuple and option.choices:
+        elif option.kind == NAMES:
             group.add_argument(*flags, nargs="+", choices=option.choices, metavar="NAME",
                                help=f"{text[:-1]}; any of {', '.join(option.choices)})")
-        elif option.kind is tuple:
+        elif option.kind == FACE_NUMBERS:
             group.add_argument(*flags, type=int, nargs="+", metavar="N", help=text)
-        elif option.choices:
+        elif option.kind == CHOICE:
             group.add_argument(*flags, choices=option.choices, help=text)
         else:
-            group.add_argument(*flags, type=option.kind, metavar=option.kind.__name__.upper(),
+            group.add_argument(*flags, type=option.type, metavar=option.type.__name__.upper(),
                                help=text)
     group.add_argument("--face-index", dest="face_indices", type=int, action="append",
                        help=argparse.SUPPRESS)
@@ -199,7 +200,7 @@ def options_from(args):
     values = {option.name: getattr(args, option.name) for option in restore_option_list()}
     try:
         MAX_MEGAPIXELS.check(args.max_megapixels)
-        return restore_options(**values, keep_crops=args.save_faces)
+        return RestoreOptions().overlay(**values, keep_crops=args.save_faces)
     except ValueError as error:
         raise UsageError(str(error)) from None
 
@@ -225,10 +226,11 @@ def run_restore(args):
         raise UsageError(f"--size {args.size} does not match the checkpoint ({restorer.size})")
 
     started, restored, faces, failed = time.monotonic(), 0, 0, []
-    progress = _progress(len(plan))
+    progress = Progress(len(plan))
     for source, target in plan:
         try:
-            faces += restore_file(restorer, source, target, options, landmarks, args)
+            faces += restore_file(restorer, source, target, options, landmarks, args,
+                                  progress.faces(source.name))
             restored += 1
         except EXPECTED_FAILURES as error:
             failed.append(source)
@@ -236,7 +238,7 @@ def run_restore(args):
         except Exception as error:  # keep going with the other files, say what broke
             failed.append(source)
             log.error("%s: unexpected %s: %s", source, type(error).__name__, error)
-        progress.update(1)
+        progress.file_done()
         if failed and args.fail_fast:
             break
     progress.close()
@@ -247,13 +249,14 @@ def run_restore(args):
     return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
-def restore_file(restorer, source, target, options, landmarks, args):
+def restore_file(restorer, source, target, options, landmarks, args, progress=None):
     picture = read_image(source, args.max_megapixels)
     # a file's float samples are what they are: kept as such away from the faces
     if args.aligned:
         result = restorer.restore_aligned(picture.pixels, options, any_float_range=True)
     else:
-        result = restorer.restore(picture.pixels, options, landmarks, any_float_range=True)
+        result = restorer.restore(picture.pixels, options, landmarks, any_float_range=True,
+                                  progress=progress)
         if not result.faces:
             log.warning("%s: %s", source, result.message)
     write_image(target, ImageFile(result.image, picture.text, picture.exif))
@@ -267,16 +270,45 @@ def restore_file(restorer, source, target, options, landmarks, args):
     return len(result.faces)
 
 
-def _progress(total):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        tqdm = None
-    if tqdm is None or total < 2:
-        class Silent:
-            update = close = lambda *args: None
-        return Silent()
-    return tqdm(total=total, unit="file", desc="Restoring")
+class Progress:
+    """Bars on the terminal: files done (where there are several) and the faces of the file
+    at hand, so that a single large photo shows how far it is too."""
+
+    def __init__(self, files):
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            tqdm = None
+        self.tqdm = tqdm
+        self.files = tqdm(total=files, unit="file", desc="Restoring") \
+            if tqdm is not None and files > 1 else None
+        self.bar = None
+
+    def faces(self, name):
+        """A progress(done, total) callback for one file's faces."""
+        def report(done, total):
+            if self.tqdm is None:
+                return
+            if self.bar is None:
+                self.bar = self.tqdm(total=total, unit="face", desc=name, leave=False,
+                                     position=1 if self.files is not None else 0)
+            self.bar.update(done - self.bar.n)
+        return report
+
+    def file_done(self):
+        self._close_faces()
+        if self.files is not None:
+            self.files.update(1)
+
+    def close(self):
+        self._close_faces()
+        if self.files is not None:
+            self.files.close()
+
+    def _close_faces(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def run_models(args):

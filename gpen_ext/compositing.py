@@ -1,17 +1,19 @@
 """What happens to a restored crop between the network and the photo: blending in crop space
 (weight, small-face smoothing, colour), the paste mask, and the paste itself.
 
-Masks are made at PASTE_MASK_SIZE in crop coordinates, whatever the network's size, and
-scaled by the warp that pastes them.
+Masks are made at PASTE_MASK_SIZE in crop coordinates, whatever the network's size (the size
+the parser sees a face at, so that its masks need no resampling), and scaled by the warp that
+pastes them.
 """
 
 import cv2
 import numpy as np
 
 from .alignment import invert_affine
+from .face_models import PARSE_SIZE
 from .images import FULL_SCALE, to_dtype
 
-PASTE_MASK_SIZE = 512
+PASTE_MASK_SIZE = PARSE_SIZE
 SMALL_FACE_KERNEL = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
 # Paste mask geometry on a 512 crop: a feathered square inside the crop; parsing masks are
 # cut to that square and feathered less, as the official pipeline does.

@@ -61,8 +61,7 @@ class DetectedFace:
 
 def _load_weights(network, path):
     """Load a facexlib state dict strictly; raises CheckpointError for a wrong file."""
-    state_dict = read_state_dict(path)
-    state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    state_dict = read_state_dict(path)  # unwrapped, DataParallel's prefix stripped
     try:
         network.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:
@@ -79,9 +78,10 @@ def build_detector_network(name):
         return RetinaFace(network_name=network_name, half=False, device="cpu")
 
 
-def build_parser_network():
+def build_parser_network(size=PARSE_SIZE):
+    """facexlib's ParseNet (19 CelebAMask-HQ classes); released at PARSE_SIZE."""
     ParseNet = facexlib_module("parsing.parsenet").ParseNet
-    return ParseNet(in_size=PARSE_SIZE, out_size=PARSE_SIZE, parsing_ch=19)
+    return ParseNet(in_size=size, out_size=size, parsing_ch=19)
 
 
 class FaceModels:
@@ -126,6 +126,11 @@ class FaceModels:
                                  verify=lambda candidate: _load_weights(build(), candidate))
         except DownloadError as error:
             raise FaceModelError(str(error)) from None
+
+    def networks(self):
+        """The networks loaded so far, by name."""
+        loaded = {f"detector_{name}": detector.network for name, detector in self._detectors.items()}
+        return loaded if self._parser is None else {**loaded, "parser": self._parser.network}
 
     def move_to(self, device):
         self.device = torch.device(device)

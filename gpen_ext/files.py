@@ -21,13 +21,15 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .options import MAX_MEGAPIXELS
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 EIGHT_BIT_ONLY = (".jpg", ".jpeg", ".webp", ".bmp")
 FLOAT_CAPABLE = (".tif", ".tiff")
 EXIF_ORIENTATION = 0x0112
-DEFAULT_MAX_MEGAPIXELS = 150  # takes a 12000 x 12000 photo
+DEFAULT_MAX_MEGAPIXELS = MAX_MEGAPIXELS.default
 # EXIF orientation -> the transposition that turns the stored pixels upright (Pillow's names)
 UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
            6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}

@@ -1,33 +1,42 @@
 """Every setting a user can make, described once.
 
-Each restoration option is a field of `RestoreOptions` carrying its label, help text and its
-choices or range; `MODEL` and `PRECISION` say which network runs and how. The command line,
-the HTTP request model, the WebUI's settings and Extras controls and the ComfyUI nodes are all
-derived from these descriptions (`restore_option_list`), so a limit or a help text is the
-same everywhere and adding an option is one edit here.
+Each restoration option is a field of `RestoreOptions` carrying its kind, label, help text,
+choices or range, and where it applies; `MODEL` and `PRECISION` say which network runs and how.
+The command line, the HTTP request model, the WebUI's settings and Extras controls and the
+ComfyUI nodes are all derived from these descriptions (`HOST_OPTIONS`), so a limit or a help
+text is the same everywhere and adding an option is one edit here. Hosts lay what their users
+chose over their defaults with `Settings.overlay`, where None keeps a setting.
 """
 
 import math
 import numbers
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
 from .alignment import TEMPLATES
 from .face_models import DEFAULT_REGIONS, DETECTORS, FACE_REGIONS
-from .files import DEFAULT_MAX_MEGAPIXELS
 from .inference import PRECISIONS
 from .registry import DEFAULT_MODEL
 
 SELECTIONS = ("all", "largest", "center")
 MASKS = ("parsing", "box")
 
+# What an option holds, which decides how every host shows and reads it.
+NUMBER, INTEGER, FLAG = "number", "integer", "flag"
+CHOICE, TEXT = "choice", "text"            # one of `choices`; a name (the model)
+NAMES, FACE_NUMBERS = "names", "face numbers"  # several of `choices`; face numbers from 0
+LIST_KINDS = (NAMES, FACE_NUMBERS)
+VALUE_TYPES = {NUMBER: float, INTEGER: int, FLAG: bool, CHOICE: str, TEXT: str, NAMES: tuple,
+               FACE_NUMBERS: tuple}
+
 
 @dataclass(frozen=True)
 class Option:
-    """One setting: its name, type, default, choices or inclusive range, and what it does."""
+    """One setting: its name, kind, default, choices or inclusive range, what it does, and
+    where it applies."""
     name: str
-    kind: type             # float, int, bool, str, or tuple (of `choices`, else face numbers)
+    kind: str
     default: object
     label: str
     help: str
@@ -35,17 +44,25 @@ class Option:
     minimum: float = None
     maximum: float = None
     step: float = None
+    aligned: bool = False        # also applies to crops that are already aligned
+    parsing_mask: bool = False   # takes effect with the parsing mask only
+
+    @property
+    def type(self):
+        """The Python type of its values (tuple for the list kinds)."""
+        return VALUE_TYPES[self.kind]
 
     def check(self, value):
         """`value` in this option's type, or a ValueError that names the option."""
-        checker = {float: self._number, int: self._number, bool: self._flag, str: self._choice,
-                   tuple: self._items}[self.kind]
+        checker = {NUMBER: self._number, INTEGER: self._number, FLAG: self._flag,
+                   CHOICE: self._choice, TEXT: self._text, NAMES: self._items,
+                   FACE_NUMBERS: self._items}[self.kind]
         return checker(value)
 
     def from_text(self, text):
         """A list option's items written as text ("0, 2" or "skin nose"), checked."""
         items = str(text or "").replace(",", " ").split()
-        if not self.choices:
+        if self.kind == FACE_NUMBERS:
             if not all(item.isdigit() for item in items):
                 raise ValueError(f"{self.name}: face numbers are whole numbers from 0, "
                                  f"got '{text}'")
@@ -57,11 +74,12 @@ class Option:
         return ", ".join(map(str, value))
 
     def _number(self, value):
+        integer = self.kind == INTEGER
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-                not math.isfinite(value) or (self.kind is int and value != int(value)):
-            raise ValueError(f"{self.name} must be {'an integer' if self.kind is int else 'a number'}"
+                not math.isfinite(value) or (integer and value != int(value)):
+            raise ValueError(f"{self.name} must be {'an integer' if integer else 'a number'}"
                              f", got {value!r}")
-        value = self.kind(value)
+        value = self.type(value)
         if not self.minimum <= value <= self.maximum:
             raise ValueError(f"{self.name} must be in [{self.minimum}, {self.maximum}], got {value}")
         return value
@@ -76,80 +94,89 @@ class Option:
             raise ValueError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         return value
 
+    def _text(self, value):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{self.name} must be a name, got {value!r}")
+        return value
+
     def _items(self, value):
+        names = self.kind == NAMES
         if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-            what = "names" if self.choices else "face numbers"
-            raise ValueError(f"{self.name} must be a list of {what}, got {value!r}")
+            raise ValueError(f"{self.name} must be a list of {'names' if names else 'face numbers'}"
+                             f", got {value!r}")
         items = list(value)
         for item in items:
-            if self.choices and item not in self.choices:
+            if names and item not in self.choices:
                 raise ValueError(f"{self.name}: each must be one of {', '.join(self.choices)}, "
                                  f"got {item!r}")
-            if not self.choices and (isinstance(item, bool) or not isinstance(
+            if not names and (isinstance(item, bool) or not isinstance(
                     item, numbers.Integral) or item < 0):
                 raise ValueError(f"{self.name}: face numbers are whole numbers from 0, "
                                  f"got {item!r}")
-        if self.choices and not items:
+        if names and not items:
             raise ValueError(f"{self.name} needs at least one of {', '.join(self.choices)}")
-        return tuple(dict.fromkeys(item if self.choices else int(item) for item in items))
+        return tuple(dict.fromkeys(item if names else int(item) for item in items))
 
 
-def _option(default, label, help, **limits):
-    return field(default=default, metadata={"option": dict(label=label, help=help, **limits)})
+def _option(kind, default, label, help, **details):
+    return field(default=default, metadata={"option": dict(kind=kind, label=label, help=help,
+                                                           **details)})
 
 
 @dataclass(frozen=True)
 class RestoreOptions:
     weight: float = _option(
-        1.0, "weight", "How much of the restored face to keep: 0 = the original face, "
-        "1 = fully restored", minimum=0.0, maximum=1.0, step=0.01)
+        NUMBER, 1.0, "weight", "How much of the restored face to keep: 0 = the original face, "
+        "1 = fully restored", minimum=0.0, maximum=1.0, step=0.01, aligned=True)
     visibility: float = _option(
-        1.0, "visibility", "How much of the result to show over the whole image: 0 = the "
-        "image as it was, 1 = only the result", minimum=0.0, maximum=1.0, step=0.01)
+        NUMBER, 1.0, "visibility", "How much of the result to show over the whole image: 0 = "
+        "the image as it was, 1 = only the result", minimum=0.0, maximum=1.0, step=0.01,
+        aligned=True)
     face_selection: str = _option(
-        "all", "face selection", "Which faces to restore: all, only the largest, or only the "
-        "one nearest the centre", choices=SELECTIONS)
+        CHOICE, "all", "face selection", "Which faces to restore: all, only the largest, or "
+        "only the one nearest the centre", choices=SELECTIONS)
     face_indices: tuple = _option(
-        (), "face numbers", "Only these faces, numbered from 0 left to right among all faces "
-        "found; none = every face")
+        FACE_NUMBERS, (), "face numbers", "Only these faces, numbered from 0 left to right "
+        "among all faces found; none = every face")
     min_face_size: int = _option(
-        0, "minimum face size", "Leave faces smaller than this alone: pixels, shorter side of "
-        "the face box; 0 = no limit", minimum=0, maximum=8192, step=1)
+        INTEGER, 0, "minimum face size", "Leave faces smaller than this alone: pixels, shorter "
+        "side of the face box; 0 = no limit", minimum=0, maximum=8192, step=1)
     max_faces: int = _option(
-        0, "maximum faces", "Restore at most this many faces, the largest first; 0 = no limit",
-        minimum=0, maximum=1000, step=1)
+        INTEGER, 0, "maximum faces", "Restore at most this many faces, the largest first; 0 = "
+        "no limit", minimum=0, maximum=1000, step=1)
     detection_model: str = _option(
-        "retinaface_resnet50", "face detector", "RetinaFace ResNet-50 finds more faces; "
-        "MobileNet-0.25 is lighter and faster", choices=tuple(DETECTORS))
+        CHOICE, "retinaface_resnet50", "face detector", "RetinaFace ResNet-50 finds more "
+        "faces; MobileNet-0.25 is lighter and faster", choices=tuple(DETECTORS))
     detection_threshold: float = _option(
-        0.9, "detection confidence", "Faces detected with a lower confidence than this are left "
-        "alone", minimum=0.05, maximum=0.99, step=0.01)
+        NUMBER, 0.9, "detection confidence", "Faces detected with a lower confidence than "
+        "this are left alone", minimum=0.05, maximum=0.99, step=0.01)
     mask: str = _option(
-        "parsing", "paste mask", "parsing: paste only the face itself (not hair, neck or "
-        "clothes); box: a feathered square around the face", choices=MASKS)
+        CHOICE, "parsing", "paste mask", "parsing: paste only the face itself (not hair, neck "
+        "or clothes); box: a feathered square around the face", choices=MASKS)
     face_regions: tuple = _option(
-        DEFAULT_REGIONS, "face regions", "Which parts of each face take the restored pixels; "
-        "leave out eyes or mouth to keep the original ones. Needs the parsing mask",
-        choices=tuple(FACE_REGIONS))
+        NAMES, DEFAULT_REGIONS, "face regions", "Which parts of each face take the restored "
+        "pixels; leave out eyes or mouth to keep the original ones. Needs the parsing mask",
+        choices=tuple(FACE_REGIONS), parsing_mask=True)
     color_correction: bool = _option(
-        False, "colour correction", "Give the restored face the original's overall colour, "
-        "keeping the restored detail")
+        FLAG, False, "colour correction", "Give the restored face the original's overall "
+        "colour, keeping the restored detail", aligned=True)
     small_face_smoothing: bool = _option(
-        True, "small-face smoothing", "Slightly smooth faces under 100 px, as the official "
-        "pipeline does, to hide artefacts")
+        FLAG, True, "small-face smoothing", "Slightly smooth faces under 100 px, as the "
+        "official pipeline does, to hide artefacts")
     template: str = _option(
-        "gpen", "alignment template", "gpen: GPEN's own face framing (as trained); ffhq: the "
-        "tighter FFHQ framing other restorers use", choices=TEMPLATES)
+        CHOICE, "gpen", "alignment template", "gpen: GPEN's own face framing (as trained); "
+        "ffhq: the tighter FFHQ framing other restorers use", choices=TEMPLATES)
     batch_size: int = _option(
-        4, "batch size", "Faces per network and parsing call: higher is faster on a GPU with "
-        "enough memory; memory grows with it", minimum=1, maximum=64, step=1)
+        INTEGER, 4, "batch size", "Faces per network and parsing call: higher is faster on a "
+        "GPU with enough memory; memory grows with it", minimum=1, maximum=64, step=1,
+        aligned=True)
     detection_max_side: int = 1280  # detection runs on a copy no larger than this
     keep_crops: bool = True         # put aligned/restored crops and masks in the face records
     keep_paste_mask: bool = False   # give the result an image-sized mask of what was pasted
 
     def __post_init__(self):
         problems = []
-        for option in restore_option_list():
+        for option in RESTORE_OPTIONS:
             try:
                 object.__setattr__(self, option.name, option.check(getattr(self, option.name)))
             except ValueError as error:
@@ -157,25 +184,60 @@ class RestoreOptions:
         if problems:
             raise ValueError("; ".join(problems))
 
+    def overlay(self, **values):
+        """These options with `values` laid over them; None keeps an option as it is."""
+        return replace(self, **{name: value for name, value in values.items()
+                                if value is not None})
+
+    def unused_with_box_mask(self):
+        """The options set away from their defaults that only the parsing mask honours."""
+        return [option for option in RESTORE_OPTIONS if option.parsing_mask
+                and getattr(self, option.name) != option.default]
+
+
+RESTORE_OPTIONS = tuple(Option(item.name, **item.metadata["option"], default=item.default)
+                        for item in fields(RestoreOptions) if "option" in item.metadata)
+
 
 def restore_option_list():
     """The user-facing options of RestoreOptions, in their order."""
-    return [Option(item.name, item.type, item.default, **item.metadata["option"])
-            for item in fields(RestoreOptions) if "option" in item.metadata]
+    return list(RESTORE_OPTIONS)
 
 
 def restore_options(**values):
     """RestoreOptions from the given fields, None meaning 'the default'."""
-    return RestoreOptions(**{name: value for name, value in values.items() if value is not None})
+    return RestoreOptions().overlay(**values)
 
 
-MODEL = Option("model", str, DEFAULT_MODEL, "model",
+MODEL = Option("model", TEXT, DEFAULT_MODEL, "model",
                "GPEN checkpoint: a release (GPEN-BFR-512 suits most photos; 1024 and 2048 for "
                "large faces), or a checkpoint file in the models folder. A missing release is "
                "downloaded on first use")
-MAX_MEGAPIXELS = Option("max_megapixels", float, DEFAULT_MAX_MEGAPIXELS, "largest image",
+MAX_MEGAPIXELS = Option("max_megapixels", NUMBER, 150, "largest image",  # a 12000 x 12000 photo
                         "Images larger than this many megapixels are refused before they are "
                         "decoded", minimum=1.0, maximum=1100.0, step=1.0)
-PRECISION = Option("precision", str, "auto", "precision",
+PRECISION = Option("precision", CHOICE, "auto", "precision",
                    "auto: fp16 on CUDA (retried in fp32 if it fails), fp32 elsewhere; bf16 is "
                    "fast only on CPUs with native bf16", choices=PRECISIONS)
+# What a host lets its users set, in the order hosts show them.
+HOST_OPTIONS = (MODEL, *RESTORE_OPTIONS, PRECISION)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A restoration as a host's user sets it up: which model, the options, the precision."""
+    model: str = MODEL.default
+    options: RestoreOptions = RestoreOptions()
+    precision: str = PRECISION.default
+
+    def overlay(self, **values):
+        """These settings with `values` (HOST_OPTIONS and RestoreOptions' other fields, by
+        name) laid over them; None keeps a setting as it is."""
+        given = {name: value for name, value in values.items() if value is not None}
+        model = MODEL.check(given.pop(MODEL.name, self.model))
+        precision = PRECISION.check(given.pop(PRECISION.name, self.precision))
+        return Settings(model, self.options.overlay(**given), precision)
+
+    def value(self, option):
+        """The value of one of HOST_OPTIONS."""
+        return getattr(self if option in (MODEL, PRECISION) else self.options, option.name)

@@ -16,7 +16,7 @@ import torch
 
 from .alignment import align_face, invert_affine, similarity_transform, template_points
 from .compositing import BOX_MASK, blend_crop, feathered_face_mask, paste_face
-from .face_models import DEFAULT_REGIONS, DetectedFace
+from .face_models import DetectedFace
 from .images import merge_image, side_by_side, split_image, to_dtype
 from .inference import NetworkRunner
 from .options import RestoreOptions
@@ -74,6 +74,10 @@ class FaceRestorer:
     def precision(self):
         return self.runner.precision
 
+    def networks(self):
+        """The networks loaded so far, by name: GPEN's, then the face models'."""
+        return {"network": self.runner.network, **self.face_models.networks()}
+
     def to(self, device):
         """Move the network and the face models (e.g. to the CPU between uses)."""
         device = torch.device(device)
@@ -89,14 +93,16 @@ class FaceRestorer:
         if options.mask == "parsing":
             self.face_models.parser()
 
-    def restore(self, image, options=RestoreOptions(), landmarks=None, any_float_range=False):
+    def restore(self, image, options=RestoreOptions(), landmarks=None, any_float_range=False,
+                progress=None):
         """Restore the faces of `image` (see images.py for accepted layouts).
 
         `landmarks`: optional five (x, y) points per face found elsewhere (see
         `check_landmarks`); only those are restored and no detector runs. `any_float_range`:
-        float samples outside [0, 1] are kept as they are away from the faces."""
+        float samples outside [0, 1] are kept as they are away from the faces. `progress` as
+        for restore_images."""
         return self.restore_images([image], options, None if landmarks is None else [landmarks],
-                                   any_float_range)[0]
+                                   any_float_range, progress)[0]
 
     def restore_images(self, images, options=RestoreOptions(), landmarks=None,
                        any_float_range=False, progress=None):
@@ -112,9 +118,10 @@ class FaceRestorer:
         work = [(frame, number) for frame in frames for number in frame.chosen]
         if work:
             self.prepare(options, detecting=False)
-            if options.mask == "box" and options.face_regions != DEFAULT_REGIONS:
-                log.warning("GPEN: face regions need the parsing mask; the box mask pastes the "
-                            "whole face square")
+            unused = options.unused_with_box_mask() if options.mask == "box" else []
+            if unused:
+                log.warning("GPEN: %s: only with the parsing mask; the box mask pastes the "
+                            "whole face square", ", ".join(option.label for option in unused))
         for start in range(0, len(work), options.batch_size):
             self.restore_batch(work[start:start + options.batch_size], options)
             if progress is not None:

@@ -4,6 +4,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arch.gpen.loader import GPENConfig
 from .checkpoints import CHECKPOINT_SUFFIXES
 
 OFFICIAL_BUCKET = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/"
@@ -16,10 +17,14 @@ DEFAULT_MODEL = "GPEN-BFR-512"
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
-    size: int
+    config: GPENConfig  # the release's hyper-parameters, as its tensors' shapes give them
     urls: tuple
     sha256: str = None  # published for the 512 release only
     bytes: int = None
+
+    @property
+    def size(self):
+        return self.config.size
 
     @property
     def filename(self):
@@ -27,16 +32,19 @@ class ModelInfo:
 
 
 KNOWN_MODELS = {info.name: info for info in (
-    ModelInfo("GPEN-BFR-256", 256, (OFFICIAL_BUCKET + "GPEN-BFR-256.pth",)),
-    ModelInfo("GPEN-BFR-512", 512, (OFFICIAL_BUCKET + "GPEN-BFR-512.pth",),
+    ModelInfo("GPEN-BFR-256", GPENConfig(256, 512, 8, 1, 0.5),
+              (OFFICIAL_BUCKET + "GPEN-BFR-256.pth",)),
+    ModelInfo("GPEN-BFR-512", GPENConfig(512, 512, 8, 2, 1.0),
+              (OFFICIAL_BUCKET + "GPEN-BFR-512.pth",),
               sha256="f1002c41add95b0decad69604d80455576f7187dd99ca16bd611bcfd44c10b51",
               bytes=284_085_738),
     # The bucket's 1024 link is reported dead; ModelScope hosts the official hires files.
-    ModelInfo("GPEN-BFR-1024", 1024, (MODELSCOPE_HIRES + "pytorch_model.pt",
-                                      OFFICIAL_BUCKET + "GPEN-BFR-1024.pth")),
-    ModelInfo("GPEN-BFR-2048", 2048, (OFFICIAL_BUCKET + "GPEN-BFR-2048.pth",
-                                      MODELSCOPE_HIRES + "pytorch_model-2048.pt")),
+    ModelInfo("GPEN-BFR-1024", GPENConfig(1024, 512, 8, 2, 1.0),
+              (MODELSCOPE_HIRES + "pytorch_model.pt", OFFICIAL_BUCKET + "GPEN-BFR-1024.pth")),
+    ModelInfo("GPEN-BFR-2048", GPENConfig(2048, 512, 8, 2, 1.0),
+              (OFFICIAL_BUCKET + "GPEN-BFR-2048.pth", MODELSCOPE_HIRES + "pytorch_model-2048.pt")),
 )}
+RELEASE_CONFIGS = {info.size: info.config for info in KNOWN_MODELS.values()}
 
 
 def default_models_dir():
@@ -84,29 +92,44 @@ MAX_NAME_CHARS = 255  # longer than any file name a file system takes
 MAX_PATH_CHARS = 4096  # longer than any path Linux takes
 
 
-def resolve_model(name, models_dir, allow_paths=False):
+def model_folders(models_dirs):
+    """A models folder, or several (searched in order), as a list of Paths."""
+    if isinstance(models_dirs, (str, os.PathLike)):
+        return [Path(models_dirs)]
+    folders = [Path(folder) for folder in models_dirs]
+    if not folders:
+        raise ValueError("no models folder given")
+    return folders
+
+
+def resolve_model(name, models_dirs, allow_paths=False):
     """The one way every host turns a model name into a ModelRef: a release (by any name
-    `release_named` takes), or a checkpoint file inside the models folder. A path elsewhere
-    only where the caller is the local user (`allow_paths`: the CLI and the Python API)."""
+    `release_named` takes), or a checkpoint file inside a models folder. `models_dirs`: one
+    folder or several, searched in order; a release found in none is to be downloaded into
+    the first. A path elsewhere only where the caller is the local user (`allow_paths`: the
+    CLI and the Python API)."""
     text = str(name).strip()
-    folder = Path(models_dir)
+    folders = model_folders(models_dirs)
     limit = MAX_PATH_CHARS if allow_paths else MAX_NAME_CHARS
     if not text or len(text) > limit:
         raise UnknownModelError(f"model name must be 1 to {limit} characters, got {len(text)}")
     release = release_named(text)
     if release is not None:
-        return ModelRef(release.name, folder / release.filename, release)
-    candidate = folder / text
-    if Path(text).name == text and candidate.suffix.lower() in CHECKPOINT_SUFFIXES and \
-            candidate.is_file():
-        return ModelRef(text, candidate)
+        places = [folder / release.filename for folder in folders]
+        return ModelRef(release.name, next((path for path in places if path.is_file()),
+                                           places[0]), release)
+    if Path(text).name == text and Path(text).suffix.lower() in CHECKPOINT_SUFFIXES:
+        for folder in folders:
+            if (folder / text).is_file():
+                return ModelRef(text, folder / text)
     if allow_paths:
         path = Path(text).expanduser()
         if path.is_file():
             return ModelRef(str(path), path)
-    known = ", ".join(listing.name for listing in list_models(folder))
-    where = f"a checkpoint file, or a file in {folder}" if allow_paths else \
-        "a file in the models folder"
+    known = ", ".join(dict.fromkeys(listing.name for folder in folders
+                                    for listing in list_models(folder)))
+    where = f"a checkpoint file, or a file in {', '.join(map(str, folders))}" if allow_paths \
+        else "a file in the models folder"
     raise UnknownModelError(f"unknown model '{text}': neither a release nor {where}; choose "
                             f"one of {known}")
 

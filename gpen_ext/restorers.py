@@ -1,24 +1,27 @@
-"""A ready FaceRestorer from a model name: the layer that owns the models folders resolves the
-name, downloads a missing release (if allowed), loads the network and hands the pipeline its
-face models."""
-
-from pathlib import Path
+"""The one way to build a ready FaceRestorer, for the command line, the Python API and every
+host: the model name is resolved over the models folders (registry.resolve_model), a missing
+release downloaded (if allowed), the network loaded, and the pipeline handed its face models."""
 
 from .checkpoints import load_model
 from .download import ensure_model
 from .face_models import FaceModels
 from .inference import resolve_device
+from .options import MODEL
 from .pipeline import FaceRestorer
-from .registry import default_models_dir, resolve_model
+from .registry import ModelRef, default_models_dir, model_folders, resolve_model
 
 
-def load_restorer(model="GPEN-BFR-512", models_dir=None, device="auto", precision="auto",
+def load_restorer(model=MODEL.default, models_dir=None, device="auto", precision="auto",
                   download=True, face_models_dir=None, allow_paths=True):
-    """A FaceRestorer for `model`: a release name ("GPEN-BFR-512", "512"), a checkpoint file
-    in `models_dir` (default: $GPEN_MODELS_DIR, else the user's cache folder) or, unless
-    `allow_paths` is off (hosts serving others), any checkpoint path. facexlib's detection and
-    parsing weights live in `face_models_dir`, by default the same folder."""
-    folder = Path(models_dir) if models_dir is not None else default_models_dir()
-    path = ensure_model(resolve_model(model, folder, allow_paths), download=download)
-    return FaceRestorer(load_model(path), FaceModels(face_models_dir or folder, download),
+    """A FaceRestorer on `device` for `model`: a release name ("GPEN-BFR-512", "512"), a
+    checkpoint file in `models_dir` (a folder or a list of folders searched in order; default
+    $GPEN_MODELS_DIR, else the user's cache folder), or, unless `allow_paths` is off (hosts
+    serving others), any checkpoint path; or a ModelRef already resolved. facexlib's
+    detection and parsing weights live in `face_models_dir`, by default the first models
+    folder."""
+    folders = model_folders(models_dir if models_dir is not None else default_models_dir())
+    reference = model if isinstance(model, ModelRef) else \
+        resolve_model(model, folders, allow_paths)
+    network = load_model(ensure_model(reference, download=download))
+    return FaceRestorer(network, FaceModels(face_models_dir or folders[0], download),
                         resolve_device(device), precision)

@@ -6,16 +6,14 @@ random weights: its masks are arbitrary but have the real shapes and code paths.
 
 import torch
 
-from gpen_ext.face_models import facexlib_module
+from gpen_ext.face_models import build_detector_network, build_parser_network
 
 # Landmark offsets in units of 0.1 x anchor size (RetinaFace's landmark variance).
 FACE_LAYOUT = [(-1.5, -1.0), (1.5, -1.0), (0.0, 0.5), (-1.2, 2.0), (1.2, 2.0)]
 
 
 def rigged_mobilenet_detector():
-    RetinaFace = facexlib_module("detection.retinaface").RetinaFace
-    network = RetinaFace(network_name="mobile0.25", half=False, device="cpu")
-    state = network.state_dict()
+    state = build_detector_network("retinaface_mobile0.25").state_dict()
     for key in state:
         if "Head" in key:
             state[key].zero_()
@@ -29,10 +27,9 @@ def rigged_mobilenet_detector():
 
 
 def write_face_weights(folder):
-    ParseNet = facexlib_module("parsing.parsenet").ParseNet
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(rigged_mobilenet_detector(), folder / "detection_mobilenet0.25_Final.pth")
-    torch.save(ParseNet(in_size=512, out_size=512, parsing_ch=19).state_dict(),
+    torch.save(build_parser_network().state_dict(),
                folder / "parsing_parsenet.pth")
     return folder

@@ -8,6 +8,7 @@ import torch
 
 from gpen_ext.arch.gpen.fast import FastGPEN
 from gpen_ext.arch.gpen.network import GPEN
+from gpen_ext.registry import RELEASE_CONFIGS
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -16,7 +17,7 @@ SHARED = ROOT.parent / "shared"
 REFERENCE = SHARED / "reference"
 SOLVAY = SHARED / "faces" / "Solvay_conference_1927.png"
 
-RELEASES = {256: (1, 0.5), 512: (2, 1.0), 1024: (2, 1.0), 2048: (2, 1.0)}
+RELEASES = RELEASE_CONFIGS  # size -> the release's GPENConfig
 PARITY_FILES = sorted({p.name: p for p in [*DATA.glob("gpen_parity_*.pt"),
                                            *REFERENCE.glob("gpen_parity_*.pt")]}.values())
 
@@ -82,10 +83,9 @@ def solvay():
 def random_parsenet(size=512, seed=0):
     """facexlib's ParseNet with random weights and batch-norm statistics far from the
     defaults, so that folding them is exercised."""
-    from gpen_ext.face_models import facexlib_module
-    ParseNet = facexlib_module("parsing.parsenet").ParseNet
+    from gpen_ext.face_models import build_parser_network
     torch.manual_seed(seed)
-    network = ParseNet(in_size=size, out_size=size, parsing_ch=19).eval()
+    network = build_parser_network(size).eval()
     with torch.no_grad():
         for module in network.modules():
             if isinstance(module, torch.nn.BatchNorm2d):

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -11,7 +12,7 @@ from PIL import Image, PngImagePlugin
 
 from gpen_ext import cli
 from gpen_ext.files import read_image
-from gpen_ext.registry import KNOWN_MODELS, ModelInfo
+from gpen_ext.registry import KNOWN_MODELS
 
 from helpers import DATA, ROOT
 from http_server import FileServer
@@ -133,7 +134,7 @@ def test_download_command_fetches_and_verifies(monkeypatch, tmp_path, capsys, ti
     path = tmp_path / "payload.pth"
     torch.save(tiny_state_dict, path)
     with FileServer({"/GPEN-BFR-256.pth": path.read_bytes()}) as server:
-        local = ModelInfo("GPEN-BFR-256", 256, (server.url("/GPEN-BFR-256.pth"),))
+        local = replace(KNOWN_MODELS["GPEN-BFR-256"], urls=(server.url("/GPEN-BFR-256.pth"),))
         monkeypatch.setitem(KNOWN_MODELS, "GPEN-BFR-256", local)
         assert cli.main(["download", "GPEN-BFR-256", "--models-dir", str(tmp_path / "m")]) == 0
     assert (tmp_path / "m" / "GPEN-BFR-256.pth").read_bytes() == path.read_bytes()

@@ -5,6 +5,7 @@ import importlib.util
 import shutil
 import sys
 import urllib.request
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -78,7 +79,7 @@ def test_importing_the_pack_registers_nodes_and_loads_nothing(comfy, monkeypatch
 
 
 def test_inputs_are_derived_from_the_option_descriptions(comfy):
-    from gpen_ext.options import restore_option_list
+    from gpen_ext.options import CHOICE, restore_option_list
     required = comfy.NODE_CLASS_MAPPINGS["GPENRestoreFaces"].INPUT_TYPES()["required"]
     for option in restore_option_list():
         kind, spec = required[option.name]
@@ -86,7 +87,7 @@ def test_inputs_are_derived_from_the_option_descriptions(comfy):
         if option.minimum is not None:
             assert (spec["min"], spec["max"], spec["default"]) == \
                 (option.minimum, option.maximum, option.default)
-        if option.kind is str:
+        if option.kind == CHOICE:
             assert kind == list(option.choices)
     loader = comfy.NODE_CLASS_MAPPINGS["GPENModelLoader"].INPUT_TYPES()["required"]
     assert loader["precision"][0] == ["auto", "fp32", "fp16", "bf16"]
@@ -111,9 +112,10 @@ def test_the_loader_lists_and_finds_models_in_comfyuis_folders(comfy, tmp_path,
 
 def test_a_missing_release_names_its_urls_and_folder(comfy, tmp_path, monkeypatch):
     from gpen_ext.download import DownloadError
-    from gpen_ext.registry import KNOWN_MODELS, ModelInfo
+    from gpen_ext.registry import KNOWN_MODELS
     monkeypatch.setitem(KNOWN_MODELS, "GPEN-BFR-1024",
-                        ModelInfo("GPEN-BFR-1024", 1024, ("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
+                        replace(KNOWN_MODELS["GPEN-BFR-1024"],
+                                urls=("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
     with pytest.raises(DownloadError) as error:
         nodes(comfy)["GPENModelLoader"].load("GPEN-BFR-1024", "auto")
     assert "http://127.0.0.1:9/GPEN-BFR-1024.pth" in str(error.value)
@@ -192,3 +194,29 @@ def test_the_example_workflow_gives_every_input_a_valid_value(comfy):
                 assert value in kind, name
             elif kind in ("INT", "FLOAT"):
                 assert spec["min"] <= value <= spec["max"], name
+
+
+def test_comfyuis_memory_manager_sizes_loads_and_unloads_the_restorer(comfy, astronaut,
+                                                                      monkeypatch):
+    """The restorer is one model to ComfyUI (a ModelPatcher): its size counts the face models
+    as they join, it is loaded for a run with room for a batch of faces, and ComfyUI moves
+    it away when it unloads it."""
+    node = nodes(comfy)
+    model, = node["GPENModelLoader"].load("tiny.pth", "fp32")
+    patcher = model.patcher
+    network_bytes = model_management.module_size(model.restorer.runner.network)
+    assert patcher.model_size() == network_bytes
+    assert (patcher.load_device, patcher.offload_device) == (
+        model_management.get_torch_device(), model_management.unet_offload_device())
+    frames = torch.from_numpy(astronaut[None].astype(np.float32) / 255)
+    node["GPENRestoreFaces"].restore(model, frames, **restore_inputs(comfy, mask="parsing"))
+    loaded_patcher, working, full = model_management.loaded[-1]
+    assert loaded_patcher is patcher and full and working > 0
+    parser = model.restorer.face_models.parser().network
+    detector = model.restorer.face_models.detector("retinaface_mobile0.25").network
+    assert patcher.model_size() == network_bytes + model_management.module_size(parser) + \
+        model_management.module_size(detector)
+    moves = []
+    monkeypatch.setattr(model.restorer, "to", lambda device: moves.append(str(device)))
+    patcher.detach()
+    assert moves == [str(patcher.offload_device)]

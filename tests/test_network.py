@@ -24,8 +24,7 @@ def test_every_parity_vector_is_exercised():
 
 @pytest.mark.parametrize("size", sorted(RELEASES))
 def test_state_dict_layout_is_the_released_one(size):
-    multiplier, narrow = RELEASES[size]
-    ours = {k: list(v.shape) for k, v in GPEN(size, 512, 8, multiplier, narrow).state_dict().items()}
+    ours = {k: list(v.shape) for k, v in RELEASES[size].build().state_dict().items()}
     assert ours == reference_manifest(size)
 
 
@@ -33,8 +32,7 @@ def test_state_dict_layout_is_the_released_one(size):
 def test_hyper_parameters_are_read_from_tensor_shapes(size):
     manifest = reference_manifest(size)
     shapes_only = {key: torch.empty(shape, device="meta") for key, shape in manifest.items()}
-    multiplier, narrow = RELEASES[size]
-    assert infer_config(shapes_only) == GPENConfig(size, 512, 8, multiplier, narrow)
+    assert infer_config(shapes_only) == RELEASES[size]
 
 
 def test_small_configurations_are_recognised(tiny_parity):

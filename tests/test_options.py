@@ -4,7 +4,8 @@ import pytest
 
 from gpen_ext import cli
 from gpen_ext.hosts.api import RestoreRequest
-from gpen_ext.options import MODEL, PRECISION, RestoreOptions, restore_option_list
+from gpen_ext.options import (CHOICE, INTEGER, MODEL, NUMBER, PRECISION, RestoreOptions,
+                              restore_option_list)
 
 
 def test_every_option_is_described_with_its_limits():
@@ -13,9 +14,9 @@ def test_every_option_is_described_with_its_limits():
     for option in options:
         assert option.help and option.label
         assert option.check(option.default) == option.default
-        if option.kind in (int, float):
+        if option.kind in (INTEGER, NUMBER):
             assert option.minimum <= option.default <= option.maximum
-        if option.kind is str:
+        if option.kind == CHOICE:
             assert option.default in option.choices
 
 
@@ -75,3 +76,31 @@ def test_list_options_read_and_write_text_the_same_way_for_every_host():
         numbers.from_text("first")
     with pytest.raises(ValueError, match="each must be one of"):
         regions.from_text("skin, teeth")
+
+
+def test_settings_are_laid_over_with_none_keeping_each_setting():
+    from gpen_ext.options import HOST_OPTIONS, Settings
+    host = Settings().overlay(model="GPEN-BFR-1024", weight=0.4, face_indices=(2,))
+    request = host.overlay(model=None, weight=None, visibility=0.5, precision="fp32",
+                           keep_crops=False)
+    assert (request.model, request.precision) == ("GPEN-BFR-1024", "fp32")
+    assert (request.options.weight, request.options.visibility) == (0.4, 0.5)
+    assert request.options.face_indices == (2,) and not request.options.keep_crops
+    assert [request.value(option) for option in HOST_OPTIONS][:3] == ["GPEN-BFR-1024", 0.4, 0.5]
+    with pytest.raises(ValueError, match="precision must be one of"):
+        host.overlay(precision="fp64")
+    with pytest.raises(ValueError, match="model must be a name"):
+        host.overlay(model="  ")
+
+
+def test_where_an_option_applies_is_described_with_it():
+    from gpen_ext.options import FACE_NUMBERS, LIST_KINDS, NAMES
+    options = {option.name: option for option in restore_option_list()}
+    assert [name for name, option in options.items() if option.aligned] == \
+        ["weight", "visibility", "color_correction", "batch_size"]
+    assert [name for name, option in options.items() if option.parsing_mask] == ["face_regions"]
+    assert (options["face_indices"].kind, options["face_regions"].kind) == (FACE_NUMBERS, NAMES)
+    assert {option.type for option in options.values() if option.kind in LIST_KINDS} == {tuple}
+    changed = RestoreOptions(face_regions=("skin",))
+    assert [option.name for option in changed.unused_with_box_mask()] == ["face_regions"]
+    assert RestoreOptions().unused_with_box_mask() == []

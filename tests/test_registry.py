@@ -50,3 +50,16 @@ def test_the_listing_names_files_relative_to_the_folder(folder):
     assert listings["finetuned.safetensors"].file == "finetuned.safetensors"
     assert "notes.txt" not in listings
     assert all("/" not in item.file for item in listings.values())
+
+
+def test_several_folders_are_searched_in_order(folder, tmp_path_factory):
+    first = tmp_path_factory.mktemp("first")
+    (first / "mine.pth").write_bytes(b"x")
+    folders = [first, folder]
+    assert resolve_model("256", folders).path == folder / "GPEN-BFR-256.pth"  # where it is
+    assert resolve_model("512", folders).path == first / "GPEN-BFR-512.pth"  # to download
+    assert resolve_model("finetuned.safetensors", folders).path == folder / "finetuned.safetensors"
+    assert resolve_model("mine.pth", folders).path == first / "mine.pth"
+    with pytest.raises(UnknownModelError, match="mine.pth, finetuned.safetensors|"
+                       "finetuned.safetensors, mine.pth"):
+        resolve_model("missing.pth", folders)

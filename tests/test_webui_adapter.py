@@ -6,6 +6,7 @@ import inspect
 import logging
 import runpy
 import sys
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -83,7 +84,7 @@ def test_settings_have_their_own_section_beside_face_restoration(webui):
 
 def test_face_numbers_setting_is_text_and_a_bad_one_leaves_the_image(webui, astronaut, caplog):
     shared.opts.gpen_face_indices = "0"
-    assert webui.current_settings()[1].face_indices == (0,)
+    assert webui.current_settings().options.face_indices == (0,)
     shared.opts.gpen_face_indices = "first"
     with caplog.at_level(logging.ERROR):
         assert face_restoration.restore_faces(astronaut) is astronaut
@@ -92,9 +93,10 @@ def test_face_numbers_setting_is_text_and_a_bad_one_leaves_the_image(webui, astr
 
 def test_a_missing_model_returns_the_image_and_says_where_to_put_it(webui, astronaut, caplog,
                                                                      monkeypatch):
-    from gpen_ext.registry import KNOWN_MODELS, ModelInfo
+    from gpen_ext.registry import KNOWN_MODELS
     monkeypatch.setitem(KNOWN_MODELS, "GPEN-BFR-1024",
-                        ModelInfo("GPEN-BFR-1024", 1024, ("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
+                        replace(KNOWN_MODELS["GPEN-BFR-1024"],
+                                urls=("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
     shared.opts.gpen_model = "GPEN-BFR-1024"
     with caplog.at_level(logging.ERROR):
         restored = face_restoration.restore_faces(astronaut)
@@ -320,9 +322,10 @@ def test_every_undecodable_image_is_a_422(client, astronaut, payload):
 
 
 def test_a_failed_request_leaves_the_loaded_model_in_place(client, webui, astronaut, monkeypatch):
-    from gpen_ext.registry import KNOWN_MODELS, ModelInfo
+    from gpen_ext.registry import KNOWN_MODELS
     monkeypatch.setitem(KNOWN_MODELS, "GPEN-BFR-1024",
-                        ModelInfo("GPEN-BFR-1024", 1024, ("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
+                        replace(KNOWN_MODELS["GPEN-BFR-1024"],
+                                urls=("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
     image = png_base64(astronaut)
     assert client.post("/gpen/v1/restore", json={"image": image, "mask": "box"}).status_code == 200
     loaded = webui.SERVICE._restorer
@@ -336,9 +339,10 @@ def test_a_failed_request_leaves_the_loaded_model_in_place(client, webui, astron
 
 
 def test_extras_infotext_only_when_gpen_restored(webui, astronaut, caplog, monkeypatch):
-    from gpen_ext.registry import KNOWN_MODELS, ModelInfo
+    from gpen_ext.registry import KNOWN_MODELS
     monkeypatch.setitem(KNOWN_MODELS, "GPEN-BFR-1024",
-                        ModelInfo("GPEN-BFR-1024", 1024, ("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
+                        replace(KNOWN_MODELS["GPEN-BFR-1024"],
+                                urls=("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
     pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
     with caplog.at_level(logging.ERROR):
         webui.GPENPostprocessing().process(pp, enable=True, visibility=1.0, weight=1.0,

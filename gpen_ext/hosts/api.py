@@ -8,7 +8,6 @@ the option descriptions in options.py."""
 import base64
 import binascii
 import contextlib
-import dataclasses
 import threading
 from typing import Any, List, Literal, Optional
 
@@ -18,7 +17,7 @@ from pydantic import BaseModel, Field, create_model
 
 from ..files import ImageFile, ImageFileError, decode_image, encode_image
 from ..images import ImageError
-from ..options import MAX_MEGAPIXELS, MODEL, PRECISION, restore_option_list
+from ..options import CHOICE, HOST_OPTIONS, LIST_KINDS, MAX_MEGAPIXELS, NAMES
 from ..pipeline import check_landmarks
 from ..registry import list_models
 
@@ -26,11 +25,11 @@ PREFIX = "/gpen/v1"
 
 
 def _annotation(option):
-    if option.kind is tuple:
-        return List[Literal[tuple(option.choices)]] if option.choices else List[int]
-    if option.choices:
+    if option.kind in LIST_KINDS:
+        return List[Literal[tuple(option.choices)]] if option.kind == NAMES else List[int]
+    if option.kind == CHOICE:
         return Literal[tuple(option.choices)]
-    return option.kind
+    return option.type
 
 
 def _request_field(option):
@@ -41,8 +40,7 @@ def _request_field(option):
 RestoreRequest = create_model(
     "RestoreRequest",
     image=(str, Field(..., description="the image, base64 (a data: URL prefix is allowed)")),
-    **{option.name: _request_field(option)
-       for option in (MODEL, *restore_option_list(), PRECISION)},
+    **{option.name: _request_field(option) for option in HOST_OPTIONS},
     landmarks=(Optional[List[Any]], Field(
         None, description="faces found elsewhere, five [x, y] points each; skips detection "
                           "([] restores no face)")),
@@ -103,18 +101,15 @@ def decode_base64_image(text, max_megapixels=MAX_MEGAPIXELS.default):
                             max_megapixels=max_megapixels).pixels
 
 
-def apply_request(request, model, options, precision):
-    """The host's settings with the request's fields laid over them."""
-    given = {option.name: getattr(request, option.name) for option in restore_option_list()}
-    options = dataclasses.replace(options, keep_crops=False,
-                                  **{name: value for name, value in given.items()
-                                     if value is not None})
-    return request.model or model, options, request.precision or precision
+def apply_request(request, settings):
+    """The host's settings (options.Settings) with the request's fields laid over them."""
+    return settings.overlay(**{option.name: getattr(request, option.name)
+                               for option in HOST_OPTIONS}, keep_crops=False)
 
 
 def create_router(service, settings, lock=None, dependencies=(),
                   max_megapixels=lambda: MAX_MEGAPIXELS.default):
-    """`settings()` -> (model, RestoreOptions, precision): the host's current choices.
+    """`settings()` -> options.Settings: the host's current choices.
     `dependencies`: the `Depends(...)` every route carries (the host's authentication).
     `max_megapixels()`: the largest image a request may send."""
     router = APIRouter(prefix=PREFIX, tags=["GPEN"], dependencies=list(dependencies))
@@ -123,13 +118,13 @@ def create_router(service, settings, lock=None, dependencies=(),
     def restore(request: RestoreRequest):
         try:
             image = decode_base64_image(request.image, max_megapixels())
-            model, options, precision = apply_request(request, *settings())
+            chosen = apply_request(request, settings())
             landmarks = None if request.landmarks is None else check_landmarks(request.landmarks)
         except (ImageFileError, ValueError) as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         try:
             with lock or contextlib.nullcontext():
-                result = service.restore(image, model, options, precision, landmarks)
+                result = service.restore(image, chosen, landmarks)
         except (ImageError, ValueError) as error:
             raise HTTPException(status_code=422, detail=str(error)) from None
         except Exception as error:  # reported to the client, never a hung request
@@ -141,7 +136,7 @@ def create_router(service, settings, lock=None, dependencies=(),
                           landmarks=np.asarray(face.landmarks, float).tolist())
                  for face in result.faces]
         return RestoreResponse(image=base64.b64encode(png).decode(), faces=faces,
-                               message=result.message, model=str(model), ran_on=result.ran_on)
+                               message=result.message, model=chosen.model, ran_on=result.ran_on)
 
     @router.get("/models", response_model=ModelsResponse)
     def models():
@@ -152,11 +147,12 @@ def create_router(service, settings, lock=None, dependencies=(),
 
     @router.get("/options", response_model=List[OptionEntry])
     def options():
-        return [OptionEntry(name=option.name, type="list" if option.kind is tuple else
-                            option.kind.__name__,
-                            default=list(option.default) if option.kind is tuple else option.default,
+        listed = lambda option: option.kind in LIST_KINDS  # noqa: E731
+        return [OptionEntry(name=option.name, type="list" if listed(option) else
+                            option.type.__name__,
+                            default=list(option.default) if listed(option) else option.default,
                             label=option.label, help=option.help, choices=list(option.choices),
                             minimum=option.minimum, maximum=option.maximum)
-                for option in (MODEL, *restore_option_list(), PRECISION)]
+                for option in HOST_OPTIONS]
 
     return router

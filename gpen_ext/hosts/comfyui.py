@@ -6,24 +6,22 @@ registry like everywhere else; the device and its memory are ComfyUI's (model_ma
 """
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import comfy.model_management as model_management
+import comfy.model_patcher
 import comfy.utils
 import folder_paths
 
-from ..checkpoints import load_model
 from ..device_memory import PARSER_MB, network_mb_per_face
-from ..download import ensure_model
-from ..face_models import FaceModels
 from ..inference import resolve_precision
-from ..options import PRECISION, restore_option_list, restore_options
-from ..pipeline import FaceRestorer
-from ..registry import KNOWN_MODELS, UnknownModelError, list_models, resolve_model
+from ..options import (CHOICE, FLAG, INTEGER, LIST_KINDS, MODEL, PRECISION, RESTORE_OPTIONS,
+                       RestoreOptions)
+from ..registry import KNOWN_MODELS, list_models
+from ..restorers import load_restorer
 
 CATEGORY = "image/restoration/GPEN"
 GPEN_MODEL = "GPEN_MODEL"
@@ -31,7 +29,7 @@ GPEN_MODEL = "GPEN_MODEL"
 # users keep theirs; and where ComfyUI's face tools keep facexlib's weights.
 MODEL_FOLDERS = ("gpen", "facerestore_models")
 FACE_MODELS_FOLDER = "facedetection"
-ALIGNED_OPTIONS = ("weight", "visibility", "color_correction", "batch_size")
+MB = 2 ** 20
 
 
 def _register_folders():
@@ -58,67 +56,84 @@ def model_choices():
     return list(dict.fromkeys(names))
 
 
-def find_model(name):
-    """registry.resolve_model over the model folders: the first folder that has the file; a
-    release missing everywhere goes to the first folder, to be downloaded there."""
-    references = []
-    for folder in model_folders():
-        try:
-            references.append(resolve_model(name, folder))
-        except UnknownModelError:
-            continue
-    if not references:
-        return resolve_model(name, model_folders()[0])  # raises, naming the choices
-    present = [reference for reference in references if reference.path.is_file()]
-    return (present or references)[0]
-
-
 def face_models_folder():
     return Path(folder_paths.get_folder_paths(FACE_MODELS_FOLDER)[0])
 
 
+class RestorerModule(torch.nn.Module):
+    """A restorer as ComfyUI's memory manager sees a model: one module whose weights are the
+    network's and those of the face models loaded so far, moved as one."""
+
+    def __init__(self, restorer):
+        super().__init__()
+        self.restorer = restorer
+        self.device = restorer.device
+
+    def state_dict(self, *args, **kwargs):
+        return {f"{name}.{key}": tensor for name, network in self.restorer.networks().items()
+                for key, tensor in network.state_dict().items()}
+
+    def to(self, device, *args, **kwargs):
+        self.restorer.to(device)
+        self.device = torch.device(device)
+        return self
+
+
+class RestorerPatcher(comfy.model_patcher.ModelPatcher):
+    """ComfyUI's handle on a restorer: it loads it onto the device when a node needs it and
+    unloads it when another model needs the memory. Its size is counted afresh each time,
+    since face models join the restorer on first use."""
+
+    def model_size(self):
+        return model_management.module_size(self.model)
+
+
 class GPENModel:
-    """A loaded restorer, kept on ComfyUI's offload device between runs."""
+    """A loaded restorer and ComfyUI's handle on it."""
 
     def __init__(self, restorer, name):
         self.restorer, self.name = restorer, name
+        self.patcher = RestorerPatcher(RestorerModule(restorer), model_management.get_torch_device(),
+                                       model_management.unet_offload_device())
 
-    @contextmanager
-    def on_device(self, batch_size):
-        """The restorer on ComfyUI's device, room made for it there; back afterwards."""
-        device = model_management.get_torch_device()
-        runner = self.restorer.runner
-        precision = resolve_precision(runner.asked_precision, device, warn=False)
-        per_face = network_mb_per_face(self.restorer.size, precision)
-        required = model_management.module_size(runner.network) + \
-            (PARSER_MB + batch_size * per_face) * 2 ** 20
-        model_management.free_memory(required, device)
-        self.restorer.to(device)
-        try:
-            yield self.restorer
-        finally:
-            self.restorer.to(model_management.unet_offload_device())
-            model_management.soft_empty_cache()
+    def on_device(self, options, aligned=False):
+        """The restorer with what `options` need loaded (for aligned crops, the network
+        alone), on ComfyUI's device, with room made there (ComfyUI's own accounting) for the
+        faces of a batch."""
+        restorer = self.restorer
+        if not aligned:
+            restorer.prepare(options)
+        device = self.patcher.load_device
+        precision = resolve_precision(restorer.runner.asked_precision, device, warn=False)
+        parsing = not aligned and options.mask == "parsing"
+        working = network_mb_per_face(restorer.size, precision) * options.batch_size + \
+            (PARSER_MB if parsing else 0)
+        model_management.load_models_gpu([self.patcher], memory_required=working * MB,
+                                         force_full_load=True)  # it has no partial loading
+        return restorer
 
 
 def _input(option):
     """An option as a ComfyUI input: its widget, default, limits and help."""
     extra = {"default": option.default, "tooltip": option.help}
-    if option.kind is bool:
+    if option.kind == FLAG:
         return "BOOLEAN", extra
-    if option.kind is tuple:
+    if option.kind in LIST_KINDS:
         names = ", ".join(option.choices)
         tooltip = option.help + (f" (comma-separated: {names})" if names else " (e.g. 0, 2)")
         return "STRING", {"default": option.to_text(option.default), "tooltip": tooltip}
-    if option.choices:
+    if option.kind == CHOICE:
         return list(option.choices), extra
-    kind = "INT" if option.kind is int else "FLOAT"
+    kind = "INT" if option.kind == INTEGER else "FLOAT"
     return kind, {**extra, "min": option.minimum, "max": option.maximum, "step": option.step}
 
 
-def _value(option, value):
-    """A ComfyUI input's value as the option takes it (lists arrive as text)."""
-    return option.from_text(value) if option.kind is tuple else value
+def _options(values, **fields):
+    """RestoreOptions from a node's inputs (lists arrive as text)."""
+    given = {option.name: option.from_text(values[option.name])
+             if option.kind in LIST_KINDS else values[option.name]
+             for option in RESTORE_OPTIONS if option.name in values}
+    return RestoreOptions().overlay(**given, **fields)
 
 
 def _progress(total_hint):
@@ -142,7 +157,7 @@ class GPENModelLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": (model_choices(), {"default": "GPEN-BFR-512", "tooltip": (
+            "model": (model_choices(), {"default": MODEL.default, "tooltip": (
                 "GPEN-BFR-512 suits most photos; 1024 and 2048 for large faces. A missing "
                 "release is downloaded into models/gpen")}),
             "precision": (list(PRECISION.choices), {"default": PRECISION.default,
@@ -154,10 +169,10 @@ class GPENModelLoader:
     CATEGORY = CATEGORY
 
     def load(self, model, precision):
-        network = load_model(ensure_model(find_model(model)))
         # made for the device it will run on (where the precision is decided), then parked
-        restorer = FaceRestorer(network, FaceModels(face_models_folder()),
-                                model_management.get_torch_device(), precision)
+        restorer = load_restorer(model, model_folders(), model_management.get_torch_device(),
+                                 precision, face_models_dir=face_models_folder(),
+                                 allow_paths=False)
         restorer.to(model_management.unet_offload_device())
         return (GPENModel(restorer, model),)
 
@@ -169,7 +184,7 @@ class GPENRestoreFaces:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {"gpen_model": (GPEN_MODEL,), "image": ("IMAGE",),
-                             **{option.name: _input(option) for option in restore_option_list()}}}
+                             **{option.name: _input(option) for option in RESTORE_OPTIONS}}}
 
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("image", "mask")
@@ -177,12 +192,10 @@ class GPENRestoreFaces:
     CATEGORY = CATEGORY
 
     def restore(self, gpen_model, image, **values):
-        options = restore_options(**{option.name: _value(option, values[option.name])
-                                     for option in restore_option_list() if option.name in values},
-                                  keep_crops=False, keep_paste_mask=True)
-        with gpen_model.on_device(options.batch_size) as restorer:
-            results = restorer.restore_images(_frames(image), options, any_float_range=True,
-                                              progress=_progress(len(image)))
+        options = _options(values, keep_crops=False, keep_paste_mask=True)
+        restorer = gpen_model.on_device(options)
+        results = restorer.restore_images(_frames(image), options, any_float_range=True,
+                                          progress=_progress(len(image)))
         images = torch.from_numpy(np.stack([result.image for result in results]))
         masks = torch.from_numpy(np.stack([result.paste_mask for result in results]))
         return images.to(image.dtype), masks
@@ -193,20 +206,19 @@ class GPENRestoreAlignedFaces:
 
     @classmethod
     def INPUT_TYPES(cls):
-        options = {option.name: option for option in restore_option_list()}
         return {"required": {"gpen_model": (GPEN_MODEL,), "image": ("IMAGE",),
-                             **{name: _input(options[name]) for name in ALIGNED_OPTIONS}}}
+                             **{option.name: _input(option) for option in RESTORE_OPTIONS
+                                if option.aligned}}}
 
     RETURN_TYPES = ("IMAGE",)
     FUNCTION = "restore"
     CATEGORY = CATEGORY
 
     def restore(self, gpen_model, image, **values):
-        options = restore_options(**values, keep_crops=False)
-        with gpen_model.on_device(options.batch_size) as restorer:
-            results = restorer.restore_aligned_images(_frames(image), options,
-                                                      any_float_range=True,
-                                                      progress=_progress(len(image)))
+        options = _options(values, keep_crops=False)
+        restorer = gpen_model.on_device(options, aligned=True)
+        results = restorer.restore_aligned_images(_frames(image), options, any_float_range=True,
+                                                  progress=_progress(len(image)))
         return (torch.from_numpy(np.stack([result.image for result in results])).to(image.dtype),)
 
 

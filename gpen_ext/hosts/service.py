@@ -11,13 +11,10 @@ from typing import Callable
 
 import torch
 
-from ..checkpoints import load_model
-from ..download import ensure_model
-from ..face_models import FaceModels
 from ..inference import resolve_precision
 from ..options import PRECISION
-from ..pipeline import FaceRestorer
 from ..registry import resolve_model
+from ..restorers import load_restorer
 
 log = logging.getLogger(__name__)
 
@@ -47,41 +44,45 @@ class RestorationService:
     def restorer(self, model, precision="auto"):
         """The restorer for this model (a release or a checkpoint's file name in the models
         folder) and precision on the host's device; loaded once, and replaced when the model
-        or precision changes. The new model is found, downloaded and read before the old one
-        is let go, so a request that fails leaves the loaded model in place."""
+        or precision changes. The old one waits on the CPU while the new one is found,
+        downloaded and read, so a request that fails leaves it in place, and the device never
+        holds both."""
         device = torch.device(self.environment.device())
         precision = PRECISION.check(precision)
         with self._lock:
             reference = resolve_model(model, self.environment.models_dir())
-            key = (reference.path, resolve_precision(precision, device))
+            key = (reference.path, resolve_precision(precision, device, warn=False))
             if self._key != key:
-                network = load_model(ensure_model(reference))
-                self.unload()
+                if self._restorer is not None:
+                    self._restorer.to("cpu")
                 self.environment.free_memory()
-                face_models = FaceModels(self.environment.face_models_dir())
-                self._restorer = FaceRestorer(network, face_models, device, precision)
-                self._key = key
+                restorer = load_restorer(reference, device=device, precision=precision,
+                                         face_models_dir=self.environment.face_models_dir(),
+                                         allow_paths=False)
+                self.unload()
+                self._restorer, self._key = restorer, key
             elif self._restorer.device != device:
                 self._restorer.to(device)
             return self._restorer
 
-    def restore(self, image, model, options, precision="auto", landmarks=None):
-        """Restore or raise; used where the caller reports errors itself (the HTTP route)."""
+    def restore(self, image, settings, landmarks=None, progress=None):
+        """Restore or raise; used where the caller reports errors itself (the HTTP route).
+        `settings`: options.Settings; `progress` as for FaceRestorer.restore."""
         with self._lock:
-            restorer = self.restorer(model, precision)
+            restorer = self.restorer(settings.model, settings.precision)
             try:
-                return restorer.restore(image, options, landmarks)
+                return restorer.restore(image, settings.options, landmarks, progress=progress)
             finally:
                 if self.environment.unload_after_use():
                     restorer.to("cpu")
                 self.environment.collect_garbage()
 
-    def restore_safely(self, image, model, options, precision="auto"):
+    def restore_safely(self, image, settings, progress=None):
         """(image, result): restored, or, if anything fails, the image as given, None and a
         log entry."""
         started = time.monotonic()
         try:
-            result = self.restore(image, model, options, precision)
+            result = self.restore(image, settings, progress=progress)
         except Exception as error:  # the host's own work must go on whatever happens here
             log.error("GPEN: face restoration failed, image left unrestored: %s", error,
                       exc_info=not isinstance(error, (OSError, ValueError, RuntimeError)))

@@ -15,7 +15,8 @@ from PIL import Image
 from modules import (devices, face_restoration, paths, script_callbacks, scripts_postprocessing,
                      shared, ui_components)
 
-from ..options import MAX_MEGAPIXELS, MODEL, PRECISION, restore_option_list, restore_options
+from ..options import (CHOICE, FACE_NUMBERS, FLAG, HOST_OPTIONS, LIST_KINDS, MAX_MEGAPIXELS,
+                       MODEL, NAMES, NUMBER, Settings)
 from ..pipeline import face_strip
 from ..registry import list_models
 from .api import create_router
@@ -67,7 +68,7 @@ SERVICE = RestorationService(HostEnvironment(
     unload_after_use=lambda: bool(getattr(shared.opts, "face_restoration_unload", False)),
     collect_garbage=devices.torch_gc, free_memory=_free_memory))
 
-SETTING_OPTIONS = (MODEL, *restore_option_list(), PRECISION, MAX_MEGAPIXELS)
+SETTING_OPTIONS = (*HOST_OPTIONS, MAX_MEGAPIXELS)
 OPTIONS_BY_NAME = {option.name: option for option in SETTING_OPTIONS}
 
 
@@ -82,29 +83,31 @@ def label(option):
 def stored(option, value):
     """An option's value as a WebUI setting or control holds it (face numbers as text, names
     as a list)."""
-    if option.kind is tuple:
-        return list(value) if option.choices else option.to_text(value)
-    return value
+    if option.kind == NAMES:
+        return list(value)
+    return option.to_text(value) if option.kind == FACE_NUMBERS else value
 
 
 def parsed(option, value):
-    """A setting's or control's value as the option takes it."""
-    if option.kind is tuple and option.choices:
+    """A setting's or control's value as the option takes it (None stays None)."""
+    if value is None:
+        return None
+    if option.kind == NAMES:
         return tuple(value)
-    return option.from_text(value) if option.kind is tuple else value
+    return option.from_text(value) if option.kind == FACE_NUMBERS else value
 
 
 def control(option, **arguments):
     """The gradio component class and its arguments for an option."""
     if option is MODEL:
         return gr.Dropdown, {"choices": model_choices(), **arguments}
-    if option.kind is bool:
+    if option.kind == FLAG:
         return gr.Checkbox, arguments
-    if option.kind is tuple and option.choices:
+    if option.kind == NAMES:
         return gr.CheckboxGroup, {"choices": list(option.choices), **arguments}
-    if option.kind is tuple:
+    if option.kind == FACE_NUMBERS:
         return gr.Textbox, {"placeholder": "e.g. 0, 2", **arguments}
-    if option.choices:
+    if option.kind == CHOICE:
         return gr.Radio, {"choices": list(option.choices), **arguments}
     return gr.Slider, {"minimum": option.minimum, "maximum": option.maximum,
                        "step": option.step, **arguments}
@@ -115,14 +118,11 @@ def setting(option):
 
 
 def current_settings(keep_crops=False, **overrides):
-    """(model, RestoreOptions, precision) from Settings, with optional overrides as controls
-    hold them (None: the setting)."""
-    options = (MODEL, *restore_option_list(), PRECISION)
-    values = {option.name: setting(option) for option in options}
-    values.update({option.name: parsed(option, overrides[option.name]) for option in options
-                   if overrides.get(option.name) is not None})
-    model, precision = values.pop(MODEL.name), values.pop(PRECISION.name)
-    return model, restore_options(**values, keep_crops=keep_crops), precision
+    """options.Settings from the WebUI's settings, with optional overrides as controls hold
+    them (None: the setting)."""
+    settings = Settings().overlay(**{option.name: setting(option) for option in HOST_OPTIONS})
+    return settings.overlay(keep_crops=keep_crops, **{
+        name: parsed(OPTIONS_BY_NAME[name], value) for name, value in overrides.items()})
 
 
 def usable_settings(**overrides):
@@ -135,11 +135,11 @@ def usable_settings(**overrides):
 
 
 def restore_array(image, settings):
-    """Restore an RGB(A) uint8 array with (model, options, precision): (image, result), where
-    on any failure the image comes back as it was and the result is None."""
+    """Restore an RGB(A) uint8 array with options.Settings: (image, result), where on any
+    failure the image comes back as it was and the result is None."""
     if settings is None:
         return image, None
-    return SERVICE.restore_safely(image, *settings)
+    return SERVICE.restore_safely(image, settings)
 
 
 class GPENFaceRestoration(face_restoration.FaceRestoration):
@@ -174,7 +174,7 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
                         component, arguments = control(
                             option, value=stored(option, setting(option)), label=label(option),
                             elem_id=f"extras_gpen_{option.name}")
-                        if option.name == "face_regions":  # the mask is chosen in Settings
+                        if option.parsing_mask:  # the mask is chosen in Settings
                             arguments["info"] = "with the parsing mask (Settings > GPEN)"
                         controls[option.name] = component(**arguments)
             controls[SHOW_FACES] = gr.Checkbox(
@@ -187,7 +187,7 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
         if enable is None:  # the extras API passes None for extension scripts: use Settings
             enable = bool(getattr(shared.opts, EXTRAS_ENABLED, False))
         settings = usable_settings(keep_crops=bool(show_faces), **values) if enable else None
-        if settings is None or settings[1].visibility == 0:
+        if settings is None or settings.options.visibility == 0:
             return
         keep_mode = pp.image.mode in ("RGB", "RGBA")
         pixels = np.array(pp.image if keep_mode else pp.image.convert("RGB"))
@@ -195,7 +195,7 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
         if result is None or not result.faces:
             return  # nothing restored: the image and the infotext stay as they were
         pp.image = Image.fromarray(restored)
-        pp.info.update(infotext(*settings[:2]))
+        pp.info.update(infotext(settings))
         if show_faces:
             for face in result.faces:
                 strip = Image.fromarray(face_strip(face))
@@ -203,16 +203,16 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
                     strip, nametags=[f"gpen-face{face.number:02d}"], disable_processing=True))
 
 
-def infotext(model, options):
+def infotext(settings):
     """What GPEN did, for the image's infotext: visibility, weight and model, and every other
     option of the Extras section that is not at its default."""
     entries = {}
     for name in (name for row in EXTRAS_ROWS for name in row):
         option = OPTIONS_BY_NAME[name]
-        value = model if option is MODEL else getattr(options, name)
+        value = settings.value(option)
         if name in EXTRAS_ROWS[0] or value != option.default:
-            entries[label(option)] = round(value, 3) if option.kind is float else \
-                option.to_text(value) if option.kind is tuple else value
+            entries[label(option)] = round(value, 3) if option.kind == NUMBER else \
+                option.to_text(value) if option.kind in LIST_KINDS else value
     return entries
 
 

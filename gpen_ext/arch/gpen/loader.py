@@ -8,8 +8,8 @@ from .network import GPEN, channels_for
 # Keys every GPEN checkpoint has, whatever its size: enough to tell it from other models.
 SIGNATURE_KEYS = ("ecd0.0.0.weight", "final_linear.0.weight", "generator.input.input",
                   "generator.conv1.conv.weight", "generator.to_rgb1.conv.weight")
-EXPECTED_LAYOUT = ("a GPEN generator state dict (keys such as " + ", ".join(SIGNATURE_KEYS[:3])
-                   + "), optionally wrapped under 'g_ema', 'params_ema', 'params' or 'state_dict'")
+GPEN_STATE_DICT = ("a GPEN generator state dict (keys such as " + ", ".join(SIGNATURE_KEYS[:3])
+                   + ")")
 
 # Channels per resolution before the multiplier; resolutions from 64 up carry it.
 _MULTIPLIED_FROM = 64
@@ -43,7 +43,7 @@ def infer_config(state_dict):
     """Read size, style dim, mapping depth, channel multiplier and narrow from the tensors."""
     if not is_gpen_state_dict(state_dict):
         missing = [key for key in SIGNATURE_KEYS if key not in state_dict]
-        raise NotGPENError(f"not a GPEN checkpoint: expected {EXPECTED_LAYOUT}; "
+        raise NotGPENError(f"not a GPEN checkpoint: expected {GPEN_STATE_DICT}; "
                            f"missing {missing}; found {_summarise_keys(state_dict)}")
     stages = [int(m.group(1)) for key in state_dict if (m := re.match(r"ecd(\d+)\.", key))]
     size = 2 ** (max(stages) + 2)

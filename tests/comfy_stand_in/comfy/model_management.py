@@ -5,6 +5,7 @@ import torch
 
 OOM_EXCEPTION = torch.cuda.OutOfMemoryError
 freed = []       # memory_required of each free_memory call
+loaded = []      # (patcher, memory_required, force_full_load) of each load_models_gpu call
 interrupted = False
 
 
@@ -30,6 +31,14 @@ def module_size(module):
 
 def free_memory(memory_required, device, keep_loaded=[]):
     freed.append(memory_required)
+
+
+def load_models_gpu(models, memory_required=0, force_patch_weights=False,
+                    minimum_memory_required=None, force_full_load=False):
+    for patcher in models:
+        free_memory(patcher.model_size() + memory_required, patcher.load_device)
+        patcher.model.to(patcher.load_device)
+        loaded.append((patcher, memory_required, force_full_load))
 
 
 def soft_empty_cache(force=False):
