@@ -170,6 +170,12 @@ class RestoreOptions:
         INTEGER, 4, "batch size", "Faces per network and parsing call: higher is faster on a "
         "GPU with enough memory; memory grows with it", minimum=1, maximum=64, step=1,
         aligned=True)
+    temporal_smoothing: int = _option(
+        INTEGER, 4, "temporal smoothing", "Steadies faces across a video's frames: each face is "
+        "followed from frame to frame and its landmarks fitted over this many frames before "
+        "and after, so a still face stays still and a moving one is followed without lag; "
+        "0 = every frame on its own. Frames of unrelated pictures are told apart by how they "
+        "look", minimum=0, maximum=30, step=1)
     detection_max_side: int = 1280  # detection runs on a copy no larger than this
     keep_crops: bool = True         # put aligned/restored crops and masks in the face records
     keep_paste_mask: bool = False   # give the result an image-sized mask of what was pasted

@@ -8,6 +8,7 @@ finds or downloads weights: the caller hands in a loaded network and the face mo
 
 import logging
 import numbers
+from collections import deque
 from dataclasses import dataclass, field
 
 import cv2
@@ -20,6 +21,7 @@ from .face_models import DetectedFace
 from .images import merge_image, side_by_side, split_image, to_dtype
 from .inference import NetworkRunner
 from .options import RestoreOptions
+from .tracking import FaceTracker, scene_signature
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,12 @@ class RestoreResult:
     found: int = 0  # faces detected or supplied, before selection
     paste_mask: np.ndarray = None  # with options.keep_paste_mask: where the faces went (H x W)
     ran_on: str = ""  # the device and precision the network ran in, e.g. "cuda:0 (fp16)"
+    interrupted: bool = False  # stopped before every chosen face was restored
 
     @property
     def message(self):
+        if self.interrupted:
+            return f"stopped: restored {len(self.faces)} of {self.found} face(s)"
         if not self.found:
             return "no faces found; image unchanged"
         if not self.faces:
@@ -106,30 +111,81 @@ class FaceRestorer:
 
     def restore_images(self, images, options=RestoreOptions(), landmarks=None,
                        any_float_range=False, progress=None):
-        """Restore the faces of several images (a video's frames), `batch_size` faces at a time
-        across all of them. `landmarks`: None, or one list of faces per image. `progress(done,
-        total)` is called after each batch of faces (it may raise to stop)."""
+        """Restore the faces of several images (a video's frames): a list of RestoreResults,
+        one per image (see restore_stream)."""
+        if landmarks is not None and hasattr(images, "__len__") and \
+                len(landmarks) != len(images):
+            raise ValueError(f"landmarks: one list of faces per image, got {len(landmarks)} "
+                             f"for {len(images)} images")
+        return list(self.restore_stream(images, options, landmarks, any_float_range, progress))
+
+    def restore_stream(self, images, options=RestoreOptions(), landmarks=None,
+                       any_float_range=False, progress=None):
+        """Restore the faces of a sequence of images (a video's frames, any number), yielding
+        each one's RestoreResult in order as soon as its faces are pasted: only the frames
+        that a batch and the steadying's look-ahead need are held.
+
+        Faces go `batch_size` at a time across frames. With `temporal_smoothing`, faces are
+        followed from frame to frame and their landmarks steadied over that many frames
+        before and after (tracking.py); face numbers then run per shot, and the faces chosen
+        (`face_selection`, `max_faces`, ...) stay chosen along their tracks. `landmarks`:
+        None, or one list of faces per image (an iterable as long as `images`).
+        `progress(done, total)`: faces restored and faces to restore found so far, after
+        each frame's detection and each batch; it may raise to stop: RestorationInterrupted
+        keeps what is restored so far (the rest of the images come back as they were, their
+        results marked `interrupted`), anything else propagates."""
         _check_options(options)
-        frames = [Frame(image, options, any_float_range) for image in images]
-        for index, frame in enumerate(frames):
+        supplied = None if landmarks is None else iter(landmarks)
+        tracker, chooser = FaceTracker(options.temporal_smoothing), FaceChooser(options)
+        undecided, waiting, work = deque(), deque(), deque()
+        tally = Tally(progress)
+        for image in images:
+            frame = Frame(image, options, any_float_range)
             faces = self.find_faces(frame.source, frame.layout, options,
-                                    None if landmarks is None else landmarks[index])
-            frame.choose(faces, select_faces(faces, options, frame.source.shape))
-        work = [(frame, number) for frame in frames for number in frame.chosen]
-        if work:
-            self.prepare(options, detecting=False)
-            unused = options.unused_with_box_mask() if options.mask == "box" else []
-            if unused:
-                log.warning("GPEN: %s: only with the parsing mask; the box mask pastes the "
-                            "whole face square", ", ".join(option.label for option in unused))
-        for start in range(0, len(work), options.batch_size):
-            self.restore_batch(work[start:start + options.batch_size], options)
-            if progress is not None:
-                progress(min(start + options.batch_size, len(work)), len(work))
-        results = [frame.result() for frame in frames]
-        for result in results:
+                                    None if supplied is None else _next_landmarks(supplied))
+            undecided.append(frame)
+            waiting.append(frame)
+            self._decide(tracker.add(faces, frame.signature()), undecided, chooser, work, tally)
+            self._restore_work(work, options, tally, whole_batches=True)
+            yield from self._ready(waiting)
+        self._decide(tracker.finish(), undecided, chooser, work, tally)
+        self._restore_work(work, options, tally)
+        yield from self._ready(waiting)
+
+    def _decide(self, tracked_frames, undecided, chooser, work, tally):
+        """Choose the faces of the frames the tracker has completed, and queue them."""
+        for tracked in tracked_frames:
+            frame = undecided.popleft()
+            frame.choose(tracked.faces, chooser.choose(tracked, frame.source.shape))
+            work.extend((frame, face) for face in frame.chosen)
+            tally.found(len(frame.chosen))
+
+    def _restore_work(self, work, options, tally, whole_batches=False):
+        """Restore queued faces `batch_size` at a time (only whole batches, unless the images
+        have ended), or drop them once stopped."""
+        while work and (len(work) >= options.batch_size or not whole_batches):
+            batch = [work.popleft() for _ in range(min(options.batch_size, len(work)))]
+            if tally.stopped:
+                for frame, _ in batch:
+                    frame.skip()
+                continue
+            if not tally.done:
+                self._before_first_batch(options)
+            self.restore_batch(batch, options)
+            tally.restored(len(batch))
+
+    def _before_first_batch(self, options):
+        self.prepare(options, detecting=False)
+        unused = options.unused_with_box_mask() if options.mask == "box" else []
+        if unused:
+            log.warning("GPEN: %s: only with the parsing mask; the box mask pastes the "
+                        "whole face square", ", ".join(option.label for option in unused))
+
+    def _ready(self, waiting):
+        while waiting and waiting[0].ready:
+            result = waiting.popleft().result()
             result.ran_on = f"{self.device} ({self.precision})"
-        return results
+            yield result
 
     def find_faces(self, rgb, layout, options, landmarks=None):
         """Faces, ordered left to right by their box centres: the supplied ones, or those the
@@ -144,21 +200,21 @@ class FaceRestorer:
         return sorted(faces, key=lambda face: (face.box[0] + face.box[2]) / 2)
 
     def restore_batch(self, batch, options):
-        """Align, restore, mask and paste a batch of (frame, face number), each face from its
-        frame's source into its frame's output, with its record."""
-        aligned = [align_face(frame.source, frame.faces[number].landmarks, self.size,
-                              options.template) for frame, number in batch]
+        """Align, restore, mask and paste a batch of (frame, tracking.TrackedFace), each face
+        from its frame's source into its frame's output, with its record."""
+        aligned = [align_face(frame.source, tracked.face.landmarks, self.size, options.template)
+                   for frame, tracked in batch]
         inputs = np.clip(np.stack([crop / frame.layout.full_scale for (frame, _), (crop, _)
                                    in zip(batch, aligned)]).astype(np.float32), 0, 1)
         restored = self.restore_crops(inputs, options,
-                                      [frame.faces[number].box for frame, number in batch])
+                                      [tracked.face.box for _, tracked in batch])
         masks = self.paste_masks(restored, options)
-        for (frame, number), (crop, forward), before, after, mask in zip(
+        for (frame, tracked), (crop, forward), before, after, mask in zip(
                 batch, aligned, inputs, restored, masks):
             pasted = paste_face(frame.output, after * frame.layout.full_scale,
                                 crop.astype(np.float32), mask, forward, options.visibility)
-            face = frame.faces[number]
-            record = FaceRecord(number, face.box, face.landmarks, face.score)
+            face = tracked.face
+            record = FaceRecord(tracked.number, face.box, face.landmarks, face.score)
             if options.keep_crops:
                 record.aligned, record.restored = _to_uint8(before), _to_uint8(after)
                 record.mask = mask
@@ -225,7 +281,7 @@ class FaceRestorer:
 
 
 class Frame:
-    """One image on its way through restore_images: its source pixels, the faces found and
+    """One image on its way through restore_stream: its source pixels, the faces found and
     chosen, the output they are pasted into, and what the result needs."""
 
     def __init__(self, image, options, any_float_range):
@@ -235,25 +291,98 @@ class Frame:
         self.paste_mask = np.zeros(self.source.shape[:2], np.float32) \
             if options.keep_paste_mask else None
         self.faces, self.chosen, self.records = [], [], []
+        self.pending = None  # faces chosen and not yet pasted; None until chosen
+        self.skipped = 0     # chosen faces left as they were: restoration was stopped
+
+    def signature(self):
+        return scene_signature(self.source, self.layout.full_scale)
 
     def choose(self, faces, chosen):
-        self.faces, self.chosen = faces, chosen
+        """`faces`: the frame's tracking.TrackedFaces; `chosen`: those to restore."""
+        self.faces, self.chosen, self.pending = faces, chosen, len(chosen)
         if chosen:
             self.output = self.source.copy()  # faces are aligned from source, pasted here
+
+    @property
+    def ready(self):
+        return self.pending == 0
 
     def add(self, record, pasted):
         """A restored face's record, and where it was pasted (see paste_face)."""
         self.records.append(record)
+        self.pending -= 1
         if pasted is not None and self.paste_mask is not None:
             rows, columns, alpha = pasted
             np.maximum(self.paste_mask[rows, columns], alpha,
                        out=self.paste_mask[rows, columns])
 
+    def skip(self):
+        """A chosen face left as it is (restoration was stopped)."""
+        self.pending -= 1
+        self.skipped += 1
+
     def result(self):
-        if self.output is None:
-            return RestoreResult(self.image.copy(), [], len(self.faces), self.paste_mask)
-        return RestoreResult(merge_image(self.output, self.layout), self.records,
-                             len(self.faces), self.paste_mask)
+        image = merge_image(self.output, self.layout) if self.records else self.image.copy()
+        return RestoreResult(image, self.records, len(self.faces), self.paste_mask,
+                             interrupted=self.skipped > 0)
+
+
+class RestorationInterrupted(Exception):
+    """Raised by a progress callback to stop restoring: what is restored so far is kept."""
+
+
+class Tally:
+    """Faces found and restored, reported to a progress callback, which may stop the work."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.total = self.done = 0
+        self.stopped = False
+
+    def found(self, count):
+        self.total += count
+        self._report()
+
+    def restored(self, count):
+        self.done += count
+        self._report()
+
+    def _report(self):
+        if self.progress is None or self.stopped:
+            return
+        try:
+            self.progress(self.done, self.total)
+        except RestorationInterrupted:
+            self.stopped = True
+            log.warning("GPEN: stopped after %d of %d face(s)", self.done, self.total)
+
+
+class FaceChooser:
+    """select_faces frame after frame: within a shot, faces chosen in the frame before keep
+    their place unless another is clearly larger or nearer the centre (HYSTERESIS)."""
+
+    def __init__(self, options):
+        self.options = options
+        self.previous = None
+
+    def choose(self, tracked, shape):
+        """The TrackedFaces to restore of a tracking.TrackedFrame."""
+        if tracked.new_shot:
+            self.previous = None
+        faces = tracked.faces
+        chosen = [faces[position] for position in select_faces(
+            [item.face for item in faces], self.options, shape,
+            [item.number for item in faces], self.previous)]
+        self.previous = {item.number for item in chosen}
+        return chosen
+
+
+def _next_landmarks(supplied):
+    try:
+        return next(supplied)
+    except StopIteration:
+        raise ValueError("landmarks: one list of faces per image; there are more images") \
+            from None
 
 
 def _resized(image, size):
@@ -322,20 +451,28 @@ def face_side(box):
     return min(box[2] - box[0], box[3] - box[1])
 
 
-def select_faces(faces, options, image_shape):
-    """The numbers (positions in `faces`, which run left to right) of the faces to restore:
-    those listed in `face_indices` (all if none), no smaller than `min_face_size`, then the
-    largest or the most central if so chosen, at most `max_faces` of them (the largest)."""
-    side = lambda number: face_side(faces[number].box)  # noqa: E731
-    chosen = [number for number in (options.face_indices or range(len(faces)))
-              if number < len(faces)]
-    chosen = [number for number in chosen if side(number) >= options.min_face_size]
+HYSTERESIS = 1.1  # in a video, a face chosen before stays chosen against a face 10% better
+
+
+def select_faces(faces, options, image_shape, numbers=None, previous=None):
+    """The positions in `faces` (left to right) of the faces to restore: those whose number
+    (their position, or `numbers`) is in `face_indices` (all if none), no smaller than
+    `min_face_size`, then the largest or the most central if so chosen, at most `max_faces`
+    of them (the largest). `previous`: the numbers chosen in a video's frame before, which
+    count HYSTERESIS times larger (or nearer the centre), so that jitter flips no choice."""
+    numbers = list(range(len(faces))) if numbers is None else numbers
+    favour = [HYSTERESIS if previous is not None and number in previous else 1.0
+              for number in numbers]
+    side = lambda position: face_side(faces[position].box) * favour[position]  # noqa: E731
+    chosen = [position for position, number in enumerate(numbers)
+              if not options.face_indices or number in options.face_indices]
+    chosen = [position for position in chosen if side(position) >= options.min_face_size]
     if chosen and options.face_selection == "largest":
         chosen = [max(chosen, key=side)]
     elif chosen and options.face_selection == "center":
         centre = np.array(image_shape[1::-1]) / 2
-        chosen = [min(chosen, key=lambda number: np.linalg.norm(
-            (faces[number].box[:2] + faces[number].box[2:]) / 2 - centre))]
+        chosen = [min(chosen, key=lambda position: np.linalg.norm(
+            (faces[position].box[:2] + faces[position].box[2:]) / 2 - centre) / favour[position])]
     if options.max_faces and len(chosen) > options.max_faces:
         chosen = sorted(chosen, key=side, reverse=True)[:options.max_faces]
     return sorted(chosen)
