@@ -1,6 +1,7 @@
 """Run by the WebUI's launcher: installs what requirements.txt asks for and the host lacks.
 
-Never installs or upgrades torch, torchvision or gradio (the host's own), nor basicsr."""
+Never installs or upgrades torch, torchvision or gradio (the host's own), nor basicsr, nor
+what only the command line uses (PyAV, for video)."""
 
 import os
 import re
@@ -8,6 +9,7 @@ import re
 import launch
 
 HOST_OWNED = {"torch", "torchvision", "gradio", "basicsr"}
+STANDALONE_ONLY = {"av"}  # video is the command line's; the WebUI never loads it
 REQUIREMENTS = os.path.join(os.path.dirname(os.path.realpath(__file__)), "requirements.txt")
 
 
@@ -18,7 +20,7 @@ def wanted_packages(path=REQUIREMENTS):
             if not requirement:
                 continue
             name = re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0]
-            if name.lower() not in HOST_OWNED:
+            if name.lower() not in HOST_OWNED | STANDALONE_ONLY:
                 yield name, requirement
 
 

@@ -2,11 +2,13 @@
 
 import argparse
 import glob
+import itertools
 import json
 import logging
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -16,11 +18,15 @@ from .allocator import keep_freed_memory
 from .checkpoints import CheckpointError
 from .download import DownloadError, ensure_model
 from .face_models import FaceModelError
-from .files import IMAGE_SUFFIXES, ImageFile, ImageFileError, read_image, write_image
+from .files import (IMAGE_SUFFIXES, AnimationError, ImageFile, ImageFileError, read_image,
+                    write_image)
+from .video import (ANIMATION_SUFFIXES, VIDEO_SUFFIXES, ClipError, open_sink, open_source,
+                    restore_clip)
 from .images import ImageError, side_by_side
 from .inference import DEVICES
-from .options import (CHOICE, FACE_NUMBERS, FLAG, LIST_KINDS, MAX_MEGAPIXELS, MODEL, NAMES,
-                      PRECISION, RestoreOptions, restore_option_list)
+from .options import (CHOICE, FACE_NUMBERS, FLAG, INTEGER, LIST_KINDS, MAX_MEGAPIXELS, MODEL,
+                      NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC, VIDEO_QUALITY, RestoreOptions,
+                      restore_option_list)
 from .pipeline import check_landmarks, face_strip
 from .registry import KNOWN_MODELS, default_models_dir, list_models, resolve_model
 from .restorers import load_restorer
@@ -49,7 +55,8 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
 
     restore = commands.add_parser("restore", help="restore the faces in images and folders")
-    restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    restore.add_argument("inputs", nargs="+", metavar="INPUT",
+                         help="image and video files, folders or globs")
     restore.add_argument("-o", "--output", required=True,
                          help="output file (one input) or folder")
     restore.add_argument("--model", default=MODEL.default,
@@ -57,7 +64,9 @@ def build_parser():
     restore.add_argument("--models-dir", type=Path, help="where models live (default: $GPEN_MODELS_DIR, "
                          f"else {default_models_dir()})")
     restore.add_argument("--landmarks", type=Path, metavar="FILE.json",
-                         help="faces given as five [x, y] points each; skips detection")
+                         help="faces given as five [x, y] points each, skipping detection: a "
+                              "list of faces (for every frame of a clip), or {\"frames\": "
+                              "[...]} with one list of faces per frame of a clip")
     restore.add_argument("--aligned", action="store_true",
                          help="inputs are aligned face crops: restore them directly")
     restore.add_argument("--device", choices=DEVICES, default="auto")
@@ -68,6 +77,21 @@ def build_parser():
                          help="also save each face's crop before/after, side by side")
     restore.add_argument("--comparison", action="store_true",
                          help="also save the original and the result side by side")
+    video = restore.add_argument_group("video (clips are streamed: memory does not grow with "
+                                       "their length)")
+    for option in (VIDEO_CODEC, VIDEO_QUALITY, PIXEL_FORMAT):
+        video.add_argument(f"--{option.name.replace('_', '-')}", default=option.default,
+                           choices=option.choices or None,
+                           type=option.type if option.kind == INTEGER else None,
+                           help=f"{option.help} (default {option.default})")
+    video.add_argument("--as-video", action="store_true",
+                       help="restore animated GIF and WebP inputs as clips, written back "
+                            "animated (or as the video -o names)")
+    video.add_argument("--sequence", action="store_true",
+                       help="each input folder is one clip's frames, in name order, written "
+                            "as a folder of frames (or as the video -o names)")
+    video.add_argument("--fps", type=float, default=25.0,
+                       help="frame rate of a --sequence written as a video (default 25)")
     restore.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     restore.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
     restore.add_argument("--no-download", action="store_true", help="never download models")
@@ -129,8 +153,31 @@ def translate_legacy(argv):
     return ["restore", *inputs, "--legacy", *rest]
 
 
-def expand_inputs(patterns):
-    """(image path, path relative to the output folder) for files, folders and globs."""
+IMAGE, VIDEO, ANIMATION, FRAMES = "image", "video", "animation", "frames"
+CLIPS = (VIDEO, ANIMATION, FRAMES)
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path    # a file, or a folder of frames
+    target: Path    # a file, or a folder of frames
+    kind: str       # IMAGE or one of CLIPS
+
+
+def input_kind(path, args):
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return FRAMES
+    if suffix in VIDEO_SUFFIXES:
+        return VIDEO
+    if suffix in ANIMATION_SUFFIXES and args.as_video:
+        return ANIMATION
+    return IMAGE
+
+
+def expand_inputs(patterns, args):
+    """(input, path relative to the output folder, kind) for files, folders and globs; a
+    folder is a clip's frames with --sequence, else the images and videos in it."""
     found = []
     for pattern in patterns:
         matches = [Path(p) for p in sorted(glob.glob(pattern))] if glob.has_magic(pattern) \
@@ -138,11 +185,15 @@ def expand_inputs(patterns):
         if not matches:
             raise UsageError(f"no files match {pattern}")
         for match in matches:
-            if match.is_dir():
-                found += [(p, p.relative_to(match)) for p in sorted(match.rglob("*"))
-                          if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+            if match.is_dir() and args.sequence:
+                found.append((match, Path(match.name), FRAMES))
+            elif match.is_dir():
+                found += [(p, p.relative_to(match), input_kind(p, args))
+                          for p in sorted(match.rglob("*")) if p.is_file() and (
+                              p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES or
+                              (args.as_video and p.suffix.lower() in ANIMATION_SUFFIXES))]
             elif match.is_file():
-                found.append((match, Path(match.name)))
+                found.append((match, Path(match.name), input_kind(match, args)))
             else:
                 raise UsageError(f"no such file or folder: {match}")
     return found
@@ -153,28 +204,45 @@ def writable_name(relative):
     return relative if relative.suffix.lower() in IMAGE_SUFFIXES else relative.with_suffix(".png")
 
 
-def plan_outputs(inputs, output, overwrite):
-    """Pair every input with its output path; refuse inputs as outputs and, unless asked,
+# What each kind of input may be written as, when -o names one file.
+WRITABLE = {IMAGE: IMAGE_SUFFIXES, VIDEO: VIDEO_SUFFIXES,
+            ANIMATION: ANIMATION_SUFFIXES + VIDEO_SUFFIXES, FRAMES: VIDEO_SUFFIXES}
+
+
+def plan_outputs(inputs, output, overwrite, codec="auto"):
+    """A Job for every input, its output named; refuse inputs as outputs and, unless asked,
     outputs that exist, before any work is done."""
     output = Path(output)
     suffix = output.suffix.lower()
-    if suffix in Image.registered_extensions() and suffix not in IMAGE_SUFFIXES:
+    known = IMAGE_SUFFIXES + VIDEO_SUFFIXES + ANIMATION_SUFFIXES
+    if suffix in Image.registered_extensions() and suffix not in known:
         raise UsageError(f"cannot write {suffix} images: name the output .png, .jpg, .webp, "
                          f".bmp or .tif, or give a folder")
-    single_file = len(inputs) == 1 and suffix in IMAGE_SUFFIXES
-    if not single_file and suffix in IMAGE_SUFFIXES:
+    single_file = len(inputs) == 1 and suffix in known
+    if not single_file and suffix in known:
         raise UsageError(f"{len(inputs)} inputs need an output folder, not the file {output}")
-    plan = [(source, output if single_file else output / writable_name(relative))
-            for source, relative in inputs]
-    sources = {source.resolve() for source, _ in plan}
-    clashes = [str(target) for _, target in plan if target.resolve() in sources]
+    plan = []
+    for source, relative, kind in inputs:
+        if single_file and suffix not in WRITABLE[kind]:
+            what = {IMAGE: "an image", VIDEO: "a video", ANIMATION: "an animation",
+                    FRAMES: "a folder of frames"}[kind]
+            raise UsageError(f"cannot write {what} as {suffix}: name the output "
+                             f"{', '.join(WRITABLE[kind][:4])}, ... or give a folder")
+        target = output if single_file else output / (
+            writable_name(relative) if kind == IMAGE else relative)
+        if kind in CLIPS and codec == "png" and target.suffix.lower() in VIDEO_SUFFIXES:
+            target = target.with_suffix("")  # a PNG sequence: a folder of frames
+        plan.append(Job(source, target, kind))
+    sources = {job.source.resolve() for job in plan}
+    clashes = [str(job.target) for job in plan if job.target.resolve() in sources]
     if clashes:
-        raise UsageError(f"refusing to overwrite an input file: {clashes[0]}")
-    targets = [target.resolve() for _, target in plan]
+        raise UsageError(f"refusing to overwrite an input: {clashes[0]}")
+    targets = [job.target.resolve() for job in plan]
     if len(set(targets)) != len(targets):
         raise UsageError("two inputs would be written to the same output name; use one "
                          "input folder per output folder")
-    existing = [str(target) for _, target in plan if target.exists()]
+    existing = [str(job.target) for job in plan if job.target.is_file() or (
+        job.target.is_dir() and any(job.target.iterdir()))]
     if existing and not overwrite:
         raise UsageError(f"{len(existing)} output(s) exist already, e.g. {existing[0]}; "
                          "use --overwrite to replace them")
@@ -182,24 +250,48 @@ def plan_outputs(inputs, output, overwrite):
 
 
 def read_landmarks(path):
+    """Faces from a landmarks file: one list of faces (check_landmarks), or a clip's, one
+    list per frame ({"frames": [...]}, or a list of such lists that is not one image's)."""
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         raise UsageError(f"cannot read landmarks from {path}: {error}") from None
+    if isinstance(data, dict) and "frames" in data:
+        return read_clip_landmarks(path, data["frames"])
     faces = data.get("landmarks") if isinstance(data, dict) else data
     if faces is None:
-        raise UsageError(f"{path}: expected a list of faces with five [x, y] points each, or "
-                         "an object with that list under 'landmarks'")
+        raise UsageError(f"{path}: expected a list of faces with five [x, y] points each, an "
+                         "object with that list under 'landmarks', or one list of faces per "
+                         "frame under 'frames'")
     try:
         return check_landmarks(faces)
     except ValueError as error:
+        if isinstance(faces, list) and faces and all(isinstance(item, list) for item in faces):
+            try:
+                return read_clip_landmarks(path, faces)
+            except UsageError:
+                pass
         raise UsageError(f"{path}: {error}") from None
+
+
+class ClipLandmarks(list):
+    """A clip's landmarks: one (faces, 5, 2) array per frame."""
+
+
+def read_clip_landmarks(path, frames):
+    if not isinstance(frames, list):
+        raise UsageError(f"{path}: 'frames' must be a list with one list of faces per frame")
+    try:
+        return ClipLandmarks(check_landmarks(faces) for faces in frames)
+    except ValueError as error:
+        raise UsageError(f"{path}: a frame's faces: {error}") from None
 
 
 def options_from(args):
     values = {option.name: getattr(args, option.name) for option in restore_option_list()}
     try:
         MAX_MEGAPIXELS.check(args.max_megapixels)
+        VIDEO_QUALITY.check(args.video_quality)
         return RestoreOptions().overlay(**values, keep_crops=args.save_faces)
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -212,14 +304,16 @@ def run_restore(args):
             args.model = f"GPEN-BFR-{args.size}"
     options = options_from(args)
     landmarks = read_landmarks(args.landmarks) if args.landmarks else None
-    plan = plan_outputs(expand_inputs(args.inputs), args.output, args.overwrite)
+    plan = plan_outputs(expand_inputs(args.inputs, args), args.output, args.overwrite,
+                        args.video_codec)
     if not plan:
-        raise UsageError("no images found in the given inputs")
+        raise UsageError("no images or videos found in the given inputs")
+    check_jobs(plan, landmarks, args)
     try:
         restorer = load_restorer(args.model, args.models_dir, args.device, args.precision,
                                  download=not args.no_download)
-        if not args.aligned and (landmarks is None or len(landmarks)):
-            restorer.prepare(options, detecting=landmarks is None)  # now, not at the first face
+        if not args.aligned:  # now, not at the first face
+            restorer.prepare(options, detecting=landmarks is None)
     except (DownloadError, CheckpointError, FaceModelError, ValueError) as error:
         raise UsageError(str(error)) from None
     if args.size and restorer.size != args.size:
@@ -227,11 +321,19 @@ def run_restore(args):
 
     started, restored, faces, failed = time.monotonic(), 0, 0, []
     progress = Progress(len(plan))
-    for source, target in plan:
+    for job in plan:
+        source = job.source
         try:
-            faces += restore_file(restorer, source, target, options, landmarks, args,
-                                  progress.faces(source.name))
+            if job.kind == IMAGE:
+                faces += restore_file(restorer, source, job.target, options, landmarks, args,
+                                      progress.faces(source.name))
+            else:
+                faces += restore_clip_file(restorer, job, options, landmarks, args, progress)
             restored += 1
+        except AnimationError as error:
+            failed.append(source)
+            log.error("%s: %s%s", source, error, " (or restore it as a clip: --as-video)"
+                      if source.suffix.lower() in ANIMATION_SUFFIXES else "")
         except EXPECTED_FAILURES as error:
             failed.append(source)
             log.error("%s: %s", source, error)
@@ -270,6 +372,55 @@ def restore_file(restorer, source, target, options, landmarks, args, progress=No
     return len(result.faces)
 
 
+def check_jobs(plan, landmarks, args):
+    """What can be told about the inputs before any model is loaded."""
+    clips = [job for job in plan if job.kind in CLIPS]
+    if clips and args.aligned:
+        raise UsageError("--aligned takes face crops, not clips")
+    if isinstance(landmarks, ClipLandmarks):
+        if len(clips) != 1 or len(plan) != 1:
+            raise UsageError("landmarks given per frame are for one clip at a time")
+        try:
+            source = open_source(clips[0].source, clips[0].kind, args.max_megapixels, args.fps)
+        except ClipError as error:
+            raise UsageError(str(error)) from None
+        source.close()
+        if source.info.frames > len(landmarks):
+            raise UsageError(f"the landmarks file has {len(landmarks)} frame(s); "
+                             f"{clips[0].source} has {source.info.frames}")
+    if clips and (args.save_faces or args.comparison):
+        log.warning("--save-faces and --comparison are for images; clips are written as they "
+                    "are restored")
+
+
+def restore_clip_file(restorer, job, options, landmarks, args, progress):
+    """Restore one clip into its target; returns the faces restored. A clip that cannot be
+    read to its end is written as far as it goes and reported as failed."""
+    source = open_source(job.source, job.kind, args.max_megapixels, args.fps)
+    try:
+        sink = open_sink(job.target, source, args.video_codec, args.video_quality,
+                         args.pixel_format)
+    except BaseException:
+        source.close()
+        raise
+    supplied = None if landmarks is None else landmarks if \
+        isinstance(landmarks, ClipLandmarks) else itertools.repeat(landmarks)
+    bar = progress.frames(job.source.name, source.info.frames)
+    try:
+        frames, faces = restore_clip(restorer, source, sink, options, supplied, bar)
+    except (KeyboardInterrupt, Terminated) as error:
+        where = f"; the frames so far are in {error.partial}" if error.partial else ""
+        print(f"{job.source}: stopped at frame {sink.written}{where}", file=sys.stderr)
+        raise
+    if source.stopped:
+        raise ClipError(f"{source.stopped}; the {frames} frame(s) before it were restored "
+                        f"into {job.target}")
+    if source.info.frames and frames < source.info.frames:
+        log.warning("%s: the file ends after %d of the %d frames it declares; all were "
+                    "restored", job.source, frames, source.info.frames)
+    return faces
+
+
 class Progress:
     """Bars on the terminal: files done (where there are several) and the faces of the file
     at hand, so that a single large photo shows how far it is too."""
@@ -291,6 +442,18 @@ class Progress:
                 return
             if self.bar is None:
                 self.bar = self.tqdm(total=total, unit="face", desc=name, leave=False,
+                                     position=1 if self.files is not None else 0)
+            self.bar.update(done - self.bar.n)
+        return report
+
+    def frames(self, name, total):
+        """An on_frame(done, faces) callback for a clip's frames, with frames per second and
+        time left."""
+        def report(done, faces):
+            if self.tqdm is None:
+                return
+            if self.bar is None:
+                self.bar = self.tqdm(total=total or None, unit="frame", desc=name, leave=False,
                                      position=1 if self.files is not None else 0)
             self.bar.update(done - self.bar.n)
         return report

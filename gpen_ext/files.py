@@ -39,6 +39,10 @@ class ImageFileError(OSError):
     """A file that cannot be read or written as an image; says which and why."""
 
 
+class AnimationError(ImageFileError):
+    """An image file of several frames (an animation or a multi-page file)."""
+
+
 @dataclass
 class ImageFile:
     pixels: np.ndarray                         # RGB/RGBA/gray, uint8, uint16 or float32, upright
@@ -58,7 +62,7 @@ def decode_image(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
     is checked first (one frame, at most `max_megapixels`)."""
     header = read_header(data, name, max_megapixels)
     if header.frames > 1:
-        raise ImageFileError(f"cannot restore {name}: it has {header.frames} frames (an "
+        raise AnimationError(f"cannot restore {name}: it has {header.frames} frames (an "
                              f"animation or a multi-page file); extract the frames first")
     megapixels = header.width * header.height / 1e6
     if megapixels > max_megapixels:

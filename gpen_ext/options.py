@@ -225,6 +225,20 @@ MAX_MEGAPIXELS = Option("max_megapixels", NUMBER, 150, "largest image",  # a 120
 PRECISION = Option("precision", CHOICE, "auto", "precision",
                    "auto: fp16 on CUDA (retried in fp32 if it fails), fp32 elsewhere; bf16 is "
                    "fast only on CPUs with native bf16", choices=PRECISIONS)
+# How a restored video is written (the command line and the Python API read and write video).
+VIDEO_CODEC = Option("video_codec", CHOICE, "auto", "video codec",
+                     "auto: h264, which plays everywhere (vp9 in .webm, which takes no h264); "
+                     "h265, vp9 and av1 are smaller at the same quality (av1 is slow to "
+                     "write); ffv1 is lossless; png writes the frames as PNG files in a folder",
+                     choices=("auto", "h264", "h265", "vp9", "av1", "ffv1", "png"))
+VIDEO_QUALITY = Option("video_quality", INTEGER, 18, "video quality",
+                       "Constant rate factor for h264, h265, vp9 and av1: lower is better and "
+                       "larger; 18 looks like the input, 0 is lossless in h264 and h265 (which "
+                       "go up to 51)", minimum=0, maximum=63, step=1)
+PIXEL_FORMAT = Option("pixel_format", TEXT, "auto", "pixel format",
+                      "FFmpeg's name, e.g. yuv420p or yuv444p10le; auto: the input's where the "
+                      "codec takes it, else the codec's usual one")
+
 # What a host lets its users set, in the order hosts show them.
 HOST_OPTIONS = (MODEL, *RESTORE_OPTIONS, PRECISION)
 

@@ -295,7 +295,7 @@ def test_install_script_installs_only_what_is_missing(monkeypatch, tmp_path):
                                                  "__name__": "install"})
     installed = " ".join(calls)
     assert "facexlib" in installed and "tqdm" in installed
-    for never in ("torch", "torchvision", "gradio", "basicsr", "numpy", "opencv"):
+    for never in ("torch", "torchvision", "gradio", "basicsr", "numpy", "opencv", "av"):
         assert f'"{never}' not in installed
 
 
