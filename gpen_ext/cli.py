@@ -223,10 +223,12 @@ def plan_outputs(inputs, output, overwrite, codec="auto"):
         raise UsageError(f"{len(inputs)} inputs need an output folder, not the file {output}")
     plan = []
     for source, relative, kind in inputs:
+        if single_file and suffix not in WRITABLE[kind] and kind == IMAGE:
+            raise UsageError(f"cannot write {suffix} images: name the output .png, .jpg, "
+                             f".webp, .bmp or .tif, or give a folder")
         if single_file and suffix not in WRITABLE[kind]:
-            what = {IMAGE: "an image", VIDEO: "a video", ANIMATION: "an animation",
-                    FRAMES: "a folder of frames"}[kind]
-            raise UsageError(f"cannot write {what} as {suffix}: name the output "
+            what = {VIDEO: "a video", ANIMATION: "an animation", FRAMES: "a folder of frames"}
+            raise UsageError(f"cannot write {what[kind]} as {suffix}: name the output "
                              f"{', '.join(WRITABLE[kind][:4])}, ... or give a folder")
         target = output if single_file else output / (
             writable_name(relative) if kind == IMAGE else relative)
@@ -312,8 +314,10 @@ def run_restore(args):
     try:
         restorer = load_restorer(args.model, args.models_dir, args.device, args.precision,
                                  download=not args.no_download)
-        if not args.aligned:  # now, not at the first face
-            restorer.prepare(options, detecting=landmarks is None)
+        supplied_faces = landmarks is not None and any(len(faces) for faces in (
+            landmarks if isinstance(landmarks, ClipLandmarks) else [landmarks]))
+        if not args.aligned and (landmarks is None or supplied_faces):
+            restorer.prepare(options, detecting=landmarks is None)  # now, not at the first face
     except (DownloadError, CheckpointError, FaceModelError, ValueError) as error:
         raise UsageError(str(error)) from None
     if args.size and restorer.size != args.size:
