@@ -28,8 +28,12 @@ def read_state_dict(path):
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.stat().st_size == 0:
         raise CheckpointError(f"checkpoint is empty (0 bytes): {path}")
-    if path.suffix.lower() == ".safetensors":
+    kind = _container(path)
+    if kind == "safetensors" or path.suffix.lower() == ".safetensors":
         return unwrap_state_dict(_read_safetensors(path), origin=str(path))
+    if kind is None:
+        raise CheckpointError(f"{path} is not a checkpoint: neither a PyTorch file (zip or "
+                              f"pickle) nor safetensors")
     try:
         # torch.serialization.load, not torch.load, which hosts wrap: Forge turns every error
         # into "File corrupted" and renames the file, A1111 adds an unpickler of its own
@@ -42,6 +46,20 @@ def read_state_dict(path):
         raise CheckpointError(f"cannot read {path}: truncated or not a PyTorch checkpoint "
                               f"({_first_line(error)})") from None
     return unwrap_state_dict(data, origin=str(path))
+
+
+def _container(path):
+    """What a file's first bytes say it is: "zip" (PyTorch's format since 1.6), "pickle" (its
+    earlier one), "safetensors", or None."""
+    with open(path, "rb") as stream:
+        head = stream.read(9)
+    if head[:4] == b"PK\x03\x04":
+        return "zip"
+    if head[:1] == b"\x80":  # a pickle's protocol marker
+        return "pickle"
+    if len(head) == 9 and head[8:9] == b"{":  # a little-endian header length, then JSON
+        return "safetensors"
+    return None
 
 
 def _read_safetensors(path):

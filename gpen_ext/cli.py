@@ -24,9 +24,9 @@ from .video import (ANIMATION_SUFFIXES, VIDEO_SUFFIXES, ClipError, open_sink, op
                     restore_clip)
 from .images import ImageError, side_by_side
 from .inference import DEVICES
-from .options import (CHOICE, FACE_NUMBERS, FLAG, INTEGER, LIST_KINDS, MAX_MEGAPIXELS, MODEL,
-                      NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC, VIDEO_QUALITY, RestoreOptions,
-                      restore_option_list)
+from .options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, INTEGER, LIST_KINDS,
+                      MAX_MEGAPIXELS, MODEL, NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC,
+                      VIDEO_QUALITY, RestoreOptions, restore_option_list)
 from .pipeline import check_landmarks, face_strip
 from .registry import KNOWN_MODELS, default_models_dir, list_models, resolve_model
 from .restorers import load_restorer
@@ -97,6 +97,8 @@ def build_parser():
     restore.add_argument("--no-download", action="store_true", help="never download models")
     restore.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS.default,
                          help=f"{MAX_MEGAPIXELS.help} (default {MAX_MEGAPIXELS.default})")
+    restore.add_argument("--faces-per-image", type=int, default=FACES_PER_IMAGE.default,
+                         help=f"{FACES_PER_IMAGE.help} (default {FACES_PER_IMAGE.default})")
     restore.add_argument("--size", type=int, help=argparse.SUPPRESS)
     restore.add_argument("--face_align", action="store_true", help=argparse.SUPPRESS)
     restore.add_argument("--legacy", action="store_true", help=argparse.SUPPRESS)
@@ -189,9 +191,8 @@ def expand_inputs(patterns, args):
                 found.append((match, Path(match.name), FRAMES))
             elif match.is_dir():
                 found += [(p, p.relative_to(match), input_kind(p, args))
-                          for p in sorted(match.rglob("*")) if p.is_file() and (
-                              p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES or
-                              (args.as_video and p.suffix.lower() in ANIMATION_SUFFIXES))]
+                          for p in sorted(match.rglob("*")) if p.is_file() and
+                          p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES + ANIMATION_SUFFIXES]
             elif match.is_file():
                 found.append((match, Path(match.name), input_kind(match, args)))
             else:
@@ -251,40 +252,45 @@ def plan_outputs(inputs, output, overwrite, codec="auto"):
     return plan
 
 
-def read_landmarks(path):
+def read_landmarks(path, most=None):
     """Faces from a landmarks file: one list of faces (check_landmarks), or a clip's, one
-    list per frame ({"frames": [...]}, or a list of such lists that is not one image's)."""
+    list per frame ({"frames": [...]}, or a list of such lists that is not one image's); at
+    most `most` faces an image."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError, RecursionError) as error:
         raise UsageError(f"cannot read landmarks from {path}: {error}") from None
     if isinstance(data, dict) and "frames" in data:
-        return read_clip_landmarks(path, data["frames"])
+        return read_clip_landmarks(path, data["frames"], most)
     faces = data.get("landmarks") if isinstance(data, dict) else data
     if faces is None:
         raise UsageError(f"{path}: expected a list of faces with five [x, y] points each, an "
                          "object with that list under 'landmarks', or one list of faces per "
                          "frame under 'frames'")
+    if _nesting(faces) == 4:  # frames of faces of points of x and y
+        return read_clip_landmarks(path, faces, most)
     try:
-        return check_landmarks(faces)
+        return check_landmarks(faces, most)
     except ValueError as error:
-        if isinstance(faces, list) and faces and all(isinstance(item, list) for item in faces):
-            try:
-                return read_clip_landmarks(path, faces)
-            except UsageError:
-                pass
         raise UsageError(f"{path}: {error}") from None
+
+
+def _nesting(value, limit=5):
+    """How deeply lists nest in `value` (at most `limit`): 0 for a number, 1 for a list..."""
+    if not isinstance(value, list) or limit == 0:
+        return 0
+    return 1 + max((_nesting(item, limit - 1) for item in value), default=0)
 
 
 class ClipLandmarks(list):
     """A clip's landmarks: one (faces, 5, 2) array per frame."""
 
 
-def read_clip_landmarks(path, frames):
+def read_clip_landmarks(path, frames, most=None):
     if not isinstance(frames, list):
         raise UsageError(f"{path}: 'frames' must be a list with one list of faces per frame")
     try:
-        return ClipLandmarks(check_landmarks(faces) for faces in frames)
+        return ClipLandmarks(check_landmarks(faces, most) for faces in frames)
     except ValueError as error:
         raise UsageError(f"{path}: a frame's faces: {error}") from None
 
@@ -294,6 +300,7 @@ def options_from(args):
     try:
         MAX_MEGAPIXELS.check(args.max_megapixels)
         VIDEO_QUALITY.check(args.video_quality)
+        FACES_PER_IMAGE.check(args.faces_per_image)
         return RestoreOptions().overlay(**values, keep_crops=args.save_faces)
     except ValueError as error:
         raise UsageError(str(error)) from None
@@ -305,7 +312,7 @@ def run_restore(args):
         if args.size and args.model == MODEL.default:
             args.model = f"GPEN-BFR-{args.size}"
     options = options_from(args)
-    landmarks = read_landmarks(args.landmarks) if args.landmarks else None
+    landmarks = read_landmarks(args.landmarks, args.faces_per_image) if args.landmarks else None
     plan = plan_outputs(expand_inputs(args.inputs, args), args.output, args.overwrite,
                         args.video_codec)
     if not plan:
@@ -323,6 +330,7 @@ def run_restore(args):
     if args.size and restorer.size != args.size:
         raise UsageError(f"--size {args.size} does not match the checkpoint ({restorer.size})")
 
+    options = options.within(args.faces_per_image)
     started, restored, faces, failed = time.monotonic(), 0, 0, []
     progress = Progress(len(plan))
     for job in plan:
@@ -335,22 +343,23 @@ def run_restore(args):
                 faces += restore_clip_file(restorer, job, options, landmarks, args, progress)
             restored += 1
         except AnimationError as error:
-            failed.append(source)
-            log.error("%s: %s%s", source, error, " (or restore it as a clip: --as-video)"
-                      if source.suffix.lower() in ANIMATION_SUFFIXES else "")
+            failed.append((source, f"{error}" + (" (or restore it as a clip: --as-video)" if
+                                                  source.suffix.lower() in ANIMATION_SUFFIXES
+                                                  else "")))
         except EXPECTED_FAILURES as error:
-            failed.append(source)
-            log.error("%s: %s", source, error)
+            failed.append((source, str(error)))
         except Exception as error:  # keep going with the other files, say what broke
-            failed.append(source)
-            log.error("%s: unexpected %s: %s", source, type(error).__name__, error)
+            failed.append((source, f"unexpected {type(error).__name__}: {error}"))
+        if failed and failed[-1][0] is source:
+            log.error("%s: %s", *failed[-1])
         progress.file_done()
         if failed and args.fail_fast:
             break
     progress.close()
     summary = f"{restored} file(s) restored, {faces} face(s), in {time.monotonic() - started:.1f} s"
     if failed:
-        summary += f"; {len(failed)} failed"
+        summary += f"; {len(failed)} failed:" + "".join(f"\n  {source}: {reason}"
+                                                         for source, reason in failed)
     print(summary, file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
 

@@ -156,12 +156,14 @@ class FaceDetector:
     @torch.inference_mode()
     def detect(self, rgb, threshold=0.9, max_side=1280):
         """Faces in an RGB uint8 image, found on a copy no larger than `max_side`."""
-        scale = min(1.0, max_side / max(rgb.shape[:2]))
-        small = rgb if scale == 1.0 else cv2.resize(rgb, None, fx=scale, fy=scale,
-                                                    interpolation=cv2.INTER_AREA)
+        height, width = rgb.shape[:2]
+        scale = min(1.0, max_side / max(height, width))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))  # a sliver too
+        small = rgb if scale == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        across, down = size[0] / width, size[1] / height
         rows = self.network.detect_faces(np.ascontiguousarray(small[:, :, ::-1]), threshold)
-        return [DetectedFace(row[:4] / scale, float(row[4]), row[5:15].reshape(5, 2) / scale)
-                for row in rows]
+        return [DetectedFace(row[:4] / [across, down, across, down], float(row[4]),
+                             row[5:15].reshape(5, 2) / [across, down]) for row in rows]
 
 
 class FaceParser:

@@ -7,6 +7,7 @@ decoded, so a small file that declares an enormous image is refused without allo
 Metadata that cannot be carried over is dropped with a warning; the pixels never are.
 """
 
+import functools
 import io
 import logging
 import os
@@ -75,12 +76,26 @@ def decode_image(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
             from None
     if pixels is None:
         raise ImageFileError(f"cannot decode {name}: a format or variant OpenCV cannot read")
-    if pixels.ndim == 3:
-        code = cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        pixels = cv2.cvtColor(pixels, code)
-    if pixels.dtype.kind == "f":
+    if pixels.ndim == 3:  # OpenCV's BGR(A) as RGB(A); float64 too, which cvtColor refuses
+        pixels = np.ascontiguousarray(pixels[:, :, [2, 1, 0, 3][:pixels.shape[2]]])
+    if header.mode == "LA" and pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = np.ascontiguousarray(pixels[:, :, [0, 3]])  # OpenCV widens grey + alpha
+    if pixels.dtype == np.float16:
         pixels = pixels.astype(np.float32)
-    return ImageFile(apply_orientation(pixels, header.orientation), header.text, header.exif)
+    turned = header.format == "TIFF" and opencv_turns_tiffs()  # already upright then
+    return ImageFile(pixels if turned else apply_orientation(pixels, header.orientation),
+                     header.text, header.exif)
+
+
+@functools.cache
+def opencv_turns_tiffs():
+    """Whether this OpenCV turns a TIFF upright by its orientation tag as it decodes it (4.12
+    and 5.0 do): a two-pixel TIFF turned half round tells."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.array([[0, 255]], np.uint8)).save(buffer, format="TIFF",
+                                                          tiffinfo={EXIF_ORIENTATION: 3})
+    decoded = cv2.imdecode(np.frombuffer(buffer.getvalue(), np.uint8), cv2.IMREAD_UNCHANGED)
+    return decoded is not None and int(decoded.reshape(-1)[0]) == 255
 
 
 @dataclass
@@ -90,6 +105,8 @@ class Header:
     height: int
     frames: int = 1
     orientation: int = 1
+    format: str = ""                          # Pillow's name: PNG, JPEG, TIFF, ...
+    mode: str = ""                            # Pillow's: RGB, LA, I;16, ...
     text: dict = field(default_factory=dict)  # PNG text chunks
     exif: bytes = None                        # EXIF with the orientation reset, if any
 
@@ -114,7 +131,8 @@ def read_header(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
         raise ImageFileError(f"cannot read {name}: not an image, or a format that cannot be "
                              f"read") from None
     with image:
-        header = Header(*image.size, getattr(image, "n_frames", 1))
+        header = Header(*image.size, getattr(image, "n_frames", 1), format=image.format,
+                        mode=image.mode)
         try:
             header.text = {key: value for key, value in getattr(image, "text", {}).items()
                            if isinstance(value, str)}
@@ -149,7 +167,7 @@ def _tiff_header(data, name):
     except Exception:  # noqa: BLE001
         raise ImageFileError(f"cannot read {name}: a damaged TIFF") from None
     log.warning("%s: TIFF tags are not carried over", name)
-    return Header(width, height, len(directories), int(first.get(EXIF_ORIENTATION, 1)))
+    return Header(width, height, len(directories), int(first.get(EXIF_ORIENTATION, 1)), "TIFF")
 
 
 def apply_orientation(pixels, orientation):
@@ -194,35 +212,41 @@ def _umask():
 
 def encode_image(image, suffix=".png"):
     """The bytes of an image file of type `suffix`, converted to what that type can hold
-    (float stays float in TIFF)."""
+    (float stays float in TIFF, grey with alpha stays so where the type has it)."""
     suffix = suffix.lower()
     pixels = image.pixels
     if pixels.dtype.kind == "f" and suffix in FLOAT_CAPABLE:
-        pixels = pixels.astype(np.float32)
+        pixels = pixels.astype(np.float64 if pixels.dtype == np.float64 else np.float32)
     elif pixels.dtype.kind == "f":
         pixels = (np.clip(pixels, 0, 1) * (255 if suffix in EIGHT_BIT_ONLY else 65535) + 0.5)
         pixels = pixels.astype(np.uint8 if suffix in EIGHT_BIT_ONLY else np.uint16)
     if suffix in EIGHT_BIT_ONLY and pixels.dtype != np.uint8:
         pixels = (pixels.astype(np.float64) / np.iinfo(pixels.dtype).max * 255 + 0.5).astype(np.uint8)
-    if suffix in (".jpg", ".jpeg") and pixels.ndim == 3 and pixels.shape[2] == 4:
-        pixels = pixels[:, :, :3]  # JPEG has no alpha
-    if suffix in (".jpg", ".jpeg", ".webp"):
-        # Pillow keeps EXIF (e.g. the WebUI's parameters in UserComment) for these formats.
-        mode = "L" if pixels.ndim == 2 else {3: "RGB", 4: "RGBA"}[pixels.shape[2]]
+    if suffix in (".jpg", ".jpeg") and pixels.ndim == 3 and pixels.shape[2] in (2, 4):
+        pixels = pixels[:, :, :-1] if pixels.shape[2] == 4 else pixels[:, :, 0]  # no alpha
+    grey_alpha = pixels.ndim == 3 and pixels.shape[2] == 2
+    if grey_alpha and (suffix == ".webp" or pixels.dtype != np.uint8):  # no grey + alpha there
+        pixels = np.dstack([pixels[:, :, :1]] * 3 + [pixels[:, :, 1:]])
+        grey_alpha = False
+    if suffix in (".jpg", ".jpeg", ".webp") or grey_alpha:
+        # Pillow keeps EXIF (e.g. the WebUI's parameters in UserComment) for JPEG and WebP,
+        # and writes grey with alpha, which OpenCV cannot
+        mode = "L" if pixels.ndim == 2 else {2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[2]]
         picture = Image.fromarray(pixels, mode)
         buffer = io.BytesIO()
-        options = {"quality": 95} if suffix != ".webp" else {"quality": 95, "method": 4}
-        if image.exif:
+        form = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".png": "PNG", ".tif": "TIFF",
+                ".tiff": "TIFF", ".bmp": "BMP"}[suffix]
+        options = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95, "method": 4}}.get(form, {})
+        if image.exif and form in ("JPEG", "WEBP"):
             options["exif"] = image.exif
-        picture.save(buffer, format="JPEG" if suffix != ".webp" else "WEBP", **options)
-        return buffer.getvalue()
-    bgr = pixels
-    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
-        bgr = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(suffix, bgr)
-    if not ok:
-        raise ImageFileError(f"OpenCV could not encode a {suffix} image")
-    data = encoded.tobytes()
+        picture.save(buffer, format=form, **options)
+        data = buffer.getvalue()
+    else:
+        bgr = pixels[:, :, [2, 1, 0, 3][:pixels.shape[2]]] if pixels.ndim == 3 else pixels
+        ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr))
+        if not ok:
+            raise ImageFileError(f"OpenCV could not encode a {suffix} image")
+        data = encoded.tobytes()
     return _with_png_text(data, image.text) if suffix == ".png" and image.text else data
 
 

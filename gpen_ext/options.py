@@ -195,6 +195,11 @@ class RestoreOptions:
         return replace(self, **{name: value for name, value in values.items()
                                 if value is not None})
 
+    def within(self, faces):
+        """These options restoring at most `faces` faces an image (FACES_PER_IMAGE)."""
+        limited = min(self.max_faces, faces) if self.max_faces else faces
+        return replace(self, max_faces=limited)
+
     def unused_with_box_mask(self):
         """The options set away from their defaults that only the parsing mask honours."""
         return [option for option in RESTORE_OPTIONS if option.parsing_mask
@@ -222,6 +227,10 @@ MODEL = Option("model", TEXT, DEFAULT_MODEL, "model",
 MAX_MEGAPIXELS = Option("max_megapixels", NUMBER, 150, "largest image",  # a 12000 x 12000 photo
                         "Images larger than this many megapixels are refused before they are "
                         "decoded", minimum=1.0, maximum=1100.0, step=1.0)
+FACES_PER_IMAGE = Option("faces_per_image", INTEGER, 100, "most faces in one image",
+                         "Bounds the work one image may ask for: landmarks for more faces are "
+                         "refused before any work, and of more faces found, the largest this "
+                         "many are restored", minimum=1, maximum=10000, step=1)
 PRECISION = Option("precision", CHOICE, "auto", "precision",
                    "auto: fp16 on CUDA (retried in fp32 if it fails), fp32 elsewhere; bf16 is "
                    "fast only on CPUs with native bf16", choices=PRECISIONS)

@@ -399,10 +399,13 @@ def _check_options(options):
         raise ValueError(f"options must be RestoreOptions, got {type(options).__name__}")
 
 
-def check_landmarks(landmarks):
+def check_landmarks(landmarks, most=None):
     """(N, 5, 2) float64 points from five (x, y) points per face; one face may be given as its
-    five points alone, and an empty list is no faces. Anything else is a ValueError that says
-    what is wrong."""
+    five points alone, and an empty list is no faces; at most `most` faces. Anything else is a
+    ValueError that says what is wrong."""
+    if most is not None and isinstance(landmarks, (list, tuple)) and len(landmarks) > most:
+        raise ValueError(f"landmarks for {len(landmarks)} faces; an image takes at most {most} "
+                         f"(the faces-per-image limit)")
     points = np.asarray(_numbers(landmarks), dtype=np.float64)
     if points.size == 0:
         return points.reshape(0, 5, 2)
@@ -413,25 +416,42 @@ def check_landmarks(landmarks):
                          f"got shape {points.shape}")
     if not np.isfinite(points).all():
         raise ValueError("landmarks must be finite numbers; got NaN or infinity")
+    if np.abs(points).max() > LANDMARK_REACH:
+        raise ValueError(f"landmarks must be pixel coordinates; got {np.abs(points).max():.3g}, "
+                         f"beyond any image")
+    if (np.ptp(points, axis=1).max(axis=1) < 1e-3).any():
+        raise ValueError("landmarks: a face's five points must not all be in one place")
     return points
 
 
-def _numbers(value):
+LANDMARK_DEPTH = 3  # faces, points, x and y: no landmarks are nested deeper
+LANDMARK_REACH = 1e6  # pixels from the origin: far beyond any image's side (images.MAX_SIDE)
+
+
+def _numbers(value, depth=0):
     """Nested lists of numbers as nested lists of floats; refuses anything else (strings,
-    booleans, lists of uneven length)."""
+    booleans, lists of uneven length, nesting deeper than faces of points, numbers no float
+    holds)."""
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "iuf":
             raise ValueError(f"landmarks must be numbers, got an array of {value.dtype}")
         return value
     if isinstance(value, (list, tuple)):
-        items = [_numbers(item) for item in value]
+        if depth >= LANDMARK_DEPTH:
+            raise ValueError("landmarks must be five [x, y] points per face; got lists nested "
+                             "deeper than that")
+        items = [_numbers(item, depth + 1) for item in value]
         shapes = {np.shape(item) for item in items}
         if len(shapes) > 1:
             raise ValueError("landmarks must be five [x, y] points per face; got lists of "
                              "different lengths")
         return items
     if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ValueError("landmarks must be finite numbers; got a number too large for "
+                             "a pixel coordinate") from None
     raise ValueError(f"landmarks must be numbers, got {value!r}")
 
 

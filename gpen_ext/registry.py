@@ -111,20 +111,21 @@ def resolve_model(name, models_dirs, allow_paths=False):
     text = str(name).strip()
     folders = model_folders(models_dirs)
     limit = MAX_PATH_CHARS if allow_paths else MAX_NAME_CHARS
-    if not text or len(text) > limit:
-        raise UnknownModelError(f"model name must be 1 to {limit} characters, got {len(text)}")
+    if not text or len(text) > limit or (not allow_paths and len(os.fsencode(text)) > limit):
+        raise UnknownModelError(f"model name must be 1 to {limit} characters ({limit} bytes "
+                                f"as a file name), got {len(text)}")
     release = release_named(text)
     if release is not None:
         places = [folder / release.filename for folder in folders]
-        return ModelRef(release.name, next((path for path in places if path.is_file()),
+        return ModelRef(release.name, next((path for path in places if _is_file(path)),
                                            places[0]), release)
     if Path(text).name == text and Path(text).suffix.lower() in CHECKPOINT_SUFFIXES:
         for folder in folders:
-            if (folder / text).is_file():
+            if _is_file(folder / text):
                 return ModelRef(text, folder / text)
     if allow_paths:
         path = Path(text).expanduser()
-        if path.is_file():
+        if _is_file(path):
             return ModelRef(str(path), path)
     known = ", ".join(dict.fromkeys(listing.name for folder in folders
                                     for listing in list_models(folder)))
@@ -132,6 +133,14 @@ def resolve_model(name, models_dirs, allow_paths=False):
         else "a file in the models folder"
     raise UnknownModelError(f"unknown model '{text}': neither a release nor {where}; choose "
                             f"one of {known}")
+
+
+def _is_file(path):
+    """Whether `path` is a file; False for a name no file system takes (too long, a NUL)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)

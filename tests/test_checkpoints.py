@@ -168,3 +168,10 @@ def test_under_forges_wrapped_loaders_files_are_named_right_and_left_alone(
         load_model(str(corrupt))
     assert malicious.exists() and corrupt.exists() and not marker.exists()
     assert not list(tmp_path.glob("*.corrupted"))
+
+
+def test_a_file_that_is_no_checkpoint_at_all_is_called_that(tmp_path):
+    (tmp_path / "notes.pth").write_text("a few bytes of text")
+    with pytest.raises(CheckpointError, match="is not a checkpoint: neither a PyTorch") as error:
+        load_model(tmp_path / "notes.pth")
+    assert "Python objects" not in str(error.value)

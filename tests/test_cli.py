@@ -250,3 +250,56 @@ def test_sigterm_while_writing_leaves_no_temporary_file(workspace, tmp_path, mon
                      "--landmarks", str(workspace / "faces.json")])
     assert code == 143 and list(out.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) is not cli._terminate  # the handler is put back
+
+
+def test_a_folder_run_names_each_failed_file_and_why_at_the_end(workspace, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    good = (workspace / "photos" / "webui.png").read_bytes()
+    (folder / "good.png").write_bytes(good)
+    (folder / "cut.png").write_bytes(good[:len(good) // 3])
+    frames = [Image.new("RGB", (32, 32), (index * 40, 0, 0)) for index in range(3)]
+    frames[0].save(folder / "moving.gif", save_all=True, append_images=frames[1:])
+    result = run_cli("restore", folder, "-o", tmp_path / "out", "--model", workspace / "tiny.pth",
+                     "--landmarks", workspace / "faces.json", "--mask", "box")
+    assert result.returncode == 1
+    summary = result.stderr[result.stderr.index("file(s) restored"):]
+    assert "2 failed:" in summary
+    assert f"{folder / 'cut.png'}: cannot decode" in summary
+    assert f"{folder / 'moving.gif'}: cannot restore" in summary and "--as-video" in summary
+
+
+@pytest.mark.parametrize("landmarks,message", [
+    ("[" * 950 + "]" * 950, "nested deeper"),
+    ("[[[" + "1" + "0" * 400 + ", 1]," + "[1, 2]," * 3 + "[1, 2]]]", "too large"),
+    (json.dumps([[[1, 2]] * 5] * 101), "at most 100"),
+])
+def test_hostile_landmark_files_are_usage_errors(workspace, tmp_path, landmarks, message):
+    (tmp_path / "faces.json").write_text(landmarks)
+    result = run_cli("restore", workspace / "photos" / "webui.png", "-o", tmp_path / "x.png",
+                     "--model", workspace / "tiny.pth", "--landmarks", tmp_path / "faces.json")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_sliver_of_an_image_is_restored_without_an_error(workspace, tmp_path, face_weights):
+    cv2.imwrite(str(tmp_path / "sliver.png"), np.full((8, 32000, 3), 120, np.uint8))
+    result = run_cli("restore", tmp_path / "sliver.png", "-o", tmp_path / "out.png", "--model",
+                     workspace / "tiny.pth", "--mask", "box", "--detection-model",
+                     "retinaface_mobile0.25", "--models-dir", face_weights)
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (8, 32000, 3)
+
+
+def test_grey_with_alpha_and_float64_files_keep_their_kind(workspace, tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    grey_alpha = np.dstack([np.full((64, 64), 90, np.uint8), np.full((64, 64), 200, np.uint8)])
+    Image.fromarray(grey_alpha, "LA").save(tmp_path / "ga.png")
+    tifffile.imwrite(tmp_path / "deep.tif", np.random.default_rng(0).random((64, 64, 3)))
+    for name in ("ga.png", "deep.tif"):
+        result = run_cli("restore", tmp_path / name, "-o", tmp_path / f"out_{name}", "--model",
+                         workspace / "tiny.pth", "--landmarks", workspace / "faces.json",
+                         "--mask", "box")
+        assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "out_ga.png").mode == "LA"
+    assert tifffile.imread(tmp_path / "out_deep.tif").dtype == np.float64

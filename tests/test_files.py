@@ -126,3 +126,39 @@ def test_this_file_passes_on_the_webuis_pillow():
                             text=True, env=env, cwd=OLD_PILLOW.parents[1])
     assert result.returncode == 0, result.stdout[-3000:]
     assert "passed" in result.stdout
+
+
+@pytest.mark.parametrize("rows_per_strip", [2, 5])  # several strips, and one
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_tiff_orientation_is_turned_upright_once(orientation, rows_per_strip):
+    """OpenCV turns TIFFs by their orientation tag as it decodes them (some versions): then
+    the file is upright already and must not be turned again."""
+    tifffile = pytest.importorskip("tifffile")
+    stored = np.random.default_rng(orientation).integers(0, 256, (5, 8, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, stored, photometric="rgb", rowsperstrip=rows_per_strip,
+                     extratags=[(0x0112, "H", 1, orientation, True)])
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buffer.getvalue()))))
+    assert np.array_equal(decode_image(buffer.getvalue()).pixels, expected)
+
+
+def test_grey_with_alpha_stays_grey_with_alpha():
+    grey_alpha = np.dstack([np.arange(60, dtype=np.uint8).reshape(6, 10),
+                            np.full((6, 10), 200, np.uint8)])
+    buffer = io.BytesIO()
+    Image.fromarray(grey_alpha, "LA").save(buffer, format="PNG")
+    pixels = decode_image(buffer.getvalue()).pixels
+    assert pixels.shape == (6, 10, 2) and np.array_equal(pixels, grey_alpha)
+    for suffix, mode in ((".png", "LA"), (".tif", "LA"), (".webp", "RGBA"), (".jpg", "L")):
+        assert Image.open(io.BytesIO(encode_image(ImageFile(pixels), suffix))).mode == mode
+
+
+def test_float64_tiff_stays_float64():
+    tifffile = pytest.importorskip("tifffile")
+    samples = np.random.default_rng(0).random((6, 10, 3))
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, samples)
+    pixels = decode_image(buffer.getvalue()).pixels
+    assert pixels.dtype == np.float64 and np.array_equal(pixels, samples)
+    again = decode_image(encode_image(ImageFile(pixels), ".tif")).pixels
+    assert again.dtype == np.float64 and np.array_equal(again, samples)

@@ -4,9 +4,11 @@ apart clearly. The network is a stand-in and the faces supplied, so that the I/O
 
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
+import threading
 from fractions import Fraction
 
 import numpy as np
@@ -321,12 +323,20 @@ def test_sigterm_leaves_a_partial_clip_and_no_temporary_file(tmp_path, tiny_stat
          "--model", str(tmp_path / "tiny.pth"), "--models-dir", str(face_weights), "--mask",
          "box", "--landmarks", str(tmp_path / "faces.json")], cwd=ROOT,
         stderr=subprocess.PIPE, text=True)
+    printed = []
+    reader = threading.Thread(target=lambda: printed.extend(iter(
+        lambda: process.stderr.read(1), "")), daemon=True)
+    reader.start()
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".out.*.part.mp4")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(2)
+    while time.monotonic() < deadline:  # a few frames written, as the progress bar says
+        done = re.findall(r"(\d+)/400", "".join(printed))
+        if done and int(done[-1]) >= 3:
+            break
+        time.sleep(0.1)
     process.send_signal(signal.SIGTERM)
-    _, errors = process.communicate(timeout=120)
+    process.wait(timeout=120)
+    reader.join(timeout=10)
+    errors = "".join(printed)
     assert process.returncode == 143, errors
     assert "stopped at frame" in errors
     names = sorted(path.name for path in tmp_path.iterdir())

@@ -3,7 +3,9 @@
 import base64
 import importlib
 import inspect
+import json
 import logging
+import re
 import runpy
 import sys
 from dataclasses import replace
@@ -349,3 +351,79 @@ def test_extras_infotext_only_when_gpen_restored(webui, astronaut, caplog, monke
                                            model="GPEN-BFR-1024")
     assert pp.info == {} and np.array_equal(np.asarray(pp.image), astronaut)
     assert "GPEN-BFR-1024.pth" in caplog.text and "unrestored" in caplog.text
+
+
+# Hostile requests, round two: each a clear 422 (never a 500 or a traceback), before any work.
+
+@pytest.mark.parametrize("body,message", [
+    ({"model": "é" * 255}, "1 to 255 characters"),  # 510 bytes: no file system takes it
+    ({"model": "bad\u0000name.pth"}, "unknown model"),
+    ({"landmarks": "DEEP"}, "nested deeper"),  # 950 lists deep
+    ({"landmarks": [[[10 ** 400, 1]] * 5]}, "too large"),
+    ({"landmarks": [[[1e300, 1]] * 5]}, "beyond any image"),
+    ({"landmarks": [[[5, 5]] * 5]}, "all be in one place"),
+    ({"face_indices": [1.0]}, "face_indices"), ({"face_indices": [True]}, "face_indices"),
+    ({"batch_size": 2.5}, "batch_size must be an integer"),
+    ({"batch_size": True}, "batch_size must be an integer"),
+    ({"color_correction": 1}, "color_correction must be true or false"),
+])
+def test_hostile_values_are_422s_that_name_the_problem(client, astronaut, body, message,
+                                                       monkeypatch):
+    from gpen_ext.hosts import service
+    monkeypatch.setattr(service, "load_restorer", lambda *a, **k: pytest.fail("no work"))
+    text = json.dumps({"image": png_base64(astronaut), **body}).replace(
+        '"DEEP"', "[" * 950 + "]" * 950)  # sent as written: too deep for json.dumps here
+    response = client.post("/gpen/v1/restore", content=text,
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422 and message in response.text, response.text
+    assert "Traceback" not in response.text
+
+
+def test_a_request_for_more_faces_than_allowed_is_refused_before_any_work(client, webui,
+                                                                         astronaut,
+                                                                         astronaut_landmarks,
+                                                                         monkeypatch):
+    from gpen_ext.hosts import service
+    too_many = [astronaut_landmarks.tolist()] * 2000
+    monkeypatch.setattr(service, "load_restorer", lambda *a, **k: pytest.fail("no work"))
+    response = client.post("/gpen/v1/restore", json={"image": png_base64(astronaut),
+                                                     "landmarks": too_many})
+    assert response.status_code == 422 and "at most 100" in response.text
+    shared.opts.gpen_faces_per_image = 3  # a setting; the image is refused unread
+    response = client.post("/gpen/v1/restore", json={"image": "not even base64!",
+                                                     "landmarks": too_many[:4]})
+    assert response.status_code == 422 and "at most 3" in response.text
+
+
+def test_faces_found_beyond_the_limit_are_left_alone(client, webui):
+    shared.opts.gpen_faces_per_image = 2
+    crowd = np.random.default_rng(0).integers(0, 255, (300, 600, 3), dtype=np.uint8)
+    response = client.post("/gpen/v1/restore", json={"image": png_base64(crowd), "mask": "box",
+                                                     "detection_threshold": 0.5})
+    assert response.status_code == 200 and len(response.json()["faces"]) == 2
+    found = re.fullmatch(r"restored 2 of (\d+) face\(s\)", response.json()["message"])
+    assert found and int(found.group(1)) > 2  # the rigged detector finds many
+
+
+def test_extreme_aspect_ratios_are_restored_without_an_error(client):
+    for shape in ((8, 32000), (10, 20000)):
+        sliver = np.full(shape + (3,), 128, np.uint8)
+        response = client.post("/gpen/v1/restore", json={"image": png_base64(sliver),
+                                                         "mask": "box"})
+        assert response.status_code == 200, response.text
+
+
+def test_error_details_name_no_server_paths(client, webui, astronaut, monkeypatch):
+    from gpen_ext.registry import KNOWN_MODELS
+    models = webui.models_dir()
+    (models / "broken.pth").write_text("not a checkpoint")
+    monkeypatch.setitem(KNOWN_MODELS, "GPEN-BFR-1024",
+                        replace(KNOWN_MODELS["GPEN-BFR-1024"],
+                                urls=("http://127.0.0.1:9/GPEN-BFR-1024.pth",)))
+    image = png_base64(astronaut)
+    for body, message in (({"model": "broken.pth"}, "broken.pth is not a checkpoint"),
+                          ({"model": "GPEN-BFR-1024"}, "the models folder"),
+                          ({"model": "missing.pth"}, "unknown model")):
+        response = client.post("/gpen/v1/restore", json={"image": image, **body})
+        assert response.status_code in (422, 500) and message in response.text, response.text
+        assert str(models) not in response.text and str(models.resolve()) not in response.text

@@ -8,7 +8,10 @@ the option descriptions in options.py."""
 import base64
 import binascii
 import contextlib
+import os
+import re
 import threading
+from pathlib import Path
 from typing import Any, List, Literal, Optional
 
 import numpy as np
@@ -19,7 +22,7 @@ from ..files import ImageFile, ImageFileError, decode_image, encode_image
 from ..images import ImageError
 from ..options import CHOICE, HOST_OPTIONS, LIST_KINDS, MAX_MEGAPIXELS, NAMES
 from ..pipeline import check_landmarks
-from ..registry import list_models
+from ..registry import list_models, resolve_model
 
 PREFIX = "/gpen/v1"
 
@@ -37,8 +40,29 @@ def _request_field(option):
     return Optional[_annotation(option)], Field(None, description=option.help, **limits)
 
 
+try:  # pydantic 2 (Forge, ComfyUI), else 1 (A1111 1.10)
+    from pydantic import field_validator
+
+    def _before(name):
+        return field_validator(name, mode="before")
+except ImportError:
+    from pydantic import validator
+
+    def _before(name):
+        return validator(name, pre=True, allow_reuse=True)
+
+
+def _as_described(option):
+    """A request's value checked as every other host checks it, before pydantic's coercion
+    could turn 2.5 or true into a batch size."""
+    def check(cls, value):
+        return value if value is None else option.check(value)
+    return _before(option.name)(check)
+
+
 RestoreRequest = create_model(
     "RestoreRequest",
+    __validators__={f"check_{option.name}": _as_described(option) for option in HOST_OPTIONS},
     image=(str, Field(..., description="the image, base64 (a data: URL prefix is allowed)")),
     **{option.name: _request_field(option) for option in HOST_OPTIONS},
     landmarks=(Optional[List[Any]], Field(
@@ -101,6 +125,18 @@ def decode_base64_image(text, max_megapixels=MAX_MEGAPIXELS.default):
                             max_megapixels=max_megapixels).pixels
 
 
+def public(error, environment):
+    """An error's message as a client may read it: files named relative to the host's models
+    folders, which are the server's business."""
+    text = str(error)
+    for folder, name in ((environment.models_dir(), "the models folder"),
+                         (environment.face_models_dir(), "the face models folder")):
+        for form in dict.fromkeys([str(folder), str(Path(folder).resolve())]):
+            text = re.sub(re.escape(form + os.sep) + r"(?=\s|$)", name, text)  # the folder
+            text = text.replace(form + os.sep, "").replace(form, name)  # its files; itself
+    return text
+
+
 def apply_request(request, settings):
     """The host's settings (options.Settings) with the request's fields laid over them."""
     return settings.overlay(**{option.name: getattr(request, option.name)
@@ -111,25 +147,30 @@ def create_router(service, settings, lock=None, dependencies=(),
                   max_megapixels=lambda: MAX_MEGAPIXELS.default):
     """`settings()` -> options.Settings: the host's current choices.
     `dependencies`: the `Depends(...)` every route carries (the host's authentication).
-    `max_megapixels()`: the largest image a request may send."""
+    `max_megapixels()`: the largest image a request may send; the most faces it may ask for
+    are the service's (HostEnvironment.faces_per_image)."""
     router = APIRouter(prefix=PREFIX, tags=["GPEN"], dependencies=list(dependencies))
+
+    def refuse(status, error):
+        raise HTTPException(status_code=status, detail=public(error, service.environment))
 
     @router.post("/restore", response_model=RestoreResponse)
     def restore(request: RestoreRequest):
-        try:
-            image = decode_base64_image(request.image, max_megapixels())
+        try:  # what can be told before any work
             chosen = apply_request(request, settings())
-            landmarks = None if request.landmarks is None else check_landmarks(request.landmarks)
+            landmarks = None if request.landmarks is None else \
+                check_landmarks(request.landmarks, service.environment.faces_per_image())
+            resolve_model(chosen.model, service.environment.models_dir())
+            image = decode_base64_image(request.image, max_megapixels())
         except (ImageFileError, ValueError) as error:
-            raise HTTPException(status_code=422, detail=str(error)) from None
+            refuse(422, error)
         try:
             with lock or contextlib.nullcontext():
                 result = service.restore(image, chosen, landmarks)
         except (ImageError, ValueError) as error:
-            raise HTTPException(status_code=422, detail=str(error)) from None
+            refuse(422, error)
         except Exception as error:  # reported to the client, never a hung request
-            raise HTTPException(status_code=500,
-                                detail=f"GPEN restoration failed: {error}") from None
+            refuse(500, f"GPEN restoration failed: {error}")
         png = encode_image(ImageFile(result.image), ".png")
         faces = [FaceInfo(number=face.number, box=[float(v) for v in face.box],
                           score=float(face.score),

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from ..inference import resolve_precision
-from ..options import PRECISION
+from ..options import FACES_PER_IMAGE, PRECISION
 from ..registry import resolve_model
 from ..restorers import load_restorer
 
@@ -32,6 +32,7 @@ class HostEnvironment:
     unload_after_use: Callable[[], bool] = lambda: False
     collect_garbage: Callable[[], None] = _nothing   # e.g. the host's torch_gc
     free_memory: Callable[[], None] = _nothing       # e.g. Forge's prepare_free_memory
+    faces_per_image: Callable[[], int] = lambda: FACES_PER_IMAGE.default  # work an image may ask
 
 
 class RestorationService:
@@ -70,8 +71,9 @@ class RestorationService:
         `settings`: options.Settings; `progress` as for FaceRestorer.restore."""
         with self._lock:
             restorer = self.restorer(settings.model, settings.precision)
+            options = settings.options.within(self.environment.faces_per_image())
             try:
-                return restorer.restore(image, settings.options, landmarks, progress=progress)
+                return restorer.restore(image, options, landmarks, progress=progress)
             finally:
                 if self.environment.unload_after_use():
                     restorer.to("cpu")

@@ -15,8 +15,8 @@ from PIL import Image
 from modules import (devices, face_restoration, paths, script_callbacks, scripts_postprocessing,
                      shared, ui_components)
 
-from ..options import (CHOICE, FACE_NUMBERS, FLAG, HOST_OPTIONS, LIST_KINDS, MAX_MEGAPIXELS,
-                       MODEL, NAMES, NUMBER, Settings)
+from ..options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, HOST_OPTIONS, LIST_KINDS,
+                       MAX_MEGAPIXELS, MODEL, NAMES, NUMBER, Settings)
 from ..pipeline import face_strip
 from ..registry import list_models
 from .api import create_router
@@ -66,9 +66,10 @@ def _free_memory():
 SERVICE = RestorationService(HostEnvironment(
     models_dir=models_dir, face_models_dir=face_models_dir, device=_device,
     unload_after_use=lambda: bool(getattr(shared.opts, "face_restoration_unload", False)),
-    collect_garbage=devices.torch_gc, free_memory=_free_memory))
+    collect_garbage=devices.torch_gc, free_memory=_free_memory,
+    faces_per_image=lambda: setting(FACES_PER_IMAGE)))
 
-SETTING_OPTIONS = (*HOST_OPTIONS, MAX_MEGAPIXELS)
+SETTING_OPTIONS = (*HOST_OPTIONS, MAX_MEGAPIXELS, FACES_PER_IMAGE)
 OPTIONS_BY_NAME = {option.name: option for option in SETTING_OPTIONS}
 
 
