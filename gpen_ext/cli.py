@@ -27,7 +27,8 @@ from .inference import DEVICES
 from .options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, INTEGER, LIST_KINDS,
                       MAX_MEGAPIXELS, MODEL, NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC,
                       VIDEO_QUALITY, RestoreOptions, restore_option_list)
-from .pipeline import check_landmarks, face_strip
+from .pipeline import check_landmarks
+from .sheets import face_strip
 from .registry import KNOWN_MODELS, default_models_dir, list_models, resolve_model
 from .restorers import load_restorer
 

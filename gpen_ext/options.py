@@ -46,6 +46,12 @@ class Option:
     step: float = None
     aligned: bool = False        # also applies to crops that are already aligned
     parsing_mask: bool = False   # takes effect with the parsing mask only
+    advanced: bool = False       # rarely changed: hosts show it apart from the others
+    choice_labels: tuple = ()    # how to show `choices` to people, where ids would puzzle
+
+    def choice_label(self, choice):
+        """The name to show for one of `choices`."""
+        return dict(zip(self.choices, self.choice_labels)).get(choice, choice)
 
     @property
     def type(self):
@@ -136,8 +142,8 @@ class RestoreOptions:
         CHOICE, "all", "face selection", "Which faces to restore: all, only the largest, or "
         "only the one nearest the centre", choices=SELECTIONS)
     face_indices: tuple = _option(
-        FACE_NUMBERS, (), "face numbers", "Only these faces, numbered from 0 left to right "
-        "among all faces found; none = every face")
+        FACE_NUMBERS, (), "face numbers", "Only these faces, by number: 0 is the leftmost "
+        "face found, and \"show face numbers\" draws them; leave empty for every face")
     min_face_size: int = _option(
         INTEGER, 0, "minimum face size", "Leave faces smaller than this alone: pixels, shorter "
         "side of the face box; 0 = no limit", minimum=0, maximum=8192, step=1)
@@ -146,10 +152,11 @@ class RestoreOptions:
         "no limit", minimum=0, maximum=1000, step=1)
     detection_model: str = _option(
         CHOICE, "retinaface_resnet50", "face detector", "RetinaFace ResNet-50 finds more "
-        "faces; MobileNet-0.25 is lighter and faster", choices=tuple(DETECTORS))
+        "faces; MobileNet-0.25 is lighter and faster", choices=tuple(DETECTORS),
+        choice_labels=("RetinaFace ResNet-50", "RetinaFace MobileNet-0.25"), advanced=True)
     detection_threshold: float = _option(
         NUMBER, 0.9, "detection confidence", "Faces detected with a lower confidence than "
-        "this are left alone", minimum=0.05, maximum=0.99, step=0.01)
+        "this are left alone", minimum=0.05, maximum=0.99, step=0.01, advanced=True)
     mask: str = _option(
         CHOICE, "parsing", "paste mask", "parsing: paste only the face itself (not hair, neck "
         "or clothes); box: a feathered square around the face", choices=MASKS)
@@ -162,20 +169,21 @@ class RestoreOptions:
         "colour, keeping the restored detail", aligned=True)
     small_face_smoothing: bool = _option(
         FLAG, True, "small-face smoothing", "Slightly smooth faces under 100 px, as the "
-        "official pipeline does, to hide artefacts")
+        "official pipeline does, to hide artefacts", advanced=True)
     template: str = _option(
         CHOICE, "gpen", "alignment template", "gpen: GPEN's own face framing (as trained); "
-        "ffhq: the tighter FFHQ framing other restorers use", choices=TEMPLATES)
+        "ffhq: the tighter FFHQ framing other restorers use", choices=TEMPLATES,
+        advanced=True)
     batch_size: int = _option(
         INTEGER, 4, "batch size", "Faces per network and parsing call: higher is faster on a "
         "GPU with enough memory; memory grows with it", minimum=1, maximum=64, step=1,
-        aligned=True)
+        aligned=True, advanced=True)
     temporal_smoothing: int = _option(
         INTEGER, 4, "temporal smoothing", "Steadies faces across a video's frames: each face is "
         "followed from frame to frame and its landmarks fitted over this many frames before "
         "and after, so a still face stays still and a moving one is followed without lag; "
         "0 = every frame on its own. Frames of unrelated pictures are told apart by how they "
-        "look", minimum=0, maximum=30, step=1)
+        "look", minimum=0, maximum=30, step=1, advanced=True)
     detection_max_side: int = 1280  # detection runs on a copy no larger than this
     keep_crops: bool = True         # put aligned/restored crops and masks in the face records
     keep_paste_mask: bool = False   # give the result an image-sized mask of what was pasted
@@ -224,9 +232,10 @@ MODEL = Option("model", TEXT, DEFAULT_MODEL, "model",
                "GPEN checkpoint: a release (GPEN-BFR-512 suits most photos; 1024 and 2048 for "
                "large faces), or a checkpoint file in the models folder. A missing release is "
                "downloaded on first use")
-MAX_MEGAPIXELS = Option("max_megapixels", NUMBER, 150, "largest image",  # a 12000 x 12000 photo
-                        "Images larger than this many megapixels are refused before they are "
-                        "decoded", minimum=1.0, maximum=1100.0, step=1.0)
+MAX_MEGAPIXELS = Option("max_megapixels", NUMBER, 150, "largest image, in megapixels",
+                        "Images larger than this (in millions of pixels: 150 takes a 12000 x "
+                        "12000 photo) are refused before they are decoded", minimum=1.0,
+                        maximum=1100.0, step=1.0)
 FACES_PER_IMAGE = Option("faces_per_image", INTEGER, 100, "most faces in one image",
                          "Bounds the work one image may ask for: landmarks for more faces are "
                          "refused before any work, and of more faces found, the largest this "

@@ -18,7 +18,7 @@ import torch
 from .alignment import align_face, invert_affine, similarity_transform, template_points
 from .compositing import BOX_MASK, blend_crop, feathered_face_mask, paste_face
 from .face_models import DetectedFace
-from .images import merge_image, side_by_side, split_image, to_dtype
+from .images import merge_image, split_image, to_dtype
 from .inference import NetworkRunner
 from .options import RestoreOptions
 from .tracking import FaceTracker, scene_signature
@@ -186,6 +186,11 @@ class FaceRestorer:
             result = waiting.popleft().result()
             result.ran_on = f"{self.device} ({self.precision})"
             yield result
+
+    def detect(self, image, options=RestoreOptions(), any_float_range=False):
+        """The faces of an image, left to right: a face's number is its place here."""
+        rgb, layout = split_image(image, any_float_range)
+        return self.find_faces(rgb, layout, options)
 
     def find_faces(self, rgb, layout, options, landmarks=None):
         """Faces, ordered left to right by their box centres: the supplied ones, or those the
@@ -496,14 +501,6 @@ def select_faces(faces, options, image_shape, numbers=None, previous=None):
     if options.max_faces and len(chosen) > options.max_faces:
         chosen = sorted(chosen, key=side, reverse=True)[:options.max_faces]
     return sorted(chosen)
-
-
-def face_strip(record):
-    """A face record's crops as one RGB uint8 image: before, after, and its paste mask."""
-    size = record.restored.shape[:2][::-1]
-    mask = cv2.resize(record.mask, size, interpolation=cv2.INTER_AREA)
-    return side_by_side([record.aligned, record.restored,
-                         np.repeat(_to_uint8(mask)[:, :, None], 3, axis=2)])
 
 
 def _to_uint8(crop):

@@ -67,18 +67,24 @@ def test_registered_once_and_used_by_restore_faces(webui, astronaut):
 
 def test_settings_have_their_own_section_beside_face_restoration(webui):
     labels = shared.opts.data_labels
-    keys = [key for key in labels if key.startswith("gpen_")]
+    pointer = labels["gpen_face_restoration_pointer"]  # where Face restoration names GPEN
+    assert pointer.section == ("face-restoration", "Face restoration")
+    assert "Settings &gt; Postprocessing &gt; GPEN" in pointer.default
+    keys = [key for key in labels if key.startswith("gpen_") and labels[key] is not pointer]
     assert {"gpen_model", "gpen_weight", "gpen_face_selection", "gpen_detection_model",
             "gpen_detection_threshold", "gpen_mask", "gpen_color_correction", "gpen_batch_size",
             "gpen_precision"} <= set(keys)
     assert all(labels[key].section == ("gpen", "GPEN") for key in keys)
     assert all(labels[key].category_id == "postprocessing" for key in keys)
     choices = labels["gpen_model"].component_args()["choices"]
-    assert choices[:4] == ["GPEN-BFR-256", "GPEN-BFR-512", "GPEN-BFR-1024", "GPEN-BFR-2048"]
+    assert choices[:4] == ["GPEN-BFR-256 (downloaded on first use)", "GPEN-BFR-512",
+                           "GPEN-BFR-1024 (downloaded on first use)",
+                           "GPEN-BFR-2048 (downloaded on first use)"]
     from gpen_ext.options import restore_option_list
     for option in restore_option_list():  # derived from the one description, limits and all
         info = labels[f"gpen_{option.name}"]
-        assert option.help in info.comment_after
+        assert info.component_args["info"] == option.help  # shown by gradio in either host
+        assert not info.label.startswith("GPEN")  # the section says it
         if option.minimum is not None:
             assert (info.component_args["minimum"], info.component_args["maximum"]) == \
                 (option.minimum, option.maximum)
@@ -138,8 +144,8 @@ def test_scripts_expose_only_the_gpen_postprocessing_class(webui):
     assert classes == [webui.GPENPostprocessing] and classes[0].name == "GPEN"
 
 
-EXTRAS_CONTROLS = ["enable", "visibility", "weight", "model", "face_selection", "face_indices",
-                   "min_face_size", "max_faces", "face_regions", "show_faces"]
+EXTRAS_CONTROLS = ["enable", "model", "weight", "visibility", "face_selection", "max_faces",
+                   "face_indices", "min_face_size", "face_regions", "show_numbers", "show_faces"]
 
 
 def test_extras_ui_controls_and_infotext(webui, astronaut):
@@ -148,7 +154,15 @@ def test_extras_ui_controls_and_infotext(webui, astronaut):
         controls = script.ui()
     assert list(controls) == EXTRAS_CONTROLS
     assert controls["enable"].value is False
-    assert controls["model"].choices[0][0] == "GPEN-BFR-256"
+    shown = [choice[0] if isinstance(choice, tuple) else choice  # gradio 4 pairs them
+             for choice in controls["model"].choices]
+    assert shown[:2] == ["GPEN-BFR-256 (downloaded on first use)", "GPEN-BFR-512"]
+    assert isinstance(controls["min_face_size"], gr.Number)  # small sizes within reach
+    assert webui.parsed(webui.MODEL, shown[0]) == "GPEN-BFR-256"
+    detector = webui.OPTIONS_BY_NAME["detection_model"]
+    assert webui.stored(detector, "retinaface_resnet50") == "RetinaFace ResNet-50"
+    assert webui.parsed(detector, "RetinaFace ResNet-50") == "retinaface_resnet50"
+    assert webui.parsed(detector, "retinaface_resnet50") == "retinaface_resnet50"
     assert controls["face_regions"].value == ["skin", "brows", "eyes", "ears", "nose", "mouth"]
     assert script.order > 1000 and isinstance(script, scripts_postprocessing.ScriptPostprocessing)
     pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
@@ -166,9 +180,9 @@ def test_extras_face_choices_reach_the_pipeline_and_the_infotext(webui, astronau
                        face_regions=["skin", "nose"], show_faces=True)
     assert pp.info["GPEN face numbers"] == "1, 0" and pp.info["GPEN face regions"] == "skin, nose"
     assert "GPEN face selection" not in pp.info  # at its default
-    assert [extra.nametags for extra in pp.extra_images] == [["gpen-face00"], ["gpen-face01"]]
-    strip = np.asarray(pp.extra_images[0].image)
-    assert strip.shape == (64, 192, 3) and all(extra.disable_processing for extra in pp.extra_images)
+    assert [extra.nametags for extra in pp.extra_images] == [["gpen-faces"]]  # one sheet
+    sheet = np.asarray(pp.extra_images[0].image)
+    assert sheet.shape == (2 * (64 + 24), 192, 3) and pp.extra_images[0].disable_processing
     summary = next(line for line in caplog.messages if line.startswith("GPEN: restored"))
     assert "restored 2 of" in summary and " s on cpu (fp32)" in summary
 
@@ -427,3 +441,45 @@ def test_error_details_name_no_server_paths(client, webui, astronaut, monkeypatc
         response = client.post("/gpen/v1/restore", json={"image": image, **body})
         assert response.status_code in (422, 500) and message in response.text, response.text
         assert str(models) not in response.text and str(models.resolve()) not in response.text
+
+
+def test_show_face_numbers_draws_the_faces_and_restores_nothing(webui, astronaut):
+    pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
+    webui.GPENPostprocessing().process(pp, enable=True, visibility=1.0, weight=1.0, model=None,
+                                       show_numbers=True)
+    assert np.array_equal(np.asarray(pp.image), astronaut) and pp.info == {}
+    boxed = np.asarray(pp.extra_images[0].image)
+    assert boxed.shape == astronaut.shape and changed(boxed, astronaut) > 0
+    assert pp.extra_images[0].nametags == ["gpen-faces"]
+
+
+def test_extras_progress_counts_faces_and_interrupt_stops_them(webui, astronaut, caplog,
+                                                              monkeypatch):
+    state = shared.state
+    state.job_count, state.job_no, state.interrupted = 1, 1, False  # as Extras leaves them
+    state.seen.clear()
+    shared.opts.gpen_batch_size = 1
+    pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
+    with caplog.at_level(logging.INFO):
+        webui.GPENPostprocessing().process(pp, enable=True, visibility=1.0, weight=1.0,
+                                           model=None)
+    found = len([message for message in caplog.messages if "face(s) restored" in message])
+    progress = [value for value, text in state.seen if text.startswith("GPEN:")]
+    assert progress == sorted(progress) and progress[0] < 1 and progress[-1] == 1 and found > 1
+    assert state.job_no == 1  # as Extras left it
+
+    original = webui.HostProgress.__call__
+
+    def interrupt_after_the_first(self, done, total):  # Interrupt pressed after one face
+        if done >= 1:
+            state.interrupted = True
+        return original(self, done, total)
+
+    monkeypatch.setattr(webui.HostProgress, "__call__", interrupt_after_the_first)
+    pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
+    with caplog.at_level(logging.WARNING):
+        webui.GPENPostprocessing().process(pp, enable=True, visibility=1.0, weight=1.0,
+                                           model=None)
+    state.interrupted = False
+    assert pp.info["GPEN stopped"].startswith("after 1 of")
+    assert "stopped after 1 of" in caplog.text and changed(pp.image, astronaut) > 0

@@ -58,9 +58,10 @@ def test_restore_faces_through_the_host_changes_the_face(report):
 
 
 def test_extras_script_runs_and_writes_infotext(report):
-    assert report["extras_controls"] == ["enable", "visibility", "weight", "model",
-                                         "face_selection", "face_indices", "min_face_size",
-                                         "max_faces", "face_regions", "show_faces"]
+    assert report["extras_controls"] == ["enable", "model", "weight", "visibility",
+                                         "face_selection", "max_faces", "face_indices",
+                                         "min_face_size", "face_regions", "show_numbers",
+                                         "show_faces"]
     assert report["extras_info"] == {"GPEN visibility": 1.0, "GPEN weight": 0.5, "GPEN model": MODEL}
     assert report["extras_change"] > 0.5
 
@@ -68,8 +69,26 @@ def test_extras_script_runs_and_writes_infotext(report):
 def test_extras_shows_each_face_beside_the_result(report):
     assert report["extras_faces_info"]["GPEN face selection"] == "largest"
     assert report["extras_faces_info"]["GPEN face regions"] == "skin, nose"
-    (nametags, shape, kept_apart), = report["extras_faces"]
-    assert nametags[-1].startswith("gpen-face") and shape == [64, 192, 3] and kept_apart
+    (nametags, shape, kept_apart), = report["extras_faces"]  # one sheet, headed by numbers
+    assert nametags[-1] == "gpen-faces" and shape == [64 + 24, 192, 3] and kept_apart
+
+
+def test_face_numbers_are_shown_without_restoring(report):
+    assert report["numbers_unchanged"] and report["numbers_extra"] == [["gpen-faces"]]
+
+
+def test_extras_shows_progress_in_faces_and_stops_at_interrupt(report):
+    seen = report["progress_seen"]
+    assert seen and all(job_no == 0 for job_no, *_ in seen)  # the image under way, not done
+    assert [step for _, step, _, _ in seen] == sorted(step for _, step, _, _ in seen)
+    assert seen[-1][1] == 2 < seen[-1][2]  # Interrupt pressed as the second face was done:
+    assert report["stopped_info"].startswith("after 3 of")  # it lands within one batch
+    assert report["job_no_after"] == 1
+
+
+def test_hostile_requests_are_refused_by_the_real_hosts_pydantic(report):
+    assert report["hostile_status"] == {"face_indices": 422, "batch_size": 422, "model": 422,
+                                        "landmarks": 422, "deep": 422}
 
 
 def test_routes_answer(report):

@@ -61,6 +61,38 @@ script.process(pp, enable=True, visibility=1.0, weight=1.0, model=model_name,
 report["extras_faces_info"] = pp.info
 report["extras_faces"] = [[extra.nametags, list(np.asarray(extra.image).shape),
                            extra.disable_processing] for extra in pp.extra_images]
+pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(image))
+script.process(pp, enable=True, visibility=1.0, weight=1.0, model=model_name, show_numbers=True)
+report["numbers_unchanged"] = bool(np.array_equal(np.asarray(pp.image), image))
+report["numbers_extra"] = [extra.nametags for extra in pp.extra_images]
+
+# the host's progress state, as Extras leaves it for an image, and its Interrupt
+shared.state.begin(job="extras")
+shared.state.job_count = 1
+shared.state.nextjob()
+seen = []
+shared.opts.gpen_batch_size = 1
+original_textinfo = type(shared.state).__setattr__
+
+
+class Watched(type(shared.state)):
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if name == "textinfo" and value and value.startswith("GPEN:") and "of" in value:
+            seen.append([self.job_no, self.sampling_step, self.sampling_steps, value])
+            if self.sampling_step >= 2:
+                self.interrupted = True  # Interrupt pressed after two faces
+
+
+shared.state.__class__ = Watched
+pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(image))
+script.process(pp, enable=True, visibility=1.0, weight=1.0, model=model_name)
+shared.state.__class__ = Watched.__mro__[1]
+report["progress_seen"] = seen
+report["stopped_info"] = pp.info.get("GPEN stopped")
+report["job_no_after"] = shared.state.job_no
+shared.state.end()
+shared.opts.gpen_batch_size = 4
 
 from modules.api.api import Api  # noqa: E402
 from modules.call_queue import queue_lock  # noqa: E402
@@ -74,6 +106,13 @@ response = client.post("/gpen/v1/restore", json={"image": png, "face_selection":
 report["route_status"] = response.status_code
 report["route_faces"] = len(response.json().get("faces", []))
 report["models_status"] = client.get("/gpen/v1/models").status_code
+hostile = {"face_indices": [1.0], "batch_size": True, "model": "é" * 255,
+           "landmarks": [[[1, 2]] * 5] * 2000}
+report["hostile_status"] = {name: client.post("/gpen/v1/restore", json={
+    "image": png, name: value}).status_code for name, value in hostile.items()}
+deep = '{"image": "%s", "landmarks": %s}' % (png, "[" * 950 + "]" * 950)
+report["hostile_status"]["deep"] = client.post(
+    "/gpen/v1/restore", content=deep, headers={"content-type": "application/json"}).status_code
 
 shared.cmd_opts.api_auth = "alice:secret"  # as started with --api-auth alice:secret
 guarded = FastAPI()

@@ -33,6 +33,7 @@ class HostEnvironment:
     collect_garbage: Callable[[], None] = _nothing   # e.g. the host's torch_gc
     free_memory: Callable[[], None] = _nothing       # e.g. Forge's prepare_free_memory
     faces_per_image: Callable[[], int] = lambda: FACES_PER_IMAGE.default  # work an image may ask
+    status: Callable[[str], None] = lambda text: None  # e.g. the host's progress text
 
 
 class RestorationService:
@@ -57,6 +58,10 @@ class RestorationService:
                 if self._restorer is not None:
                     self._restorer.to("cpu")
                 self.environment.free_memory()
+                if reference.release is not None and not reference.path.is_file():
+                    text = f"GPEN: downloading {reference.name} (once; progress in the console)"
+                    log.info("%s", text)
+                    self.environment.status(text)
                 restorer = load_restorer(reference, device=device, precision=precision,
                                          face_models_dir=self.environment.face_models_dir(),
                                          allow_paths=False)
@@ -78,6 +83,12 @@ class RestorationService:
                 if self.environment.unload_after_use():
                     restorer.to("cpu")
                 self.environment.collect_garbage()
+
+    def detect(self, image, settings):
+        """The faces of an image, left to right, as the restorer for `settings` finds them."""
+        with self._lock:
+            return self.restorer(settings.model, settings.precision).detect(image,
+                                                                           settings.options)
 
     def restore_safely(self, image, settings, progress=None):
         """(image, result): restored, or, if anything fails, the image as given, None and a

@@ -3,6 +3,7 @@ HTTP routes. The only module of the project that imports the WebUI's `modules`.
 
 Every setting and control is derived from the option descriptions in options.py."""
 
+import contextlib
 import html
 import json
 import logging
@@ -15,9 +16,10 @@ from PIL import Image
 from modules import (devices, face_restoration, paths, script_callbacks, scripts_postprocessing,
                      shared, ui_components)
 
-from ..options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, HOST_OPTIONS, LIST_KINDS,
-                       MAX_MEGAPIXELS, MODEL, NAMES, NUMBER, Settings)
-from ..pipeline import face_strip
+from ..options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, HOST_OPTIONS, INTEGER,
+                       LIST_KINDS, MAX_MEGAPIXELS, MODEL, NAMES, NUMBER, Settings)
+from ..pipeline import RestorationInterrupted
+from ..sheets import face_sheet, numbered_faces
 from ..registry import list_models
 from .api import create_router
 from .service import HostEnvironment, RestorationService
@@ -28,11 +30,19 @@ NAME = "GPEN"
 SECTION = ("gpen", "GPEN")
 CATEGORY = "postprocessing"  # the Settings category that holds Face restoration
 EXTRAS_ENABLED = "gpen_extras_enabled"
-# The Extras section's controls, row by row; the rest comes from Settings.
-EXTRAS_ROWS = (("visibility", "weight", "model"),
-               ("face_selection", "face_indices", "min_face_size", "max_faces"),
-               ("face_regions",))
-SHOW_FACES = "show_faces"
+# The Extras section, group by group (the first always open), row by row; the rest of the
+# options come from Settings, in the same order.
+EXTRAS_GROUPS = ((None, (("model",), ("weight", "visibility"))),
+                 ("Which faces", (("face_selection", "max_faces"),
+                                  ("face_indices", "min_face_size"))),
+                 ("Face regions", (("face_regions",),)))
+SHOW_NUMBERS, SHOW_FACES = "show_numbers", "show_faces"
+DIAGNOSTICS = {
+    SHOW_NUMBERS: ("Show face numbers", "Only find the faces, and return the photo with each "
+                   "face's box and number (for face numbers); nothing is restored"),
+    SHOW_FACES: ("Show each face", "Also return one sheet with every restored face before and "
+                 "after and its paste mask, headed by its number"),
+}
 
 
 def models_dir():
@@ -42,11 +52,6 @@ def models_dir():
 
 def face_models_dir():
     return Path(paths.models_path) / "GFPGAN"  # where the WebUI keeps facexlib's weights
-
-
-def model_choices():
-    """The four releases, then any other checkpoint found in the models folder."""
-    return [listing.name for listing in list_models(models_dir())]
 
 
 def _device():
@@ -67,7 +72,8 @@ SERVICE = RestorationService(HostEnvironment(
     models_dir=models_dir, face_models_dir=face_models_dir, device=_device,
     unload_after_use=lambda: bool(getattr(shared.opts, "face_restoration_unload", False)),
     collect_garbage=devices.torch_gc, free_memory=_free_memory,
-    faces_per_image=lambda: setting(FACES_PER_IMAGE)))
+    faces_per_image=lambda: setting(FACES_PER_IMAGE),
+    status=lambda text: setattr(shared.state, "textinfo", text)))
 
 SETTING_OPTIONS = (*HOST_OPTIONS, MAX_MEGAPIXELS, FACES_PER_IMAGE)
 OPTIONS_BY_NAME = {option.name: option for option in SETTING_OPTIONS}
@@ -78,15 +84,25 @@ def setting_key(option):
 
 
 def label(option):
+    """An option's label in GPEN's own sections, which need not repeat the name."""
+    return option.label[:1].upper() + option.label[1:]
+
+
+def infotext_key(option):
+    """An option's name in an image's infotext, which other scripts share: with the name."""
     return f"{NAME} {option.label}"
 
 
 def stored(option, value):
-    """An option's value as a WebUI setting or control holds it (face numbers as text, names
-    as a list)."""
+    """An option's value as a WebUI setting or control holds it: face numbers as text, names
+    as a list, choices by the names people read (gradio 3 shows what it stores)."""
     if option.kind == NAMES:
         return list(value)
-    return option.to_text(value) if option.kind == FACE_NUMBERS else value
+    if option.kind == FACE_NUMBERS:
+        return option.to_text(value)
+    if option is MODEL:
+        return model_label(value)
+    return option.choice_label(value) if option.kind == CHOICE else value
 
 
 def parsed(option, value):
@@ -95,7 +111,30 @@ def parsed(option, value):
         return None
     if option.kind == NAMES:
         return tuple(value)
-    return option.from_text(value) if option.kind == FACE_NUMBERS else value
+    if option.kind == FACE_NUMBERS:
+        return option.from_text(value)
+    if option.kind == INTEGER:
+        return int(value) if float(value) == int(value) else value  # number boxes give floats
+    if option is MODEL:
+        return str(value).removesuffix(NOT_INSTALLED)
+    if option.kind == CHOICE:
+        return {option.choice_label(choice): choice for choice in option.choices}.get(value, value)
+    return value
+
+
+NOT_INSTALLED = " (downloaded on first use)"
+
+
+def model_label(name):
+    """A model's name, marked where it is a release not yet in the models folder."""
+    listing = next((item for item in list_models(models_dir()) if item.name == name), None)
+    return name if listing is None or listing.installed else name + NOT_INSTALLED
+
+
+def model_choices():
+    """The releases, marked where not yet here, then every other checkpoint in the folder."""
+    return [item.name if item.installed else item.name + NOT_INSTALLED
+            for item in list_models(models_dir())]
 
 
 def control(option, **arguments):
@@ -107,9 +146,15 @@ def control(option, **arguments):
     if option.kind == NAMES:
         return gr.CheckboxGroup, {"choices": list(option.choices), **arguments}
     if option.kind == FACE_NUMBERS:
-        return gr.Textbox, {"placeholder": "e.g. 0, 2", **arguments}
+        return gr.Textbox, {"placeholder": "e.g. 0, 2 (empty: every face)", "lines": 1,
+                            "max_lines": 1, **arguments}
     if option.kind == CHOICE:
-        return gr.Radio, {"choices": list(option.choices), **arguments}
+        shown = [option.choice_label(choice) for choice in option.choices]
+        return gr.Dropdown if len(shown) > 2 else gr.Radio, {"choices": shown, **arguments}
+    if option.kind == INTEGER and option.maximum - option.minimum > 100:
+        # a slider over thousands makes small values unreachable: a number box
+        return gr.Number, {"minimum": option.minimum, "maximum": option.maximum, "precision": 0,
+                           **arguments}
     return gr.Slider, {"minimum": option.minimum, "maximum": option.maximum,
                        "step": option.step, **arguments}
 
@@ -137,10 +182,11 @@ def usable_settings(**overrides):
 
 def restore_array(image, settings):
     """Restore an RGB(A) uint8 array with options.Settings: (image, result), where on any
-    failure the image comes back as it was and the result is None."""
+    failure the image comes back as it was and the result is None; the WebUI's progress
+    shows the faces, and its Interrupt stops them."""
     if settings is None:
         return image, None
-    return SERVICE.restore_safely(image, settings)
+    return SERVICE.restore_safely(image, settings, progress=HostProgress())
 
 
 class GPENFaceRestoration(face_restoration.FaceRestoration):
@@ -157,6 +203,7 @@ def hints_html():
     """Every option's help, keyed by its label, for javascript/gpen_hints.js to show as the
     controls' hover titles."""
     hints = {label(option): option.help for option in SETTING_OPTIONS}
+    hints.update({text: hint for text, hint in DIAGNOSTICS.values()})
     hints[NAME] = "Restore faces with GPEN (GAN Prior Embedded Network)"
     return f"<div data-gpen-hints=\"{html.escape(json.dumps(hints), quote=True)}\" hidden></div>"
 
@@ -169,69 +216,127 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
     def ui(self):
         controls = {}
         with ui_components.InputAccordion(False, label=NAME) as enable:
-            for row in EXTRAS_ROWS:
+            for title, rows in EXTRAS_GROUPS:
+                with gr.Accordion(title, open=False) if title else gr.Group():
+                    for row in rows:
+                        with gr.Row():
+                            for name in row:
+                                controls[name] = self.control(OPTIONS_BY_NAME[name])
+            with gr.Accordion("Check the faces", open=False):
                 with gr.Row():
-                    for option in (OPTIONS_BY_NAME[name] for name in row):
-                        component, arguments = control(
-                            option, value=stored(option, setting(option)), label=label(option),
-                            elem_id=f"extras_gpen_{option.name}")
-                        if option.parsing_mask:  # the mask is chosen in Settings
-                            arguments["info"] = "with the parsing mask (Settings > GPEN)"
-                        controls[option.name] = component(**arguments)
-            controls[SHOW_FACES] = gr.Checkbox(
-                False, label="GPEN: show each face before and after, with its paste mask",
-                elem_id="extras_gpen_show_faces")
+                    for name, (text, hint) in DIAGNOSTICS.items():
+                        controls[name] = gr.Checkbox(False, label=text, info=hint,
+                                                     elem_id=f"extras_gpen_{name}")
             gr.HTML(hints_html(), elem_id="gpen_hints")
         return {"enable": enable, **controls}
 
-    def process(self, pp, enable=None, show_faces=False, **values):
+    @staticmethod
+    def control(option):
+        component, arguments = control(option, value=stored(option, setting(option)),
+                                       label=label(option), elem_id=f"extras_gpen_{option.name}")
+        if option.parsing_mask:  # the mask is chosen in Settings
+            arguments["info"] = "with the paste mask set to \"parsing\" (Settings > GPEN)"
+        return component(**arguments)
+
+    def process(self, pp, enable=None, show_numbers=False, show_faces=False, **values):
         if enable is None:  # the extras API passes None for extension scripts: use Settings
             enable = bool(getattr(shared.opts, EXTRAS_ENABLED, False))
         settings = usable_settings(keep_crops=bool(show_faces), **values) if enable else None
-        if settings is None or settings.options.visibility == 0:
+        if settings is None or (settings.options.visibility == 0 and not show_numbers):
             return
         keep_mode = pp.image.mode in ("RGB", "RGBA")
         pixels = np.array(pp.image if keep_mode else pp.image.convert("RGB"))
-        restored, result = restore_array(pixels, settings)
+        if show_numbers:
+            pp.extra_images.append(pp.create_copy(Image.fromarray(face_numbers(pixels, settings)),
+                                                  nametags=["gpen-faces"],
+                                                  disable_processing=True))
+            return
+        with extras_progress():
+            restored, result = restore_array(pixels, settings)
         if result is None or not result.faces:
             return  # nothing restored: the image and the infotext stay as they were
         pp.image = Image.fromarray(restored)
-        pp.info.update(infotext(settings))
+        pp.info.update(infotext(settings, result))
         if show_faces:
-            for face in result.faces:
-                strip = Image.fromarray(face_strip(face))
-                pp.extra_images.append(pp.create_copy(
-                    strip, nametags=[f"gpen-face{face.number:02d}"], disable_processing=True))
+            pp.extra_images.append(pp.create_copy(Image.fromarray(face_sheet(result.faces)),
+                                                  nametags=["gpen-faces"],
+                                                  disable_processing=True))
 
 
-def infotext(settings):
-    """What GPEN did, for the image's infotext: visibility, weight and model, and every other
-    option of the Extras section that is not at its default."""
+def face_numbers(pixels, settings):
+    """The photo with each face found boxed and numbered; the photo alone if that fails."""
+    try:
+        faces = SERVICE.detect(pixels, settings)
+    except Exception as error:  # the host's own work must go on whatever happens here
+        log.error("GPEN: faces could not be found: %s", error)
+        return pixels
+    log.info("GPEN: %d face(s) found, numbered from 0 left to right", len(faces))
+    return numbered_faces(pixels, [face.box for face in faces])
+
+
+class HostProgress:
+    """The faces restored so far, in the WebUI's own progress state and console, and its
+    Interrupt honoured between batches."""
+
+    def __call__(self, done, total):
+        state = shared.state
+        if state.interrupted or getattr(state, "stopping_generation", False):
+            raise RestorationInterrupted()
+        state.sampling_steps, state.sampling_step = total, done
+        state.textinfo = f"GPEN: {done} of {total} face(s)"
+        if done:
+            log.info("GPEN: %d of %d face(s) restored", done, total)
+
+
+@contextlib.contextmanager
+def extras_progress():
+    """Extras counts an image done as it starts (its bar reads 100% at once): while GPEN
+    restores, the image counts as under way and its faces as the steps."""
+    state = shared.state
+    state.job_no = max(state.job_no - 1, 0)
+    try:
+        yield
+    finally:
+        state.job_no += 1
+        state.sampling_step = state.sampling_steps
+
+
+def infotext(settings, result):
+    """What GPEN did, for the image's infotext: visibility, weight and model, every other
+    option of the Extras section that is not at its default, and a stop part way."""
     entries = {}
-    for name in (name for row in EXTRAS_ROWS for name in row):
+    for name in (name for _, rows in EXTRAS_GROUPS for row in rows for name in row):
         option = OPTIONS_BY_NAME[name]
         value = settings.value(option)
-        if name in EXTRAS_ROWS[0] or value != option.default:
-            entries[label(option)] = round(value, 3) if option.kind == NUMBER else \
+        if name in ("model", "weight", "visibility") or value != option.default:
+            entries[infotext_key(option)] = round(value, 3) if option.kind == NUMBER else \
                 option.to_text(value) if option.kind in LIST_KINDS else value
+    if result.interrupted:
+        entries[f"{NAME} stopped"] = f"after {len(result.faces)} of {result.found} faces"
     return entries
 
 
 def on_ui_settings():
     for option in SETTING_OPTIONS:
-        component, arguments = control(option)
+        component, arguments = control(option, info=option.help)
         if option is MODEL:  # the folder's checkpoints as they are when the page is built
-            arguments = lambda: {"choices": model_choices()}  # noqa: E731
+            arguments = lambda: {"choices": model_choices(), "info": MODEL.help}  # noqa: E731
         info = shared.OptionInfo(stored(option, option.default), label(option), component,
-                                 arguments, section=SECTION).info(option.help)
+                                 arguments, section=SECTION)
         info.category_id = CATEGORY
         shared.opts.add_option(setting_key(option), info)
-    info = shared.OptionInfo(False, "GPEN in Extras API calls without GPEN arguments",
-                             gr.Checkbox, None, section=SECTION).info(
-        "The Extras API passes no GPEN settings; when on, those calls restore faces with the "
-        "settings here")
+    info = shared.OptionInfo(False, "Restore faces in Extras API calls that carry no GPEN "
+                             "values", gr.Checkbox, {"info": (
+                                 "The Extras API passes no values to extension scripts; when "
+                                 "on, those calls restore faces with the settings above")},
+                             section=SECTION)
     info.category_id = CATEGORY
     shared.opts.add_option(EXTRAS_ENABLED, info)
+    pointer = shared.OptionHTML("GPEN, when chosen above, takes its model, weight and every "
+                                "other option from its own page: Settings &gt; Postprocessing "
+                                "&gt; GPEN.")
+    pointer.section, pointer.category_id = ("face-restoration", "Face restoration"), CATEGORY
+    shared.opts.add_option("gpen_face_restoration_pointer", pointer)
 
 
 def on_app_started(demo, app):

@@ -21,6 +21,30 @@ class OptionInfo:
         return self
 
 
+class OptionHTML(OptionInfo):
+    def __init__(self, text):
+        super().__init__(str(text).strip(), label="")
+        self.do_not_save = True
+
+
+class State:
+    """The host's progress and Interrupt (modules.shared_state.State), as Extras sets it."""
+
+    def __init__(self):
+        self.interrupted = self.stopping_generation = False
+        self.job_no = self.job_count = self.sampling_step = self.sampling_steps = 0
+        self.textinfo = None
+        self.seen = []  # (progress as the host computes it, textinfo) at each report
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name == "textinfo" and value and hasattr(self, "seen"):
+            progress = self.job_no / self.job_count if self.job_count else 0
+            if self.sampling_steps and self.job_count:
+                progress += self.sampling_step / self.sampling_steps / self.job_count
+            self.seen.append((min(progress, 1), value))
+
+
 class Options:
     def __init__(self):
         object.__setattr__(self, "data", {"face_restoration_model": "CodeFormer",
@@ -43,3 +67,4 @@ class Options:
 
 
 opts = Options()
+state = State()
