@@ -7,8 +7,8 @@ and its landmarks at each frame are replaced by a weighted straight-line fit thr
 landmarks over the frames around it, before and after. A still face then gets still
 landmarks, and a face in steady motion is followed without lag: a line through a steady motion
 is the motion itself, and the frames after a frame weigh as much as those before it. The
-correction is capped at a share of the face's size, so that a face never moves far from where
-the detector put it.
+correction is capped at a share of the face's size (detectors jitter by up to a tenth of it on
+small faces), so that a face never moves far from where the detector put it.
 
 Tracks end at scene cuts (a frame that looks unlike the one before) and where a face is not
 found again within a few frames; a short gap where the detector missed a face is filled from
@@ -26,7 +26,7 @@ SIGNATURE_SIDE = 16       # frames are compared as 16 x 16 grey thumbnails
 CUT_DIFFERENCE = 0.12     # mean thumbnail difference (0..1) above which a frame starts a shot
 MATCH_OVERLAP = 0.3       # a face continues a track whose last box it overlaps this much (IoU)
 MAX_GAP = 2               # frames a face may go unfound and still continue its track
-MAX_CORRECTION = 0.1      # of the distance between the eyes: the most steadying moves a point
+MAX_CORRECTION = 0.3      # of the distance between the eyes: the most steadying moves a point
 WEIGHT_WIDTH = 0.5        # Gaussian weights of standard deviation radius x this
 
 

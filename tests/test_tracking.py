@@ -53,11 +53,12 @@ def test_steady_motion_is_followed_without_lag():
     assert np.abs(exact - np.stack(truth)).max() < 1e-9  # a line through a line: no lag
 
 
-def test_no_point_moves_more_than_a_tenth_of_the_eye_distance():
-    frames = [[face_at(200, 150)] for _ in range(5)] + [[face_at(200, 150, np.full((5, 2), 40.0))]]
+def test_no_point_moves_more_than_its_share_of_the_eye_distance():
+    from gpen_ext.tracking import MAX_CORRECTION
+    frames = [[face_at(200, 150)] for _ in range(5)] + [[face_at(200, 150, np.full((5, 2), 99.0))]]
     out = run(FaceTracker(4), frames)
     moved = out[-1].faces[0].face.landmarks - frames[-1][0].landmarks
-    assert np.linalg.norm(moved, axis=1).max() <= 0.1 * EYES_APART + 1e-9
+    assert np.linalg.norm(moved, axis=1).max() == pytest.approx(MAX_CORRECTION * EYES_APART)
 
 
 def test_without_smoothing_every_frame_is_its_own_shot_as_found():
