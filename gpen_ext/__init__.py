@@ -13,4 +13,4 @@ from .restorers import load_restorer
 
 __all__ = ["CheckpointError", "FaceRestorer", "RestoreOptions", "RestoreResult", "load_model",
            "load_restorer"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

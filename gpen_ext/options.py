@@ -136,8 +136,7 @@ class RestoreOptions:
         "1 = fully restored", minimum=0.0, maximum=1.0, step=0.01, aligned=True)
     visibility: float = _option(
         NUMBER, 1.0, "visibility", "How much of the result to show over the whole image: 0 = "
-        "the image as it was, 1 = only the result", minimum=0.0, maximum=1.0, step=0.01,
-        aligned=True)
+        "the image as it was, 1 = only the result", minimum=0.0, maximum=1.0, step=0.01)
     face_selection: str = _option(
         CHOICE, "all", "face selection", "Which faces to restore: all, only the largest, or "
         "only the one nearest the centre", choices=SELECTIONS)

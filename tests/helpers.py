@@ -94,3 +94,29 @@ def random_parsenet(size=512, seed=0):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.2, 0.2)
     return network
+
+
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+
+
+def widget_names(input_types):
+    """The widget inputs of a node, in the order ComfyUI lays out their values: required,
+    then optional; a list of choices is a widget too, a socket type is not."""
+    return [name for group in ("required", "optional")
+            for name, (kind, *_) in input_types.get(group, {}).items()
+            if isinstance(kind, list) or kind in WIDGET_TYPES]
+
+
+def graph_to_api(graph, input_types_of):
+    """A workflow saved by ComfyUI's editor (nodes and links) as the API format its /prompt
+    takes; `input_types_of(node type)` gives a node's INPUT_TYPES."""
+    links = {link[0]: link for link in graph["links"]}
+    prompt = {}
+    for node in graph["nodes"]:
+        inputs = dict(zip(widget_names(input_types_of(node["type"])), node["widgets_values"]))
+        for socket in node.get("inputs", []):
+            if socket.get("link") is not None:
+                _, origin, slot, *_ = links[socket["link"]]
+                inputs[socket["name"]] = [str(origin), slot]
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt

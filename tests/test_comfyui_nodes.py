@@ -57,9 +57,9 @@ def nodes(pack):
 
 def restore_inputs(pack, **overrides):
     """Every restore input at its default, as ComfyUI would pass them, with overrides."""
-    required = pack.NODE_CLASS_MAPPINGS["GPENRestoreFaces"].INPUT_TYPES()["required"]
-    values = {name: spec[1]["default"] for name, spec in required.items()
-              if name not in ("gpen_model", "image")}
+    types = pack.NODE_CLASS_MAPPINGS["GPENRestoreFaces"].INPUT_TYPES()
+    values = {name: spec[1]["default"] for group in ("required", "optional")
+              for name, spec in types[group].items() if name not in ("gpen_model", "image")}
     values.update(detection_model="retinaface_mobile0.25", mask="box")
     values.update(overrides)
     return values
@@ -79,11 +79,19 @@ def test_importing_the_pack_registers_nodes_and_loads_nothing(comfy, monkeypatch
 
 
 def test_inputs_are_derived_from_the_option_descriptions(comfy):
-    from gpen_ext.options import CHOICE, restore_option_list
-    required = comfy.NODE_CLASS_MAPPINGS["GPENRestoreFaces"].INPUT_TYPES()["required"]
+    from gpen_ext.options import CHOICE, NAMES, restore_option_list
+    types = comfy.NODE_CLASS_MAPPINGS["GPENRestoreFaces"].INPUT_TYPES()
+    inputs = {**types["required"], **types["optional"]}
     for option in restore_option_list():
-        kind, spec = required[option.name]
+        if option.kind == NAMES:  # one toggle a region, which cannot hold a wrong name
+            assert [name for name in inputs if name.startswith("region_")] == [
+                f"region_{choice}" for choice in option.choices]
+            continue
+        kind, spec = inputs[option.name]
         assert spec["tooltip"].startswith(option.help)
+        assert spec["display_name"] == option.label  # short: fits the node's width
+        assert (option.name in types["optional"]) == option.advanced == spec.get(
+            "advanced", False)  # advanced ones behind "Show Advanced"
         if option.minimum is not None:
             assert (spec["min"], spec["max"], spec["default"]) == \
                 (option.minimum, option.maximum, option.default)
@@ -91,6 +99,17 @@ def test_inputs_are_derived_from_the_option_descriptions(comfy):
             assert kind == list(option.choices)
     loader = comfy.NODE_CLASS_MAPPINGS["GPENModelLoader"].INPUT_TYPES()["required"]
     assert loader["precision"][0] == ["auto", "fp32", "fp16", "bf16"]
+    for node in comfy.NODE_CLASS_MAPPINGS.values():  # described, outputs explained
+        assert node.DESCRIPTION and len(node.OUTPUT_TOOLTIPS) == len(node.RETURN_TYPES)
+        assert all(name == name.lower() for name in node.RETURN_NAMES)
+
+
+def test_face_numbers_are_checked_before_the_workflow_runs(comfy):
+    restore = comfy.NODE_CLASS_MAPPINGS["GPENRestoreFaces"]
+    assert restore.VALIDATE_INPUTS(face_indices="") is True
+    assert restore.VALIDATE_INPUTS(face_indices="0, 2") is True
+    assert "face numbers" in restore.VALIDATE_INPUTS(face_indices="first")
+    assert "every face" in restore.INPUT_TYPES()["required"]["face_indices"][1]["tooltip"]
 
 
 def test_the_loader_lists_and_finds_models_in_comfyuis_folders(comfy, tmp_path,
@@ -99,8 +118,13 @@ def test_the_loader_lists_and_finds_models_in_comfyuis_folders(comfy, tmp_path,
     torch.save(tiny_state_dict, facerestore / "GPEN-BFR-256.pth")  # where ReActor keeps it
     (facerestore / "codeformer.pth").write_bytes(b"another restorer")
     choices = comfy.NODE_CLASS_MAPPINGS["GPENModelLoader"].INPUT_TYPES()["required"]["model"][0]
-    assert choices[:4] == ["GPEN-BFR-256", "GPEN-BFR-512", "GPEN-BFR-1024", "GPEN-BFR-2048"]
+    missing = " (downloaded on first use)"
+    assert choices[:4] == ["GPEN-BFR-256", "GPEN-BFR-512" + missing, "GPEN-BFR-1024" + missing,
+                           "GPEN-BFR-2048" + missing]  # which are here, which are not
     assert "tiny.pth" in choices and "codeformer.pth" not in choices
+    validate = comfy.NODE_CLASS_MAPPINGS["GPENModelLoader"].VALIDATE_INPUTS
+    assert validate("GPEN-BFR-512" + missing) is validate("GPEN-BFR-512") is True  # saved
+    assert "unknown model" in validate("nope.pth")  # either way, still valid once it is here
     loader = nodes(comfy)["GPENModelLoader"]
     model, = loader.load("256", "auto")  # the release, found in facerestore_models
     assert model.restorer.size == 64 and model.restorer.device.type == "cpu"
@@ -151,72 +175,70 @@ def test_face_choices_and_regions_as_text(comfy, astronaut, monkeypatch):
     node = nodes(comfy)
     model, = node["GPENModelLoader"].load("tiny.pth", "fp32")
     restore = node["GPENRestoreFaces"].restore
+    only = {f"region_{name}": False for name in ("brows", "eyes", "ears", "mouth")}
     one, one_mask = restore(model, frames, **restore_inputs(comfy, face_indices="0",
-                                                            mask="parsing",
-                                                            face_regions="skin, nose"))
+                                                            mask="parsing", **only))
     nose, nose_mask = restore(model, frames, **restore_inputs(comfy, face_indices="0",
-                                                              mask="parsing", face_regions="nose"))
+                                                              mask="parsing", region_skin=False,
+                                                              **only))
     assert 0 < nose_mask.sum() < one_mask.sum()
     none, none_mask = restore(model, frames, **restore_inputs(comfy, min_face_size=4096))
     assert torch.equal(none, frames) and none_mask.max() == 0
     assert 0 < (one_mask > 0).float().mean() < 0.2
     with pytest.raises(ValueError, match="face numbers"):
         restore(model, frames, **restore_inputs(comfy, face_indices="first"))
-    with pytest.raises(ValueError, match="face_regions"):
-        restore(model, frames, **restore_inputs(comfy, face_regions="teeth"))
+    no_eyes, _ = restore(model, frames, **restore_inputs(comfy, region_eyes=False, mask="box"))
+    assert no_eyes.shape == frames.shape
 
 
 def test_aligned_faces_and_interruption(comfy):
     crops = torch.rand(3, 80, 80, 3)
     node = nodes(comfy)
     model, = node["GPENModelLoader"].load("tiny.pth", "fp32")
-    restored, = node["GPENRestoreAlignedFaces"].restore(model, crops, weight=1.0, visibility=1.0,
+    types = node["GPENRestoreAlignedFaces"].INPUT_TYPES()
+    assert list(types["required"]) == ["gpen_model", "image", "weight", "color_correction"]
+    assert list(types["optional"]) == ["batch_size"]
+    restored, = node["GPENRestoreAlignedFaces"].restore(model, crops, weight=1.0,
                                                         color_correction=False, batch_size=2)
     assert restored.shape == crops.shape and not torch.equal(restored, crops)
     model_management.interrupted = True
     with pytest.raises(model_management.InterruptProcessingException):
-        node["GPENRestoreAlignedFaces"].restore(model, crops, weight=1.0, visibility=1.0,
+        node["GPENRestoreAlignedFaces"].restore(model, crops, weight=1.0,
                                                 color_correction=False, batch_size=2)
 
 
-def test_the_example_workflow_gives_every_input_a_valid_value(comfy):
+def test_the_example_workflow_is_the_editors_and_gives_every_input_a_valid_value(comfy):
     import json
-    workflow = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+    from helpers import graph_to_api
+    graph = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+    assert graph["version"] == 0.4 and graph["nodes"] and graph["links"]  # the editor's format
+    assert (ROOT / "example_workflows" / "gpen_restore_faces.jpg").is_file()  # its thumbnail
+    core = {"LoadImage": {"required": {"image": (["example.png"], {})}},
+            "SaveImage": {"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {})}},
+            "MaskToImage": {"required": {"mask": ("MASK",)}}}
+    workflow = graph_to_api(graph, lambda kind: comfy.NODE_CLASS_MAPPINGS[kind].INPUT_TYPES()
+                            if kind in comfy.NODE_CLASS_MAPPINGS else core[kind])
+    assert workflow["1"]["inputs"]["image"] == "example.png"  # what every ComfyUI has
     for node in workflow.values():
         if node["class_type"] not in comfy.NODE_CLASS_MAPPINGS:
             continue
-        required = comfy.NODE_CLASS_MAPPINGS[node["class_type"]].INPUT_TYPES()["required"]
-        assert set(node["inputs"]) == set(required), node["class_type"]
+        types = comfy.NODE_CLASS_MAPPINGS[node["class_type"]].INPUT_TYPES()
+        inputs = {**types["required"], **types.get("optional", {})}
+        assert set(node["inputs"]) == set(inputs), node["class_type"]
         for name, value in node["inputs"].items():
-            kind, *rest = required[name]
+            kind, *rest = inputs[name]
             spec = rest[0] if rest else {}
             if isinstance(kind, list):
-                assert value in kind, name
+                assert value in kind or value.removesuffix(" (downloaded on first use)") in [
+                    choice.removesuffix(" (downloaded on first use)") for choice in kind], name
             elif kind in ("INT", "FLOAT"):
                 assert spec["min"] <= value <= spec["max"], name
 
 
-def test_comfyuis_memory_manager_sizes_loads_and_unloads_the_restorer(comfy, astronaut,
-                                                                      monkeypatch):
-    """The restorer is one model to ComfyUI (a ModelPatcher): its size counts the face models
-    as they join, it is loaded for a run with room for a batch of faces, and ComfyUI moves
-    it away when it unloads it."""
-    node = nodes(comfy)
-    model, = node["GPENModelLoader"].load("tiny.pth", "fp32")
-    patcher = model.patcher
-    network_bytes = model_management.module_size(model.restorer.runner.network)
-    assert patcher.model_size() == network_bytes
-    assert (patcher.load_device, patcher.offload_device) == (
-        model_management.get_torch_device(), model_management.unet_offload_device())
-    frames = torch.from_numpy(astronaut[None].astype(np.float32) / 255)
-    node["GPENRestoreFaces"].restore(model, frames, **restore_inputs(comfy, mask="parsing"))
-    loaded_patcher, working, full = model_management.loaded[-1]
-    assert loaded_patcher is patcher and full and working > 0
-    parser = model.restorer.face_models.parser().network
-    detector = model.restorer.face_models.detector("retinaface_mobile0.25").network
-    assert patcher.model_size() == network_bytes + model_management.module_size(parser) + \
-        model_management.module_size(detector)
-    moves = []
-    monkeypatch.setattr(model.restorer, "to", lambda device: moves.append(str(device)))
-    patcher.detach()
-    assert moves == [str(patcher.offload_device)]
+def test_the_pack_has_a_name_comfyui_users_recognise():
+    import tomllib
+    from gpen_ext import __version__
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["tool"]["comfy"]["DisplayName"] == "GPEN Face Restoration"
+    assert project["project"]["name"] == "comfyui-gpen"
+    assert project["project"]["version"] == __version__

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT
+from helpers import ROOT, graph_to_api
 
 COMFYUI = Path(os.environ["COMFYUI_DIR"]) if os.environ.get("COMFYUI_DIR") else None
 pytestmark = pytest.mark.skipif(COMFYUI is None, reason="COMFYUI_DIR is not set")
@@ -69,6 +70,13 @@ class ComfyUI:
                 time.sleep(1)
         pytest.fail("ComfyUI did not answer in time")
 
+    def input_types(self, kind):
+        """A node's INPUT_TYPES as the server describes it, in its own order."""
+        info = json.loads(self.get(f"/object_info/{kind}"))[kind]
+        return {group: {name: tuple(info["input"][group][name])
+                        for name in info.get("input_order", {}).get(group, [])}
+                for group in ("required", "optional") if group in info["input"]}
+
     def upload(self, path):
         boundary = uuid.uuid4().hex
         body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\""
@@ -79,12 +87,15 @@ class ComfyUI:
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())["name"]
 
-    def run(self, workflow, seconds=300):
+    def submit(self, workflow):
         request = urllib.request.Request(self.url + "/prompt", headers={
             "Content-Type": "application/json"}, data=json.dumps({"prompt": workflow}).encode())
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())["prompt_id"]
+
+    def run(self, workflow, seconds=300):
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                prompt = json.loads(response.read())["prompt_id"]
+            prompt = self.submit(workflow)
         except urllib.error.HTTPError as error:
             pytest.fail(f"workflow refused: {error.read().decode()[:3000]}")
         deadline = time.monotonic() + seconds
@@ -132,6 +143,24 @@ def comfyui(tiny_state_dict, face_weights):
             path.unlink()
 
 
+def test_the_example_workflow_is_served_as_a_template(comfyui):
+    templates = json.loads(comfyui.get("/workflow_templates"))
+    assert templates[PACK] == ["gpen_restore_faces"]
+    graph = json.loads(comfyui.get(f"/api/workflow_templates/{PACK}/gpen_restore_faces.json"))
+    assert graph["version"] == 0.4
+    assert comfyui.get(f"/api/workflow_templates/{PACK}/gpen_restore_faces.jpg")[:2] == b"\xff\xd8"
+
+
+def test_a_bad_face_number_is_refused_before_the_run(comfyui):
+    graph = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+    workflow = graph_to_api(graph, lambda kind: comfyui.input_types(kind))
+    workflow["2"]["inputs"]["model"] = MODEL
+    workflow["3"]["inputs"]["face_indices"] = "first"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        comfyui.submit(workflow)
+    assert "face numbers" in refused.value.read().decode()
+
+
 def test_the_pack_registers_its_nodes(comfyui):
     for node in ("GPENModelLoader", "GPENRestoreFaces", "GPENRestoreAlignedFaces"):
         info = json.loads(comfyui.get(f"/object_info/{node}"))
@@ -143,7 +172,8 @@ def test_the_pack_registers_its_nodes(comfyui):
 def test_the_example_workflow_changes_the_face_and_nothing_else(comfyui, tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     cv2.imwrite(str(source), astronaut[..., ::-1])
-    workflow = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+    graph = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+    workflow = graph_to_api(graph, lambda kind: comfyui.input_types(kind))
     workflow["1"]["inputs"]["image"] = comfyui.upload(source)
     workflow["2"]["inputs"]["model"] = MODEL
     workflow["3"]["inputs"].update(detection_model="retinaface_mobile0.25", mask="box",

@@ -97,7 +97,7 @@ def test_where_an_option_applies_is_described_with_it():
     from gpen_ext.options import FACE_NUMBERS, LIST_KINDS, NAMES
     options = {option.name: option for option in restore_option_list()}
     assert [name for name, option in options.items() if option.aligned] == \
-        ["weight", "visibility", "color_correction", "batch_size"]
+        ["weight", "color_correction", "batch_size"]
     assert [name for name, option in options.items() if option.parsing_mask] == ["face_regions"]
     assert (options["face_indices"].kind, options["face_regions"].kind) == (FACE_NUMBERS, NAMES)
     assert {option.type for option in options.values() if option.kind in LIST_KINDS} == {tuple}

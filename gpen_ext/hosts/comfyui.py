@@ -18,9 +18,9 @@ import folder_paths
 
 from ..device_memory import PARSER_MB, network_mb_per_face
 from ..inference import resolve_precision
-from ..options import (CHOICE, FLAG, INTEGER, LIST_KINDS, MODEL, PRECISION, RESTORE_OPTIONS,
-                       RestoreOptions)
-from ..registry import KNOWN_MODELS, list_models
+from ..options import (CHOICE, FACE_NUMBERS, FLAG, INTEGER, MODEL, NAMES, PRECISION,
+                       RESTORE_OPTIONS, RestoreOptions)
+from ..registry import KNOWN_MODELS, list_models, resolve_model
 from ..restorers import load_restorer
 
 CATEGORY = "image/restoration/GPEN"
@@ -45,10 +45,16 @@ def model_folders():
     return [Path(path) for name in MODEL_FOLDERS for path in folder_paths.get_folder_paths(name)]
 
 
+NOT_INSTALLED = " (downloaded on first use)"
+
+
 def model_choices():
-    """The releases, then GPEN checkpoints in the model folders (in facerestore_models, those
-    named GPEN: the others there are other restorers)."""
-    names = list(KNOWN_MODELS)
+    """The releases, marked where not yet in a model folder, then GPEN checkpoints in the
+    model folders (in facerestore_models, those named GPEN: the others there are other
+    restorers)."""
+    installed = {item.name for folder in model_folders() for item in list_models(folder)
+                 if item.installed}
+    names = [name if name in installed else name + NOT_INSTALLED for name in KNOWN_MODELS]
     own = set(folder_paths.get_folder_paths("gpen"))
     for folder in model_folders():
         names += [item.name for item in list_models(folder) if item.name not in KNOWN_MODELS
@@ -113,26 +119,53 @@ class GPENModel:
         return restorer
 
 
+FACE_INDICES = next(option for option in RESTORE_OPTIONS if option.name == "face_indices")
+FACE_REGIONS = next(option for option in RESTORE_OPTIONS if option.name == "face_regions")
+
+
 def _input(option):
-    """An option as a ComfyUI input: its widget, default, limits and help."""
-    extra = {"default": option.default, "tooltip": option.help}
+    """An option as a ComfyUI input: its widget, default, limits, label and help (advanced
+    ones behind the node's "Show Advanced")."""
+    extra = {"default": option.default, "tooltip": option.help, "display_name": option.label}
+    if option.advanced:
+        extra["advanced"] = True
     if option.kind == FLAG:
         return "BOOLEAN", extra
-    if option.kind in LIST_KINDS:
-        names = ", ".join(option.choices)
-        tooltip = option.help + (f" (comma-separated: {names})" if names else " (e.g. 0, 2)")
-        return "STRING", {"default": option.to_text(option.default), "tooltip": tooltip}
+    if option.kind == FACE_NUMBERS:
+        return "STRING", {**extra, "default": "", "tooltip": option.help + " (e.g. 0, 2)"}
     if option.kind == CHOICE:
         return list(option.choices), extra
     kind = "INT" if option.kind == INTEGER else "FLOAT"
     return kind, {**extra, "min": option.minimum, "max": option.maximum, "step": option.step}
 
 
+def _region_inputs():
+    """Face regions as one toggle each, which cannot hold a wrong name."""
+    return {f"region_{name}": ("BOOLEAN", {
+        "default": name in FACE_REGIONS.default, "display_name": f"region: {name}",
+        "advanced": True, "tooltip": f"Paste the restored {name}; off keeps the original "
+        f"{name}. With the parsing mask"}) for name in FACE_REGIONS.choices}
+
+
+def _restore_inputs(shown):
+    """A restore node's inputs: the basic options required, the advanced ones optional."""
+    inputs = {option.name: _input(option) for option in shown if option.kind != NAMES}
+    regions = _region_inputs() if FACE_REGIONS in shown else {}
+    basic = {name: spec for name, spec in inputs.items() if not spec[1].get("advanced")}
+    advanced = {name: spec for name, spec in inputs.items() if spec[1].get("advanced")}
+    return basic, {**advanced, **regions}
+
+
 def _options(values, **fields):
-    """RestoreOptions from a node's inputs (lists arrive as text)."""
+    """RestoreOptions from a node's inputs: face numbers as text, regions as toggles; those
+    not given (optional inputs) at their defaults."""
     given = {option.name: option.from_text(values[option.name])
-             if option.kind in LIST_KINDS else values[option.name]
+             if option.kind == FACE_NUMBERS else values[option.name]
              for option in RESTORE_OPTIONS if option.name in values}
+    toggles = {name: values.get(f"region_{name}") for name in FACE_REGIONS.choices}
+    if any(value is not None for value in toggles.values()):
+        given[FACE_REGIONS.name] = tuple(name for name, on in toggles.items() if on or (
+            on is None and name in FACE_REGIONS.default))
     return RestoreOptions().overlay(**given, **fields)
 
 
@@ -154,40 +187,74 @@ class GPENModelLoader:
     """A GPEN checkpoint from ComfyUI's model folders, or a release, downloaded and verified
     into models/gpen if missing."""
 
+    DESCRIPTION = ("Loads a GPEN face restoration model: a release (downloaded and verified "
+                   "into models/gpen on first use) or a GPEN checkpoint from models/gpen or "
+                   "models/facerestore_models.")
+
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "model": (model_choices(), {"default": MODEL.default, "tooltip": (
-                "GPEN-BFR-512 suits most photos; 1024 and 2048 for large faces. A missing "
-                "release is downloaded into models/gpen")}),
+            "model": (model_choices(), {"default": MODEL.default, "tooltip": MODEL.help}),
             "precision": (list(PRECISION.choices), {"default": PRECISION.default,
                                                    "tooltip": PRECISION.help}),
         }}
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, model):
+        """Any model name resolves (a release's too, marked or not, once it is downloaded)."""
+        name = model.removesuffix(NOT_INSTALLED)
+        try:
+            resolve_model(name, model_folders())
+        except ValueError as error:
+            return str(error)
+        return True
+
     RETURN_TYPES = (GPEN_MODEL,)
+    RETURN_NAMES = ("gpen_model",)
+    OUTPUT_TOOLTIPS = ("The GPEN model with its face detector and parser, for the GPEN "
+                       "restore nodes",)
     FUNCTION = "load"
     CATEGORY = CATEGORY
 
     def load(self, model, precision):
+        name = model.removesuffix(NOT_INSTALLED)
         # made for the device it will run on (where the precision is decided), then parked
-        restorer = load_restorer(model, model_folders(), model_management.get_torch_device(),
+        restorer = load_restorer(name, model_folders(), model_management.get_torch_device(),
                                  precision, face_models_dir=face_models_folder(),
                                  allow_paths=False)
         restorer.to(model_management.unet_offload_device())
-        return (GPENModel(restorer, model),)
+        return (GPENModel(restorer, name),)
 
 
 class GPENRestoreFaces:
     """Find, restore and paste back the faces of every frame of an IMAGE batch, the faces
     batched across frames; the MASK says where restored pixels were pasted."""
 
+    DESCRIPTION = ("Finds the faces in every image of a batch, restores them with GPEN and "
+                   "pastes them back. A batch of video frames is restored as a clip: faces are "
+                   "followed from frame to frame and held steady (temporal smoothing); set "
+                   "that to 0 for a batch of unrelated pictures. Right-click > Show Advanced "
+                   "for the detector, template, batch size and face regions.")
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"gpen_model": (GPEN_MODEL,), "image": ("IMAGE",),
-                             **{option.name: _input(option) for option in RESTORE_OPTIONS}}}
+        basic, advanced = _restore_inputs(RESTORE_OPTIONS)
+        return {"required": {"gpen_model": (GPEN_MODEL,), "image": ("IMAGE",), **basic},
+                "optional": advanced}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, face_indices=""):
+        """Face numbers are checked before the workflow runs."""
+        try:
+            FACE_INDICES.from_text(face_indices)
+        except ValueError as error:
+            return str(error)
+        return True
 
     RETURN_TYPES = ("IMAGE", "MASK")
     RETURN_NAMES = ("image", "mask")
+    OUTPUT_TOOLTIPS = ("The images with their faces restored",
+                       "Where restored pixels were pasted, and how strongly (0 to 1)")
     FUNCTION = "restore"
     CATEGORY = CATEGORY
 
@@ -204,13 +271,19 @@ class GPENRestoreFaces:
 class GPENRestoreAlignedFaces:
     """Restore face crops that are already aligned (GPEN's framing), at their own size."""
 
+    DESCRIPTION = ("Restores face crops that are already aligned (GPEN's framing, as the "
+                   "crops other face tools make), each at its own size.")
+
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"gpen_model": (GPEN_MODEL,), "image": ("IMAGE",),
-                             **{option.name: _input(option) for option in RESTORE_OPTIONS
-                                if option.aligned}}}
+        basic, advanced = _restore_inputs([option for option in RESTORE_OPTIONS
+                                           if option.aligned])
+        return {"required": {"gpen_model": (GPEN_MODEL,), "image": ("IMAGE",), **basic},
+                "optional": advanced}
 
     RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("The crops restored",)
     FUNCTION = "restore"
     CATEGORY = CATEGORY
 
