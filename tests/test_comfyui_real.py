@@ -149,6 +149,8 @@ def test_the_example_workflow_is_served_as_a_template(comfyui):
     graph = json.loads(comfyui.get(f"/api/workflow_templates/{PACK}/gpen_restore_faces.json"))
     assert graph["version"] == 0.4
     assert comfyui.get(f"/api/workflow_templates/{PACK}/gpen_restore_faces.jpg")[:2] == b"\xff\xd8"
+    script = comfyui.get(f"/extensions/{PACK}/gpen_nodes.js").decode()  # labels, advanced
+    assert "display_name" in script and "advanced" in script
 
 
 def test_a_bad_face_number_is_refused_before_the_run(comfyui):
