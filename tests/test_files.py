@@ -17,7 +17,7 @@ from gpen_ext.files import (ImageFile, ImageFileError, decode_image, encode_imag
                             write_image)
 
 
-def jpeg_with_orientation(pixels, orientation):
+def png_with_orientation(pixels, orientation):
     exif = Image.Exif()
     exif[0x0112] = orientation
     buffer = io.BytesIO()
@@ -29,7 +29,7 @@ def jpeg_with_orientation(pixels, orientation):
 def test_every_exif_orientation_is_turned_upright_as_pillow_does(orientation):
     rng = np.random.default_rng(orientation)
     stored = rng.integers(0, 256, (5, 8, 3), dtype=np.uint8)  # not square: turns show
-    data = jpeg_with_orientation(stored, orientation)
+    data = png_with_orientation(stored, orientation)
     expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))))
     picture = decode_image(data)
     assert np.array_equal(picture.pixels, expected)
@@ -138,7 +138,9 @@ def test_every_tiff_orientation_is_turned_upright_once(orientation, rows_per_str
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, stored, photometric="rgb", rowsperstrip=rows_per_strip,
                      extratags=[(0x0112, "H", 1, orientation, True)])
-    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buffer.getvalue()))))
+    # Pillow's turn of the same pixels in a PNG: Pillow 9.5 turns a TIFF twice itself
+    png = Image.open(io.BytesIO(png_with_orientation(stored, orientation)))
+    expected = np.asarray(ImageOps.exif_transpose(png))
     assert np.array_equal(decode_image(buffer.getvalue()).pixels, expected)
 
 
