@@ -6,6 +6,7 @@ with its large maps in bands on the device, and, last, on the CPU, with a warnin
 image is never lost and the output is the function's own whichever way it was computed.
 """
 
+import copy
 import logging
 from contextlib import contextmanager
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 NETWORK_MB_PER_FACE = {256: 22, 512: 175, 1024: 353, 2048: 728}
 PARSER_MB = 642
 PRECISION_SHARE = {"fp32": 1.0, "fp16": 0.5, "bf16": 0.5}  # activations in 16 bits
+REDUCED_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}  # what autocast runs them in
 HEADROOM = 1.5     # the device allocator's rounding and caches, convolution workspaces
 RESERVED_MB = 512  # left to the host, and to the parser between network calls
 
@@ -115,3 +117,38 @@ def placed(module, device, where):
             yield torch.device(device)
     else:
         yield torch.device(device)
+
+
+class Precisions:
+    """A module run in a precision: bf16 by a copy of it in bf16, made on first use and kept
+    (faster than autocast, which casts every weight at every call, and half its memory
+    traffic); fp16 under autocast (with its fp32 sums); fp32 as it is. `kept_fp32`: names of
+    parts (as named_modules gives them) that stay fp32 in the copy."""
+
+    def __init__(self, module, kept_fp32=()):
+        self.module, self.kept_fp32 = module, tuple(kept_fp32)
+        self.copy = None
+
+    def __call__(self, batch, precision):
+        if precision == "bf16":
+            return self.bf16_copy()(batch.to(torch.bfloat16))
+        with torch.autocast(batch.device.type, dtype=REDUCED_DTYPES.get(precision),
+                            enabled=precision in REDUCED_DTYPES):
+            return self.module(batch)
+
+    def bf16_copy(self):
+        if self.copy is None:
+            self.copy = copy.deepcopy(self.module)
+            for name, part in self.copy.named_modules():
+                if self.kept_fp32 and name.startswith(self.kept_fp32):
+                    continue
+                for key, tensor in list(part._buffers.items()) + list(part._parameters.items()):
+                    if tensor is not None and tensor.is_floating_point():
+                        setattr(part, key, type(tensor)(tensor.to(torch.bfloat16))
+                                if isinstance(tensor, torch.nn.Parameter) else
+                                tensor.to(torch.bfloat16))
+        return self.copy
+
+    def forget(self):
+        """Drop the copy (the module moved: it is made again where it is)."""
+        self.copy = None

@@ -5,6 +5,7 @@ the network, then renamed), never by facexlib's own unverified download. facexli
 on first use: it imports torchvision, which a bare command line may not need.
 """
 
+import functools
 import importlib
 import warnings
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import torch
 
 from .arch.parsenet import FastParseNet
 from .checkpoints import CheckpointError, read_state_dict
-from .device_memory import placed, run_fitting
+from .device_memory import REDUCED_DTYPES, Precisions, placed, run_fitting
 from .download import DownloadError, download_file
 from .torchvision_ops import provide_cpu_nms
 
@@ -111,6 +112,16 @@ class FaceModels:
             self._parser = FaceParser(_load_weights(build_parser_network(), path), self.device)
         return self._parser
 
+    def fetch(self, options, detecting=True):
+        """The weights files that `options` need (the detector's, if detecting; the parser's
+        for the parsing mask), in the folder; nothing is loaded."""
+        if detecting:
+            _, filename, release = DETECTORS[options.detection_model]
+            self.weights(filename, release, lambda: build_detector_network(
+                options.detection_model))
+        if options.mask == "parsing":
+            self.weights(PARSENET_FILE, PARSENET_RELEASE, build_parser_network)
+
     def weights(self, filename, release, build):
         """The weights file, downloaded if missing and allowed (checked by loading it into
         a freshly built network before it is renamed into place)."""
@@ -172,24 +183,33 @@ class FaceParser:
 
     def __init__(self, parsenet, device="cpu"):
         self.network = FastParseNet(parsenet.eval()).eval()
+        # in a reduced precision, the logits stay fp32: each pixel's class is their argmax
+        self.precisions = Precisions(self.network, kept_fp32=("logits",))
         self.move_to(device)
 
     def move_to(self, device):
         self.device = torch.device(device)
         self.network.to(self.device)
+        self.precisions.forget()
 
     @torch.inference_mode()
-    def face_masks(self, crops, regions=DEFAULT_REGIONS):
+    def face_masks(self, crops, regions=DEFAULT_REGIONS, precision="fp32"):
         """(N, 512, 512) float masks, 1 on the chosen FACE_REGIONS, for N RGB uint8 crops of
-        any size."""
+        any size; computed in `precision` (the network's: bf16 or fp16 but for the logits,
+        which are fp32), or in fp32 where that gives no finite logits."""
         batch = np.stack([cv2.resize(crop, (PARSE_SIZE, PARSE_SIZE), interpolation=cv2.INTER_AREA)
                           if crop.shape[0] != PARSE_SIZE else crop for crop in crops])
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        classes = run_fitting(self.run, x, len(x), self.device, "the face parser").numpy()
+        run = functools.partial(self.run, precision=precision)
+        classes = run_fitting(run, x, len(x), self.device, "the face parser").numpy()
         wanted = [number for region in regions for number in FACE_REGIONS[region]]
         return np.isin(classes, wanted).astype(np.float32)
 
-    def run(self, batch, where="device"):
+    def run(self, batch, where="device", precision="fp32"):
         """The class of every pixel (uint8) for a batch of parser inputs (see run_fitting)."""
         with placed(self.network, self.device, where) as device:
-            return self.network(batch.to(device)).argmax(dim=1).to(torch.uint8).cpu()
+            precision = precision if device == self.device else "fp32"
+            logits = self.precisions(batch.to(device), precision)
+            if precision in REDUCED_DTYPES and not torch.isfinite(logits).all():
+                logits = self.network(batch.to(device))  # fp32
+            return logits.argmax(dim=1).to(torch.uint8).cpu()

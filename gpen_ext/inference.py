@@ -1,17 +1,19 @@
 """Running the network on a device, in a precision, with a safe fallback to fp32."""
 
+import functools
 import logging
 import platform
+import time
 
 import torch
+from torch.nn import functional as F
 
-from .device_memory import faces_that_fit, placed, run_fitting
+from .device_memory import REDUCED_DTYPES, Precisions, faces_that_fit, placed, run_fitting
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-_REDUCED = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def resolve_device(name="auto"):
@@ -32,14 +34,17 @@ def resolve_device(name="auto"):
 
 
 def resolve_precision(precision, device, warn=True):
-    """The precision to run in on `device`: 'auto' is fp16 on CUDA and fp32 elsewhere; fp16
-    asked for on the CPU, where it is a GPU feature, runs in fp32 (with a warning unless
-    `warn` is off: a model parked on the CPU between runs)."""
+    """The precision to run in on `device`: 'auto' is fp16 on CUDA, bf16 on a CPU that runs it
+    faster than fp32 (cpu_bf16_pays), fp32 elsewhere; fp16 asked for on the CPU, where it is
+    a GPU feature, runs in fp32 (with a warning unless `warn` is off: a model parked on the
+    CPU between runs)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}': choose one of {PRECISIONS}")
     device = torch.device(device)
     if precision == "auto":
-        return "fp16" if device.type == "cuda" else "fp32"
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if device.type == "cpu" and cpu_bf16_pays() else "fp32"
     if precision == "fp16" and device.type == "cpu":
         if warn:
             log.warning("GPEN: fp16 is not supported on the CPU; running in fp32")
@@ -62,21 +67,48 @@ def cpu_has_native_bf16():
     return not probes or any(probe() for probe in probes)
 
 
+@functools.cache
+def cpu_bf16_pays():
+    """Whether this CPU runs bf16 faster than fp32: it computes in bf16 natively (x86:
+    AVX-512 BF16 or AMX), and a 3x3 convolution of a face-sized map, timed once per process
+    (a few hundredths of a second), takes under BF16_GAIN of its fp32 time."""
+    if platform.machine().lower() in ("x86_64", "amd64") and not cpu_has_native_bf16():
+        return False
+    x = torch.rand(1, 128, 64, 64)
+    weight = torch.rand(128, 128, 3, 3) * 0.01
+    seconds = {}
+    with torch.inference_mode():
+        for dtype in (torch.float32, torch.bfloat16):
+            x_, weight_ = x.to(dtype), weight.to(dtype)
+            F.conv2d(x_, weight_, padding=1)  # the first call picks kernels
+            start = time.perf_counter()
+            for _ in range(3):
+                F.conv2d(x_, weight_, padding=1)
+            seconds[dtype] = time.perf_counter() - start
+    return seconds[torch.bfloat16] < BF16_GAIN * seconds[torch.float32]
+
+
+BF16_GAIN = 0.8  # bf16 rounds more: worth it only if clearly faster
+
+
 class NetworkRunner:
-    """Calls an fp32 network under autocast in the chosen precision; a batch whose reduced-
-    precision output is not finite is run again in fp32 (and later batches stay in fp32)."""
+    """Calls an fp32 network in the chosen precision (device_memory.Precisions); a batch whose
+    reduced-precision output is not finite is run again in fp32 (and later batches stay in
+    fp32)."""
 
     def __init__(self, network, device="cpu", precision="auto"):
         self.device = torch.device(device)
         self.asked_precision = precision
         self.precision = resolve_precision(precision, self.device)
         self.network = network.to(self.device).float().eval()
+        self.precisions = Precisions(self.network)
         self.size = network.size
 
     def move_to(self, device):
         self.device = torch.device(device)
         self.precision = resolve_precision(self.asked_precision, self.device, warn=False)
         self.network.to(self.device)
+        self.precisions.forget()
 
     def faces_per_call(self, batch_size):
         """On the CPU one face at a time: the fast path convolves large maps face by face
@@ -98,9 +130,8 @@ class NetworkRunner:
         with placed(self.network, self.device, where) as device:
             precision = self.precision if device == self.device else "fp32"
             batch = batch.to(device, torch.float32)
-            if precision in _REDUCED:
-                with torch.autocast(device.type, dtype=_REDUCED[precision]):
-                    output = self.network(batch).float()
+            if precision in REDUCED_DTYPES:
+                output = self.precisions(batch, precision).float()
                 if torch.isfinite(output).all():
                     return output.cpu()
                 log.warning("GPEN: %s output was not finite; running in fp32 from now on",

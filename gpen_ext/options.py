@@ -240,8 +240,9 @@ FACES_PER_IMAGE = Option("faces_per_image", INTEGER, 100, "most faces in one ima
                          "refused before any work, and of more faces found, the largest this "
                          "many are restored", minimum=1, maximum=10000, step=1)
 PRECISION = Option("precision", CHOICE, "auto", "precision",
-                   "auto: fp16 on CUDA (retried in fp32 if it fails), fp32 elsewhere; bf16 is "
-                   "fast only on CPUs with native bf16", choices=PRECISIONS)
+                   "auto: fp16 on CUDA (retried in fp32 if it fails), bf16 on a CPU that runs "
+                   "it faster, else fp32; in a host, the host's choice where it makes one. bf16 "
+                   "is slow on CPUs without native bf16", choices=PRECISIONS)
 # How a restored video is written (the command line and the Python API read and write video).
 VIDEO_CODEC = Option("video_codec", CHOICE, "auto", "video codec",
                      "auto: h264, which plays everywhere (vp9 in .webm, which takes no h264); "

@@ -51,7 +51,8 @@ class RestoreResult:
     @property
     def message(self):
         if self.interrupted:
-            return f"stopped: restored {len(self.faces)} of {self.found} face(s)"
+            return f"stopped: restored {len(self.faces)} of {self.found} face(s)" if \
+                self.found else "stopped before its faces were looked for; image unchanged"
         if not self.found:
             return "no faces found; image unchanged"
         if not self.faces:
@@ -141,8 +142,10 @@ class FaceRestorer:
         tally = Tally(progress)
         for image in images:
             frame = Frame(image, options, any_float_range)
-            faces = self.find_faces(frame.source, frame.layout, options,
-                                    None if supplied is None else _next_landmarks(supplied))
+            given = None if supplied is None else _next_landmarks(supplied)
+            frame.unexamined = tally.stopped  # no more looking for faces once stopped
+            faces = [] if tally.stopped else self.find_faces(frame.source, frame.layout, options,
+                                                             given)
             undecided.append(frame)
             waiting.append(frame)
             self._decide(tracker.add(faces, frame.signature()), undecided, chooser, work, tally)
@@ -281,7 +284,7 @@ class FaceRestorer:
         if options.mask == "box":
             return [BOX_MASK] * len(restored)
         faces = self.face_models.parser().face_masks([_to_uint8(crop) for crop in restored],
-                                                     options.face_regions)
+                                                     options.face_regions, self.precision)
         return [feathered_face_mask(face) for face in faces]
 
 
@@ -298,6 +301,7 @@ class Frame:
         self.faces, self.chosen, self.records = [], [], []
         self.pending = None  # faces chosen and not yet pasted; None until chosen
         self.skipped = 0     # chosen faces left as they were: restoration was stopped
+        self.unexamined = False  # stopped before its faces were looked for
 
     def signature(self):
         return scene_signature(self.source, self.layout.full_scale)
@@ -329,7 +333,7 @@ class Frame:
     def result(self):
         image = merge_image(self.output, self.layout) if self.records else self.image.copy()
         return RestoreResult(image, self.records, len(self.faces), self.paste_mask,
-                             interrupted=self.skipped > 0)
+                             interrupted=self.skipped > 0 or self.unexamined)
 
 
 class RestorationInterrupted(Exception):

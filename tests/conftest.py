@@ -37,3 +37,17 @@ def astronaut_landmarks():
 def face_weights(tmp_path_factory):
     from face_weights import write_face_weights
     return write_face_weights(tmp_path_factory.mktemp("facexlib"))
+
+
+@pytest.fixture(scope="session")
+def real_cpu_bf16_pays():
+    from gpen_ext import inference
+    return inference.cpu_bf16_pays
+
+
+@pytest.fixture(autouse=True)
+def auto_precision_is_fp32(real_cpu_bf16_pays, monkeypatch):
+    """'auto' picks bf16 on CPUs where it pays (inference.cpu_bf16_pays): pinned to fp32 so
+    that outputs compared with fp32 oracles do not depend on the machine's CPU. Tests of the
+    choice itself set it as they need."""
+    monkeypatch.setattr("gpen_ext.inference.cpu_bf16_pays", lambda: False)

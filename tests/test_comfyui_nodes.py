@@ -134,6 +134,17 @@ def test_the_loader_lists_and_finds_models_in_comfyuis_folders(comfy, tmp_path,
         loader.load("nope.pth", "auto")
 
 
+@pytest.mark.parametrize("fp16, bf16, expected", [(False, False, "fp32"), (False, True, "bf16"),
+                                                   (True, True, "fp16")])
+def test_auto_precision_is_the_one_comfyui_picks_for_its_device(comfy, monkeypatch, fp16, bf16,
+                                                                expected):
+    from comfy import model_management
+    monkeypatch.setattr(model_management, "should_use_fp16", lambda *args, **kwargs: fp16)
+    monkeypatch.setattr(model_management, "should_use_bf16", lambda *args, **kwargs: bf16)
+    model, = nodes(comfy)["GPENModelLoader"].load("tiny.pth", "auto")
+    assert model.restorer.runner.asked_precision == expected
+
+
 def test_a_missing_release_names_its_urls_and_folder(comfy, tmp_path, monkeypatch):
     from gpen_ext.download import DownloadError
     from gpen_ext.registry import KNOWN_MODELS
@@ -170,7 +181,8 @@ def test_face_choices_and_regions_as_text(comfy, astronaut, monkeypatch):
     from gpen_ext.face_models import FaceParser
     classes = torch.zeros(1, 512, 512, dtype=torch.uint8)
     classes[:, 100:400, 100:400], classes[:, 200:300, 200:300] = 1, 10  # skin, a nose in it
-    monkeypatch.setattr(FaceParser, "run", lambda self, batch, where="device": classes)
+    monkeypatch.setattr(FaceParser, "run", lambda self, batch, where="device", precision="fp32":
+                        classes)
     frames = torch.from_numpy(astronaut[None].astype(np.float32) / 255)
     node = nodes(comfy)
     model, = node["GPENModelLoader"].load("tiny.pth", "fp32")

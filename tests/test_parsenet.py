@@ -60,3 +60,30 @@ def test_the_512_network_runs_winograd_and_direct_layers(parsenet_512, monkeypat
     assert {padding for _, padding, _ in calls} == {"reflect"}
     assert {64, 128} <= {size for size, _, _ in calls}
     assert any(residual for *_, residual in calls)
+
+
+def test_bf16_changes_a_class_only_where_fp32_nearly_ties(astronaut, astronaut_landmarks):
+    """bf16 (what 'auto' picks on a CPU where it pays) runs all but the logits in 16 bits.
+    The logits come out fp32 and within 5% of their spread over the classes, and a pixel
+    changes class only where fp32's two best classes are closer than that error: masks move
+    at region borders, never inside a region. (Random weights with the last layer scaled up,
+    so that the crop parses into several regions with many near-ties.)"""
+    from gpen_ext.alignment import align_face
+    from gpen_ext.face_models import FaceParser
+    network = random_parsenet(512)
+    with torch.no_grad():
+        network.out_mask_conv.conv2d.weight.mul_(10)
+    crop = align_face(astronaut, astronaut_landmarks, 512)[0]
+    x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 127.5 - 1
+    parser = FaceParser(network)
+    with torch.inference_mode():
+        fp32, bf16 = (parser.precisions(x, precision) for precision in ("fp32", "bf16"))
+    copy = parser.precisions.copy
+    assert bf16.dtype == copy.logits.weight.dtype == torch.float32
+    assert copy.decoder[0].weight.dtype == torch.bfloat16
+    error = (bf16 - fp32).abs().max().item()
+    assert error < 0.05 * fp32.std(dim=1).mean().item()
+    best_two = fp32.topk(2, dim=1).values
+    changed = bf16.argmax(dim=1) != fp32.argmax(dim=1)
+    assert len(fp32.argmax(dim=1).unique()) > 1 and changed.any()
+    assert (best_two[:, 0] - best_two[:, 1])[changed].max().item() <= 2 * error

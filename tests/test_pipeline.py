@@ -218,8 +218,8 @@ def test_every_stage_takes_at_most_batch_size_faces(astronaut, face_weights, mon
     from gpen_ext.face_models import FaceParser
     parsed = []
     original = FaceParser.face_masks
-    monkeypatch.setattr(FaceParser, "face_masks", lambda self, crops, regions: parsed.append(
-        len(crops)) or original(self, crops, regions))
+    monkeypatch.setattr(FaceParser, "face_masks", lambda self, crops, *args: parsed.append(
+        len(crops)) or original(self, crops, *args))
     network, batches = CountingNetwork(64), runner_batches(monkeypatch)
     result = restorer(network, face_weights).restore(
         astronaut, RestoreOptions(mask="parsing", batch_size=4), landmarks=nine_faces())
@@ -257,7 +257,8 @@ def test_face_regions_choose_the_parsed_classes_that_are_pasted(face_weights, mo
     from gpen_ext.face_models import FaceParser
     classes = torch.zeros(1, 512, 512, dtype=torch.uint8)
     classes[:, :, :128], classes[:, :, 128:256], classes[:, :, 256:384] = 1, 4, 11  # skin eyes mouth
-    monkeypatch.setattr(FaceParser, "run", lambda self, batch, where="device": classes)
+    monkeypatch.setattr(FaceParser, "run", lambda self, batch, where="device", precision="fp32":
+                        classes)
     parser = FaceModels(face_weights, download=False).parser()
     crop = [np.zeros((512, 512, 3), np.uint8)]
     default = parser.face_masks(crop)[0]

@@ -90,6 +90,17 @@ def test_settings_have_their_own_section_beside_face_restoration(webui):
                 (option.minimum, option.maximum)
 
 
+@pytest.mark.parametrize("flags, expected", [({}, "auto"), ({"no_half": True}, "fp32"),
+                                             ({"precision": "full"}, "fp32")])
+def test_auto_precision_follows_the_webuis_full_precision_flags(webui, monkeypatch, flags,
+                                                                 expected):
+    for name, value in flags.items():
+        monkeypatch.setattr(shared.cmd_opts, name, value, raising=False)
+    assert webui.current_settings().precision == expected
+    shared.opts.gpen_precision = "bf16"  # a precision chosen in Settings stays chosen
+    assert webui.current_settings().precision == "bf16"
+
+
 def test_face_numbers_setting_is_text_and_a_bad_one_leaves_the_image(webui, astronaut, caplog):
     shared.opts.gpen_face_indices = "0"
     assert webui.current_settings().options.face_indices == (0,)

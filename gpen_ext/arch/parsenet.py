@@ -187,4 +187,5 @@ class FastParseNet(nn.Module):
         x = x + features
         for block in self.decoder:
             x = block(x)
-        return self.logits(x)
+        with torch.autocast(x.device.type, enabled=False):  # the classes come from the logits
+            return self.logits(x.float())

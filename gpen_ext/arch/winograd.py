@@ -61,8 +61,10 @@ def _output_transform(m, out):
 
 
 def runs_here(x):
-    """Whether a map like `x` may be convolved this way: on the CPU's path, in fp32."""
-    return cpu_path(x) and x.dtype == torch.float32
+    """Whether a map like `x` may be convolved this way: on the CPU's path, in fp32 (not
+    under autocast, which would round its products to 16 bits)."""
+    return cpu_path(x) and x.dtype == torch.float32 and \
+        not torch.is_autocast_enabled(x.device.type)
 
 
 TILE_BAND_BYTES = 16 << 20  # a band's transformed tiles: warm in cache, under glibc's 32 MB mmap cap

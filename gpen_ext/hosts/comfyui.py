@@ -183,6 +183,13 @@ def _frames(image):
     return [frame for frame in image.detach().cpu().float().numpy()]
 
 
+def comfyui_precision(device):
+    """The precision ComfyUI itself picks for a model on `device` (fp32 on the CPU)."""
+    if model_management.should_use_fp16(device):
+        return "fp16"
+    return "bf16" if model_management.should_use_bf16(device) else "fp32"
+
+
 class GPENModelLoader:
     """A GPEN checkpoint from ComfyUI's model folders, or a release, downloaded and verified
     into models/gpen if missing."""
@@ -218,10 +225,12 @@ class GPENModelLoader:
 
     def load(self, model, precision):
         name = model.removesuffix(NOT_INSTALLED)
+        device = model_management.get_torch_device()
+        if precision == "auto":
+            precision = comfyui_precision(device)
         # made for the device it will run on (where the precision is decided), then parked
-        restorer = load_restorer(name, model_folders(), model_management.get_torch_device(),
-                                 precision, face_models_dir=face_models_folder(),
-                                 allow_paths=False)
+        restorer = load_restorer(name, model_folders(), device, precision,
+                                 face_models_dir=face_models_folder(), allow_paths=False)
         restorer.to(model_management.unet_offload_device())
         return (GPENModel(restorer, name),)
 

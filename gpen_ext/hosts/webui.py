@@ -165,10 +165,19 @@ def setting(option):
 
 def current_settings(keep_crops=False, **overrides):
     """options.Settings from the WebUI's settings, with optional overrides as controls hold
-    them (None: the setting)."""
+    them (None: the setting); precision auto follows the host's full-precision flags."""
     settings = Settings().overlay(**{option.name: setting(option) for option in HOST_OPTIONS})
-    return settings.overlay(keep_crops=keep_crops, **{
+    settings = settings.overlay(keep_crops=keep_crops, **{
         name: parsed(OPTIONS_BY_NAME[name], value) for name, value in overrides.items()})
+    return settings.overlay(precision="fp32") if settings.precision == "auto" and \
+        host_wants_full_precision() else settings
+
+
+def host_wants_full_precision():
+    """Whether the WebUI was started for fp32 everywhere (--no-half, --precision full)."""
+    options = shared.cmd_opts
+    return bool(getattr(options, "no_half", False)) or \
+        getattr(options, "precision", None) == "full"
 
 
 def usable_settings(**overrides):

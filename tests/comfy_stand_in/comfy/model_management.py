@@ -25,6 +25,16 @@ def intermediate_device():
     return torch.device("cpu")
 
 
+def should_use_fp16(device=None, model_params=0, prioritize_performance=True,
+                    manual_cast=False):
+    return False  # as ComfyUI answers for the CPU
+
+
+def should_use_bf16(device=None, model_params=0, prioritize_performance=True,
+                    manual_cast=False):
+    return False
+
+
 def module_size(module):
     return sum(t.nelement() * t.element_size() for t in module.state_dict().values())
 
