@@ -18,19 +18,21 @@ from .allocator import keep_freed_memory
 from .checkpoints import CheckpointError
 from .download import DownloadError, ensure_model
 from .face_models import FaceModelError
-from .files import (IMAGE_SUFFIXES, AnimationError, ImageFile, ImageFileError, read_image,
-                    write_image)
-from .video import (ANIMATION_SUFFIXES, VIDEO_SUFFIXES, ClipError, open_sink, open_source,
-                    restore_clip)
+from .files import (IMAGE_SUFFIXES, AnimationError, ImageFile, ImageFileError, encode_image,
+                    read_image, write_file)
 from .images import ImageError, side_by_side
 from .inference import DEVICES
 from .options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, INTEGER, LIST_KINDS,
                       MAX_MEGAPIXELS, MODEL, NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC,
                       VIDEO_QUALITY, RestoreOptions, restore_option_list)
 from .pipeline import check_landmarks
-from .sheets import face_strip
+from . import ray_jobs
+from .ray_jobs import expand_remote, is_remote
 from .registry import KNOWN_MODELS, default_models_dir, list_models, resolve_model
-from .restorers import load_restorer
+from .restorers import fetch_models, load_restorer
+from .sheets import face_strip
+from .video import (ANIMATION_SUFFIXES, VIDEO_SUFFIXES, ClipError, open_sink, open_source,
+                    restore_clip)
 
 log = logging.getLogger("gpen_ext")
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
@@ -93,6 +95,21 @@ def build_parser():
                             "as a folder of frames (or as the video -o names)")
     video.add_argument("--fps", type=float, default=25.0,
                        help="frame rate of a --sequence written as a video (default 25)")
+    scale = restore.add_argument_group("on a Ray cluster (pip install -r requirements-ray.txt)")
+    scale.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                       help="restore on Ray: alone, a Ray of its own on this machine; 'auto' or "
+                            "an address, an existing cluster. Inputs may also be URIs pyarrow "
+                            "reads (s3://, gs://); the run can be stopped and started again")
+    scale.add_argument("--ray-workers", type=int, metavar="N",
+                       help="workers, each with a loaded model (default: one a GPU's share, "
+                            "else one a thread budget of the CPUs)")
+    scale.add_argument("--ray-gpus-per-worker", type=float, metavar="F",
+                       help="GPUs per worker, fractions allowed (default: none, on CPUs)")
+    scale.add_argument("--ray-threads-per-worker", type=int, metavar="N",
+                       help="CPU threads per worker (default 1 on CPUs)")
+    scale.add_argument("--manifest", type=Path, metavar="FILE.jsonl",
+                       help="what a Ray run has done, a line a file (default: "
+                            "OUTPUT/gpen-manifest.jsonl)")
     restore.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     restore.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
     restore.add_argument("--no-download", action="store_true", help="never download models")
@@ -185,6 +202,15 @@ def expand_inputs(patterns, args):
     for pattern in patterns:
         matches = [Path(p) for p in sorted(glob.glob(pattern))] if glob.has_magic(pattern) \
             else [Path(pattern)]
+        if is_remote(pattern):  # read by the workers of a --ray run
+            if not args.ray:
+                raise UsageError(f"{pattern}: URIs are read on Ray (--ray)")
+            try:
+                found += [(uri, relative, input_kind(relative, args))
+                          for uri, relative in expand_remote(pattern)]
+            except (OSError, ValueError) as error:
+                raise UsageError(f"cannot list {pattern}: {error}") from None
+            continue
         if not matches:
             raise UsageError(f"no files match {pattern}")
         for match in matches:
@@ -211,9 +237,10 @@ WRITABLE = {IMAGE: IMAGE_SUFFIXES, VIDEO: VIDEO_SUFFIXES,
             ANIMATION: ANIMATION_SUFFIXES + VIDEO_SUFFIXES, FRAMES: VIDEO_SUFFIXES}
 
 
-def plan_outputs(inputs, output, overwrite, codec="auto"):
+def plan_outputs(inputs, output, overwrite, codec="auto", finished=()):
     """A Job for every input, its output named; refuse inputs as outputs and, unless asked,
-    outputs that exist, before any work is done."""
+    outputs that exist, before any work is done (but those of `finished` inputs: restored by
+    an earlier run that this one resumes)."""
     output = Path(output)
     suffix = output.suffix.lower()
     known = IMAGE_SUFFIXES + VIDEO_SUFFIXES + ANIMATION_SUFFIXES
@@ -237,7 +264,7 @@ def plan_outputs(inputs, output, overwrite, codec="auto"):
         if kind in CLIPS and codec == "png" and target.suffix.lower() in VIDEO_SUFFIXES:
             target = target.with_suffix("")  # a PNG sequence: a folder of frames
         plan.append(Job(source, target, kind))
-    sources = {job.source.resolve() for job in plan}
+    sources = {job.source.resolve() for job in plan if not is_remote(job.source)}
     clashes = [str(job.target) for job in plan if job.target.resolve() in sources]
     if clashes:
         raise UsageError(f"refusing to overwrite an input: {clashes[0]}")
@@ -245,8 +272,8 @@ def plan_outputs(inputs, output, overwrite, codec="auto"):
     if len(set(targets)) != len(targets):
         raise UsageError("two inputs would be written to the same output name; use one "
                          "input folder per output folder")
-    existing = [str(job.target) for job in plan if job.target.is_file() or (
-        job.target.is_dir() and any(job.target.iterdir()))]
+    existing = [str(job.target) for job in plan if str(job.source) not in finished and (
+        job.target.is_file() or (job.target.is_dir() and any(job.target.iterdir())))]
     if existing and not overwrite:
         raise UsageError(f"{len(existing)} output(s) exist already, e.g. {existing[0]}; "
                          "use --overwrite to replace them")
@@ -314,11 +341,14 @@ def run_restore(args):
             args.model = f"GPEN-BFR-{args.size}"
     options = options_from(args)
     landmarks = read_landmarks(args.landmarks, args.faces_per_image) if args.landmarks else None
+    finished = ray_jobs.finished_inputs(args) if args.ray else ()
     plan = plan_outputs(expand_inputs(args.inputs, args), args.output, args.overwrite,
-                        args.video_codec)
+                        args.video_codec, finished)
     if not plan:
         raise UsageError("no images or videos found in the given inputs")
     check_jobs(plan, landmarks, args)
+    if args.ray:
+        return run_on_ray(plan, args, options, landmarks)
     try:
         restorer = load_restorer(args.model, args.models_dir, args.device, args.precision,
                                  download=not args.no_download)
@@ -366,7 +396,19 @@ def run_restore(args):
 
 
 def restore_file(restorer, source, target, options, landmarks, args, progress=None):
+    """Restore one image file into its target (and, if asked, its comparison and faces)."""
     picture = read_image(source, args.max_megapixels)
+    written, faces = restored_files(restorer, picture, source, target, options, landmarks, args,
+                                    progress)
+    for path, data in written:
+        write_file(path, data)
+    return faces
+
+
+def restored_files(restorer, picture, source, target, options, landmarks, args, progress=None):
+    """The files one image's restoration writes, as (path, bytes): the result in the target's
+    type with the input's metadata, then what --comparison and --save-faces ask for; and the
+    faces restored."""
     # a file's float samples are what they are: kept as such away from the faces
     if args.aligned:
         result = restorer.restore_aligned(picture.pixels, options, any_float_range=True)
@@ -375,15 +417,29 @@ def restore_file(restorer, source, target, options, landmarks, args, progress=No
                                   progress=progress)
         if not result.faces:
             log.warning("%s: %s", source, result.message)
-    write_image(target, ImageFile(result.image, picture.text, picture.exif))
+    written = [(target, encode_image(ImageFile(result.image, picture.text, picture.exif),
+                                     target.suffix))]
     if args.comparison:
-        write_image(target.with_name(f"{target.stem}_comparison{target.suffix}"),
-                    ImageFile(side_by_side([picture.pixels, result.image])))
+        written.append((target.with_name(f"{target.stem}_comparison{target.suffix}"),
+                        encode_image(ImageFile(side_by_side([picture.pixels, result.image])),
+                                     target.suffix)))
     if args.save_faces:
-        for face in result.faces:  # named by the face's number, 0 = leftmost
-            write_image(target.with_name(f"{target.stem}_face{face.number:02d}.png"),
-                        ImageFile(face_strip(face)))
-    return len(result.faces)
+        written += [(target.with_name(f"{target.stem}_face{face.number:02d}.png"),  # 0: leftmost
+                     encode_image(ImageFile(face_strip(face)), ".png")) for face in result.faces]
+    return written, len(result.faces)
+
+
+def run_on_ray(plan, args, options, landmarks):
+    """The jobs on Ray (ray_jobs.py), once what every worker needs is in the models folder."""
+    if args.aligned:
+        raise UsageError("--ray takes whole photos and clips, not --aligned crops")
+    try:
+        fetch_models(args.model, args.models_dir, options, detecting=landmarks is None,
+                     download=not args.no_download)
+        return ray_jobs.run(plan, args, options.within(args.faces_per_image), landmarks)
+    except (DownloadError, CheckpointError, FaceModelError, ValueError,
+            ray_jobs.RayUnavailable) as error:
+        raise UsageError(str(error)) from None
 
 
 def check_jobs(plan, landmarks, args):
@@ -472,9 +528,11 @@ class Progress:
             self.bar.update(done - self.bar.n)
         return report
 
-    def file_done(self):
+    def file_done(self, failures=0):
         self._close_faces()
         if self.files is not None:
+            if failures:
+                self.files.set_postfix(failed=failures, refresh=False)
             self.files.update(1)
 
     def close(self):

@@ -183,18 +183,23 @@ def apply_orientation(pixels, orientation):
 
 
 def write_image(path, image):
-    """Write atomically: a temporary file in the same folder, renamed when complete, with the
-    mode any new file gets (the umask's)."""
+    """Encode for the file's type and write atomically (write_file)."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise ImageFileError(f"cannot write {path}: unknown image type '{path.suffix}'")
-    encoded = encode_image(image, path.suffix)
+    write_file(path, encode_image(image, path.suffix))
+
+
+def write_file(path, data):
+    """Write atomically: a temporary file in the same folder, renamed when complete, with the
+    mode any new file gets (the umask's)."""
+    path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as stream:
-                stream.write(encoded)
+                stream.write(data)
             os.chmod(temporary, 0o666 & ~_umask())
             os.replace(temporary, path)
         except BaseException:

@@ -6,7 +6,7 @@ from .checkpoints import load_model
 from .download import ensure_model
 from .face_models import FaceModels
 from .inference import resolve_device
-from .options import MODEL
+from .options import MODEL, RestoreOptions
 from .pipeline import FaceRestorer
 from .registry import ModelRef, default_models_dir, model_folders, resolve_model
 
@@ -25,3 +25,13 @@ def load_restorer(model=MODEL.default, models_dir=None, device="auto", precision
     network = load_model(ensure_model(reference, download=download))
     return FaceRestorer(network, FaceModels(face_models_dir or folders[0], download),
                         resolve_device(device), precision)
+
+
+def fetch_models(model=MODEL.default, models_dir=None, options=RestoreOptions(), detecting=True,
+                 download=True):
+    """Put in the models folder, downloading and verifying if allowed, every file a restorer
+    for `model` and `options` will read, without loading any: for workers elsewhere that
+    load them themselves."""
+    folders = model_folders(models_dir if models_dir is not None else default_models_dir())
+    ensure_model(resolve_model(model, folders, allow_paths=True), download=download)
+    FaceModels(folders[0], download).fetch(options, detecting)

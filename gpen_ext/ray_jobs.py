@@ -1,0 +1,246 @@
+"""Whole archives on a Ray cluster: the command line's jobs spread over a pool of workers, each
+holding one loaded restorer, resumable, nothing lost.
+
+Ray Data schedules: the files go through `map_batches` one at a time into a pool of actors
+(on a GPU each where there are GPUs, else on CPU cores), and come back to this process as
+they finish. Each worker restores with the command line's own code (`cli.restored_files`)
+and sends the files back as bytes; this process writes each one into place atomically, once,
+and then its line in the manifest (JSON lines: input, output, faces, seconds, error). A
+worker that dies has its file retried elsewhere by Ray; whatever attempt finishes first is
+the one written, so no file is lost or written twice. A run started again skips what the
+manifest and the output folder show as done. Clips are one task each; their worker writes
+them itself (their target must be on a file system the workers share).
+
+Ray is imported here only, and only when `--ray` is given.
+"""
+
+import json
+import logging
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+from .files import IMAGE_SUFFIXES, decode_image, write_file
+from .video import VIDEO_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+INSTALL = "pip install -r requirements-ray.txt"
+MANIFEST = "gpen-manifest.jsonl"
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed, or the cluster cannot be reached."""
+
+
+def import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401 (Ray Data is the part used)
+    except ImportError as error:
+        raise RayUnavailable(f"--ray needs Ray with Ray Data: {INSTALL} ({error})") from None
+    return ray
+
+
+def is_remote(source):
+    """A URI that pyarrow reads (s3://, gs://, hdfs://, file://, ...), not a local path."""
+    return "://" in str(source)
+
+
+def expand_remote(pattern):
+    """(URI, path relative to the output folder) for a remote file or folder of images."""
+    from pyarrow import fs as arrow_fs
+    filesystem, path = arrow_fs.FileSystem.from_uri(pattern)
+    info = filesystem.get_file_info(path)
+    scheme = pattern.split("://", 1)[0]
+    if info.type == arrow_fs.FileType.NotFound:
+        raise FileNotFoundError(f"no such file or folder: {pattern}")
+    if info.type == arrow_fs.FileType.File:
+        return [(pattern, Path(Path(path).name))]
+    found = filesystem.get_file_info(arrow_fs.FileSelector(path, recursive=True))
+    return [(f"{scheme}://{item.path}", Path(item.path).relative_to(path)) for item in
+            sorted(found, key=lambda item: item.path)
+            if item.type == arrow_fs.FileType.File and Path(item.path).suffix.lower() in
+            IMAGE_SUFFIXES + VIDEO_SUFFIXES]
+
+
+def read_source(source):
+    """The bytes of a local file or of a URI pyarrow reads."""
+    if not is_remote(source):
+        return Path(source).read_bytes()
+    from pyarrow import fs as arrow_fs
+    filesystem, path = arrow_fs.FileSystem.from_uri(str(source))
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read()
+
+
+class Manifest:
+    """One JSON line a file, appended and flushed as files finish."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def done(self):
+        """The inputs a run has restored whose outputs are still there."""
+        finished = {}
+        if not self.path.is_file():
+            return finished
+        for line in self.path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short when a run was stopped
+            if not row.get("error") and Path(row.get("output", "")).exists():
+                finished[row["input"]] = row
+        return finished
+
+    def append(self, row):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as stream:
+            stream.write(json.dumps(row) + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+
+
+def manifest_of(args):
+    return Manifest(args.manifest or Path(args.output) / MANIFEST)
+
+
+def finished_inputs(args):
+    """The inputs an earlier run restored into what is still there: a run resumes them."""
+    return set(manifest_of(args).done())
+
+
+class RestoreFiles:
+    """A Ray Data worker: one restorer, loaded once, for every file given to it."""
+
+    def __init__(self, setup):
+        import torch
+        from .allocator import keep_freed_memory
+        from .restorers import load_restorer
+        keep_freed_memory()
+        if setup["threads"]:
+            torch.set_num_threads(setup["threads"])
+        self.setup = setup
+        self.args = setup["args"]
+        self.restorer = load_restorer(setup["model"], setup["models_dir"], setup["device"],
+                                      setup["precision"], download=False)
+        if not self.args.aligned:
+            self.restorer.prepare(setup["options"], detecting=setup["landmarks"] is None)
+
+    def __call__(self, batch):
+        rows = []
+        for index, source, target, kind in zip(batch["index"], batch["source"],
+                                               batch["target"], batch["kind"]):
+            started, written, faces, error = time.monotonic(), [], 0, None
+            try:
+                written, faces = self.restore(str(source), Path(str(target)), str(kind))
+            except Exception as failure:  # recorded in the manifest; the job goes on
+                error = f"{type(failure).__name__}: {failure}"
+            # one opaque value a row, so that clips (no files) and images share one schema;
+            # pickled between this job's own processes, as Ray moves every object anyway
+            rows.append(pickle.dumps({"index": int(index), "faces": faces, "error": error,
+                                      "seconds": round(time.monotonic() - started, 3),
+                                      "worker": os.getpid(), "written": written}))
+        return {"result": rows}
+
+    def restore(self, source, target, kind):
+        from . import cli
+        setup, args = self.setup, self.args
+        if kind != cli.IMAGE:  # a clip: streamed into its target by this worker
+            if is_remote(source):
+                raise ValueError("clips are read from local or shared paths, not URIs")
+            job = cli.Job(Path(source), target, kind)
+            return [], cli.restore_clip_file(self.restorer, job, setup["options"],
+                                             setup["landmarks"], args, cli.Progress(0))
+        picture = decode_image(read_source(source), name=source,
+                               max_megapixels=args.max_megapixels)
+        return cli.restored_files(self.restorer, picture, source, target, setup["options"],
+                                  setup["landmarks"], args)
+
+
+def run(plan, args, options, landmarks):
+    """Restore the planned jobs on Ray; the command line's exit code."""
+    from .cli import EXIT_OK, EXIT_SOME_FAILED, Progress
+    ray = import_ray()
+    manifest = manifest_of(args)
+    finished = manifest.done()
+    todo = [job for job in plan if str(job.source) not in finished]
+    skipped = len(plan) - len(todo)
+    if skipped:
+        print(f"{skipped} file(s) done in an earlier run (see {manifest.path}); "
+              f"{len(todo)} to go", file=sys.stderr)
+    if not todo:
+        return EXIT_OK
+    connect(ray, args.ray)
+    # on CPUs a worker a thread unless told otherwise: workers side by side, not contending
+    threads = args.ray_threads_per_worker or (None if args.ray_gpus_per_worker else 1)
+    workers = args.ray_workers or default_workers(ray, args, threads)
+    setup = {"model": args.model, "models_dir": args.models_dir, "device": args.device,
+             "precision": args.precision, "options": options, "landmarks": landmarks,
+             "args": args, "threads": threads}
+    items = [{"index": index, "source": str(job.source), "target": str(job.target),
+              "kind": job.kind} for index, job in enumerate(todo)]
+    resources = {"num_cpus": threads or 1}
+    if args.ray_gpus_per_worker:
+        resources["num_gpus"] = args.ray_gpus_per_worker
+    restored = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        RestoreFiles, fn_constructor_kwargs={"setup": setup}, batch_size=1,
+        compute=ray.data.ActorPoolStrategy(size=workers), **resources)
+    progress, failed, faces, started = Progress(len(todo)), [], 0, time.monotonic()
+    committed = set()
+    print(f"restoring {len(todo)} file(s) on Ray with {workers} worker(s)", file=sys.stderr)
+    for row in restored.iter_rows():
+        outcome = pickle.loads(row["result"])
+        if outcome["index"] in committed:  # a retried file: its first outcome counts
+            continue
+        committed.add(outcome["index"])
+        job = todo[outcome["index"]]
+        error = outcome["error"]
+        try:
+            for path, data in outcome["written"]:
+                write_file(path, data)
+        except OSError as failure:
+            error = str(failure)
+        faces += outcome["faces"]
+        manifest.append({"input": str(job.source), "output": str(job.target),
+                         "faces": outcome["faces"], "seconds": outcome["seconds"],
+                         "error": error, "worker": outcome["worker"]})
+        if error:
+            failed.append((job.source, error))
+            log.error("%s: %s", job.source, error)
+        progress.file_done(failures=len(failed))
+    progress.close()
+    summary = f"{len(committed)} file(s) restored on Ray, {faces} face(s), in " \
+        f"{time.monotonic() - started:.1f} s"
+    if failed:
+        summary += f"; {len(failed)} failed:" + "".join(f"\n  {source}: {reason}"
+                                                         for source, reason in failed)
+    print(summary, file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def connect(ray, address):
+    """This process's Ray: a cluster at `address` ("auto": the one this machine belongs to),
+    or a Ray of its own on this machine."""
+    if ray.is_initialized():
+        return
+    logging.getLogger("ray").setLevel(logging.WARNING)  # its start-up talk; errors still show
+    try:
+        if address == "local":
+            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise RayUnavailable(f"cannot reach Ray at {address}: {error}") from None
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def default_workers(ray, args, threads):
+    """One worker a GPU's share where GPUs are asked for, else one a thread budget."""
+    resources = ray.cluster_resources()
+    if args.ray_gpus_per_worker:
+        return max(1, int(resources.get("GPU", 0) / args.ray_gpus_per_worker))
+    return max(1, int(resources.get("CPU", 1) // (threads or 1)))

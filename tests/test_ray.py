@@ -1,0 +1,133 @@
+"""Whole folders on a local Ray (2 CPUs, 2 workers): the plain command line's outputs, a
+manifest, a run resumed, and a worker killed part way, losing and repeating nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from helpers import ROOT
+
+pytest.importorskip("ray.data")
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, tiny_state_dict, astronaut, astronaut_landmarks, face_weights):
+    """Eight photos of one face (each a little different), a file that is no image and an
+    animation; a small model and the faces' landmarks."""
+    folder = tmp_path_factory.mktemp("archive")
+    photos = folder / "photos"
+    (photos / "album").mkdir(parents=True)
+    for index in range(8):
+        shade = np.clip(astronaut.astype(int) + 6 * index, 0, 255).astype(np.uint8)
+        where = photos / ("album" if index % 2 else ".") / f"photo{index}.png"
+        cv2.imwrite(str(where), shade[..., ::-1])
+    (photos / "broken.jpg").write_bytes(b"not a photo")
+    frames = [Image.new("RGB", (32, 32), (index * 60, 0, 0)) for index in range(3)]
+    frames[0].save(photos / "moving.gif", save_all=True, append_images=frames[1:])
+    torch.save(tiny_state_dict, folder / "tiny.pth")
+    (folder / "faces.json").write_text(json.dumps([astronaut_landmarks.tolist()]))
+    for weights in face_weights.iterdir():
+        (folder / weights.name).write_bytes(weights.read_bytes())
+    return folder
+
+
+def command(archive, output, *extra):
+    return [sys.executable, "-m", "gpen_ext", "restore", str(archive / "photos"), "-o",
+            str(output), "--model", str(archive / "tiny.pth"), "--models-dir", str(archive),
+            "--landmarks", str(archive / "faces.json"), "--no-download", *extra]
+
+
+def run(archive, output, *extra):
+    return subprocess.run(command(archive, output, *extra), cwd=ROOT, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def manifest(output):
+    return [json.loads(line) for line in (output / "gpen-manifest.jsonl").read_text().splitlines()]
+
+
+def images(output):
+    return {path.relative_to(output): cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+            for path in sorted(output.rglob("*.png"))}
+
+
+ON_RAY = ("--ray", "--ray-workers", "2", "--ray-threads-per-worker", "1")
+
+
+@pytest.fixture(scope="module")
+def plain(archive, tmp_path_factory):
+    output = tmp_path_factory.mktemp("plain") / "out"
+    result = run(archive, output)
+    assert result.returncode == 1, result.stderr  # two files fail, the rest restored
+    return output
+
+
+def test_a_folder_on_ray_is_restored_as_the_command_line_restores_it(archive, plain, tmp_path):
+    result = run(archive, tmp_path / "out", *ON_RAY)
+    assert result.returncode == 1, result.stderr
+    ours, theirs = images(tmp_path / "out"), images(plain)
+    assert ours.keys() == theirs.keys() and len(ours) == 8
+    for name in ours:
+        assert np.abs(ours[name].astype(int) - theirs[name]).max() <= 1, name
+    rows = manifest(tmp_path / "out")
+    assert sorted(row["input"] for row in rows) == sorted(
+        str(path) for path in (archive / "photos").rglob("*") if path.is_file())
+    failed = {os.path.basename(row["input"]): row["error"] for row in rows if row["error"]}
+    assert set(failed) == {"broken.jpg", "moving.gif"} and "frames" in failed["moving.gif"]
+    assert all(row["faces"] == 1 and row["seconds"] > 0 for row in rows if not row["error"])
+    assert "broken.jpg: " in result.stderr and "2 failed:" in result.stderr
+
+
+def test_a_stopped_run_resumes_with_only_what_is_missing(archive, tmp_path):
+    output = tmp_path / "out"
+    process = subprocess.Popen(command(archive, output, *ON_RAY), cwd=ROOT, text=True,
+                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if (output / "gpen-manifest.jsonl").is_file() and len(manifest(output)) >= 3:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)  # Ctrl-C
+    process.communicate(timeout=120)
+    first = manifest(output)
+    before = {row["input"] for row in first if not row["error"]}
+    assert before, "the first run should have finished a few files"
+    result = run(archive, output, *ON_RAY)
+    assert f"{len(before)} file(s) done in an earlier run" in result.stderr
+    again = manifest(output)[len(first):]
+    assert not {row["input"] for row in again} & before  # nothing done twice
+    done = [row["input"] for row in first + again if not row["error"]]
+    assert len(done) == len(set(done)) == 8  # every photo exactly once
+
+
+def test_a_killed_worker_loses_nothing_and_writes_nothing_twice(archive, plain, tmp_path):
+    output = tmp_path / "out"
+    process = subprocess.Popen(command(archive, output, *ON_RAY), cwd=ROOT, text=True,
+                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    deadline, killed = time.monotonic() + 300, None
+    while time.monotonic() < deadline and process.poll() is None and killed is None:
+        rows = manifest(output) if (output / "gpen-manifest.jsonl").is_file() else []
+        workers = [row["worker"] for row in rows if row.get("worker")]
+        if workers:
+            killed = workers[0]
+            os.kill(killed, signal.SIGKILL)  # a worker process dies mid-run
+        time.sleep(0.1)
+    _, errors = process.communicate(timeout=600)
+    assert killed, errors
+    rows = manifest(output)
+    inputs = [row["input"] for row in rows]
+    assert len(inputs) == len(set(inputs)) == 10, errors  # every file once: none lost
+    assert sum(1 for row in rows if not row["error"]) == 8
+    assert any(row["worker"] != killed for row in rows if row.get("worker"))
+    ours, theirs = images(output), images(plain)  # as an undisturbed run's
+    assert ours.keys() == theirs.keys()
+    assert all(np.abs(ours[name].astype(int) - theirs[name]).max() <= 1 for name in ours)
