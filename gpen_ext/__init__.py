@@ -2,15 +2,19 @@
 
 Layers, each using only those before it: `arch` (the GPEN network, its state-dict loader and
 fast path; shared band and Winograd helpers) -> `checkpoints`, `registry`, `download` ->
-`images`, `alignment`, `face_models`, `inference`, `options`, `compositing`, `pipeline` ->
-`restorers` (a ready pipeline from a model name) -> `files`, `allocator`, `cli` and `hosts`
-(a service, HTTP routes, the WebUI)."""
+`images`, `alignment`, `face_models`, `inference`, `options`, `compositing`, `tracking`,
+`pipeline` -> `restorers` (a ready pipeline from a model name) -> `sheets`, `files`, `video`,
+`allocator`, `cli` (with `ray_jobs`, its files on Ray) and `hosts` (a service, HTTP routes,
+the WebUI, ComfyUI). From Python: `load_restorer` for arrays, `restore_files` for files,
+folders and clips as the command line restores them."""
 
-from .checkpoints import CheckpointError, load_model
-from .options import RestoreOptions
-from .pipeline import FaceRestorer, RestoreResult
-from .restorers import load_restorer
-
-__all__ = ["CheckpointError", "FaceRestorer", "RestoreOptions", "RestoreResult", "load_model",
-           "load_restorer"]
 __version__ = "0.3.0"
+
+from .checkpoints import CheckpointError, load_model  # noqa: E402
+from .cli import UsageError, restore_files  # noqa: E402
+from .options import RestoreOptions  # noqa: E402
+from .pipeline import FaceRestorer, RestoreResult  # noqa: E402
+from .restorers import load_restorer  # noqa: E402
+
+__all__ = ["CheckpointError", "FaceRestorer", "RestoreOptions", "RestoreResult", "UsageError",
+           "load_model", "load_restorer", "restore_files"]

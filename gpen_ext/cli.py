@@ -334,12 +334,27 @@ def options_from(args):
         raise UsageError(str(error)) from None
 
 
-def run_restore(args):
+def restore_files(inputs, output, options=None, **flags):
+    """The command line's restore from Python: `inputs` (files, folders, globs; URIs on Ray)
+    into `output` (a file or a folder), with `options` (RestoreOptions; default: the
+    defaults) and any other flag of `python -m gpen_ext restore` by its name (model="1024",
+    overwrite=True, landmarks="faces.json", ray="local" or "auto", ray_workers=4, ...).
+    Returns the exit code (0 all restored, 1 some failed); a usage error raises UsageError."""
+    args = build_parser().parse_args(["restore", *map(str, inputs), "-o", str(output)])
+    unknown = set(flags) - set(vars(args))
+    if unknown:
+        raise TypeError(f"unknown flag(s): {', '.join(sorted(unknown))}")
+    vars(args).update(flags)
+    return run_restore(args, options)
+
+
+def run_restore(args, options=None):
     if args.legacy:
         args.aligned = not args.face_align
         if args.size and args.model == MODEL.default:
             args.model = f"GPEN-BFR-{args.size}"
-    options = options_from(args)
+    options = options_from(args) if options is None else \
+        options.overlay(keep_crops=options.keep_crops or args.save_faces)
     landmarks = read_landmarks(args.landmarks, args.faces_per_image) if args.landmarks else None
     finished = ray_jobs.finished_inputs(args) if args.ray else ()
     plan = plan_outputs(expand_inputs(args.inputs, args), args.output, args.overwrite,

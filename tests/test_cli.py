@@ -76,6 +76,26 @@ def test_single_file_with_extras_and_the_overwrite_rules(workspace):
     assert onto_input.returncode == 2 and "refusing to overwrite an input" in onto_input.stderr
 
 
+def test_restore_files_is_the_command_line_from_python(workspace):
+    import gpen_ext
+    from gpen_ext import RestoreOptions, UsageError, restore_files
+    out = workspace / "from_python"
+    code = restore_files([workspace / "photos" / "webui.png"], out, RestoreOptions(mask="box"),
+                         model=workspace / "tiny.pth", landmarks=workspace / "faces.json",
+                         save_faces=True, precision="fp32")
+    plain = workspace / "from_cli"  # the same in a process of its own (where auto may be bf16)
+    assert run_cli("restore", workspace / "photos" / "webui.png", "-o", plain, "--model",
+                   workspace / "tiny.pth", "--landmarks", workspace / "faces.json", "--mask",
+                   "box", "--precision", "fp32").returncode == 0
+    assert code == 0 and gpen_ext.restore_files is restore_files
+    assert sorted(p.name for p in out.iterdir()) == ["webui.png", "webui_face00.png"]
+    assert np.array_equal(cv2.imread(str(out / "webui.png")), cv2.imread(str(plain / "webui.png")))
+    with pytest.raises(UsageError, match="exist already"):
+        restore_files([workspace / "photos" / "webui.png"], out, model=workspace / "tiny.pth")
+    with pytest.raises(TypeError, match="unknown flag.*colour"):
+        restore_files([workspace / "photos"], out, colour=True)
+
+
 def test_fail_fast_stops_at_the_first_failure(workspace):
     out = workspace / "fast"
     result = run_cli("restore", workspace / "photos" / "broken.jpg", workspace / "photos" / "webui.png",
