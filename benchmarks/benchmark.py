@@ -1,17 +1,29 @@
 """Speed and memory: the whole restoration with default options, then the network alone.
 
-    python benchmarks/benchmark.py                      # pipeline, then every network size
-    python benchmarks/benchmark.py --no-networks        # the pipeline part only
+    python benchmarks/benchmark.py                      # pipeline, video, every network size
+    python benchmarks/benchmark.py --no-networks        # the pipeline and video parts only
+    python benchmarks/benchmark.py --no-pipeline --no-networks   # the video part only
     python benchmarks/benchmark.py --no-pipeline --sizes 512 --batches 1
+    python benchmarks/benchmark.py --no-networks --ray  # pipeline, video and Ray (README)
+    python benchmarks/benchmark.py --quality            # bf16 against fp32, the photo's faces
 
-Pipeline: GPEN-BFR-512 with every option at its default (parsing mask, batch 4), on the
-29-face Solvay photo and on a one-face image, each in a fresh process set up as the command
-line sets it up (gpen_ext/allocator.py). Time end to end and stage by stage (detect, align,
-network, parse, paste), peak resident memory of the whole process. In the same run, the
-reference arithmetic for the same faces: the straightforward network and facexlib's ParseNet,
-one face at a time. The faces are the supplied landmarks (the weights here are random, so a
+Pipeline: GPEN-BFR-512 with every option at its default (parsing mask, batch 4, precision
+auto), on the 29-face Solvay photo and on a one-face image, the photo again in fp32, each in a
+fresh process set up as the command line sets it up (gpen_ext/allocator.py). Time end to end
+and stage by stage (detect, align, network, parse, paste), peak resident memory of the whole
+process. In the same run, the reference arithmetic for the same faces: the straightforward
+network and facexlib's ParseNet, one face at a time, fp32; and where auto is not fp32, its
+quality against fp32 (PSNR of each restored face, parsed masks). The faces are the supplied landmarks (the weights here are random, so a
 detector would find nothing); the detector still runs on each image, as it would without
 landmarks, and its time is one of the stages.
+
+Video: a 720p clip with one face and the 29-face photo as a clip, restored with default
+options as clips (decoded, restored, encoded) against the same frames restored as images;
+flicker on a still clip with jittered landmarks, smoothing off and on, and the faces' places
+on a panning clip; peak memory over a clip's length.
+
+Ray (--ray): a folder of photos through the command line, plainly and on a local Ray with one
+and two workers.
 
 Networks: the fast path against the straightforward network, per size and batch, fp32.
 
@@ -158,8 +170,9 @@ class StageClock:
         self.wrap(pipeline, "paste_face", "paste")
 
 
-def pipeline_run(image_name, mask, repeats):
-    """Our pipeline, default options but `mask`: time and stages of the best run, peak."""
+def pipeline_run(image_name, mask, precision, repeats):
+    """Our pipeline, default options but `mask` and `precision`: time and stages of the best
+    run, peak."""
     from gpen_ext.face_models import FaceModels
     from gpen_ext.options import RestoreOptions
     from gpen_ext.pipeline import FaceRestorer
@@ -169,7 +182,8 @@ def pipeline_run(image_name, mask, repeats):
     clock.attach()
     with tempfile.TemporaryDirectory() as folder:
         face_weights(Path(folder))
-        restorer = FaceRestorer(FastGPEN(release_network(512)), FaceModels(folder, False))
+        restorer = FaceRestorer(FastGPEN(release_network(512)), FaceModels(folder, False),
+                                precision=precision)
         options = RestoreOptions(mask=mask, keep_crops=False)
         faces = []
 
@@ -187,7 +201,37 @@ def pipeline_run(image_name, mask, repeats):
             runs.append((time.perf_counter() - start, dict(clock.seconds)))
     seconds, stages = min(runs, key=lambda run: run[0])
     return {"seconds": seconds, "stages": stages, "faces": len(faces),
-            "peak_mb": peak_resident_bytes() / 2 ** 20}
+            "peak_mb": peak_resident_bytes() / 2 ** 20, "precision": restorer.precision}
+
+
+def precision_quality():
+    """The photo's faces restored in fp32 and in bf16 (through the pipeline, parsing mask):
+    PSNR of each restored face against fp32's, and how many parsed mask pixels agree."""
+    from gpen_ext.face_models import FaceModels, FaceParser
+    from gpen_ext.options import RestoreOptions
+    from gpen_ext.pipeline import FaceRestorer
+
+    image, landmarks = images()["photo"]
+    masks = {}
+    original = FaceParser.face_masks
+
+    def recorded(self, crops, regions, precision="fp32"):
+        masks.setdefault(precision, []).append(original(self, crops, regions, precision))
+        return masks[precision][-1]
+    FaceParser.face_masks = recorded
+    crops = {}
+    with tempfile.TemporaryDirectory() as folder:
+        face_weights(Path(folder))
+        for precision in ("fp32", "bf16"):
+            restorer = FaceRestorer(FastGPEN(release_network(512)), FaceModels(folder, False),
+                                    precision=precision)
+            result = restorer.restore(image, RestoreOptions(keep_crops=True), landmarks)
+            crops[precision] = [face.restored for face in result.faces]
+    psnr = [10 * np.log10(255 ** 2 / max(np.mean((a.astype(float) - b) ** 2), 1e-12))
+            for a, b in zip(crops["fp32"], crops["bf16"])]
+    agree = np.mean(np.concatenate(masks["fp32"]) == np.concatenate(masks["bf16"]))
+    return {"faces": len(psnr), "psnr_min": min(psnr), "psnr_mean": float(np.mean(psnr)),
+            "mask_agreement": float(agree)}
 
 
 def reference_run(image_name, repeats):
@@ -227,8 +271,8 @@ def reference_run(image_name, repeats):
 
 
 def pipeline_table(repeats):
-    print(f"\nThe pipeline, default options (GPEN-BFR-512, parsing mask, batch 4), cpu fp32, "
-          f"allocator as the command line sets it")
+    print(f"\nThe pipeline, default options (GPEN-BFR-512, parsing mask, batch 4, precision "
+          f"auto), cpu, allocator as the command line sets it")
     print(f"{'':>34} {'faces':>5} {'total s':>8}" + "".join(f"{s:>9}" for s in STAGES)
           + f" {'peak MB':>8}")
 
@@ -238,15 +282,18 @@ def pipeline_table(repeats):
         print(f"{label:>34} {result['faces']:>5} {result['seconds']:>8.2f}{stages} "
               f"{result['peak_mb']:>8.0f}", flush=True)
 
-    photo = in_subprocess("--pipeline", "photo", "parsing", repeats, keep=True)
-    row("Solvay photo", photo)
-    one = in_subprocess("--pipeline", "one-face", "parsing", repeats, keep=True)
-    row("one-face image", one)
+    photo = in_subprocess("--pipeline", "photo", "parsing", "auto", repeats, keep=True)
+    row(f"Solvay photo ({photo['precision']})", photo)
+    one = in_subprocess("--pipeline", "one-face", "parsing", "auto", repeats, keep=True)
+    row(f"one-face image ({one['precision']})", one)
+    if photo["precision"] != "fp32":
+        fp32 = in_subprocess("--pipeline", "photo", "parsing", "fp32", repeats, keep=True)
+        row("Solvay photo, fp32", fp32)
     reference = in_subprocess("--reference", "photo", repeats, keep=True)
     row("reference arithmetic, same faces", reference)
     plain = in_subprocess("--reference", "photo", repeats, keep=False)
     row("  the same under glibc's malloc", plain)
-    box = in_subprocess("--pipeline", "photo", "box", repeats, keep=True)
+    box = in_subprocess("--pipeline", "photo", "box", "auto", repeats, keep=True)
     row("Solvay photo, box mask", box)
     per_face = lambda result: result["seconds"] / result["faces"]  # noqa: E731
     for label, base in (("the reference arithmetic", reference),
@@ -255,6 +302,12 @@ def pipeline_table(repeats):
               f"({per_face(photo):.2f} against {per_face(base):.2f} s a face; parsing "
               f"{base['stages']['parse'] / photo['stages']['parse']:.2f}x, network "
               f"{base['stages']['network'] / photo['stages']['network']:.2f}x)")
+    if photo["precision"] != "fp32":
+        quality = in_subprocess("--quality")
+        print(f"{photo['precision']}: {fp32['seconds'] / photo['seconds']:.2f}x faster than fp32 "
+              f"on the photo; its {quality['faces']} restored faces {quality['psnr_mean']:.1f} dB PSNR "
+              f"against fp32's (the worst face {quality['psnr_min']:.1f}), parsed masks agree on "
+              f"{100 * quality['mask_agreement']:.2f}% of pixels")
     print(f"peak memory: photo {photo['peak_mb']:.0f} MB, {photo['peak_mb'] / one['peak_mb']:.2f}"
           f" of the one-face image's; the box mask saves {photo['seconds'] - box['seconds']:.1f} s"
           f" on the photo ({box['seconds'] / photo['seconds']:.2f} of the time)")
@@ -324,6 +377,273 @@ def network_table(args, keep):
                   f"{fast['peak_mb'] / max(plain['peak_mb'], 1):>7.2f}", flush=True)
 
 
+# ---------------------------------------------------------------- video
+
+CLIPS = {  # name -> (width, height, frames, frame rate): a face that pans 2 px a frame
+    "720p": (1280, 720, 24, 24), "memory-10": (1920, 1080, 10, 25),
+    "memory-1000": (1920, 1080, 1000, 25), "memory-default-100": (1920, 1080, 100, 25)}
+JITTER_PX, PAN_PX = 1.5, 2
+
+
+def clip_frame(width, height, index):
+    """The one-face image on a grey frame, `PAN_PX` further each frame, back and forth across
+    the frame; its landmarks."""
+    face, landmarks = images()["one-face"]
+    frame = np.full((height, width, 3), 96, np.uint8)
+    travel = width - face.shape[1]
+    x = travel - abs(PAN_PX * index % (2 * travel) - travel)
+    y = (height - face.shape[0]) // 2
+    frame[y:y + face.shape[0], x:x + face.shape[1]] = face
+    return frame, landmarks + [x, y]
+
+
+def make_clips(folder):
+    """The clips of CLIPS, H.264 with an AAC tone, and the Solvay photo as a three-frame clip;
+    each with its landmarks, per frame."""
+    import av
+    made = {}
+    photo, photo_landmarks = images()["photo"]
+    specs = {**{name: spec for name, spec in CLIPS.items()},
+             "photo": (photo.shape[1], photo.shape[0], 3, 1)}
+    for name, (width, height, count, rate) in specs.items():
+        path, landmarks = folder / f"{name}.mp4", []
+        with av.open(str(path), "w") as out:
+            video = out.add_stream("libx264", rate=rate)
+            video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+            video.codec_context.options = {"preset": "veryfast"}
+            sound = out.add_stream("aac", rate=16000)
+            sound.layout = "mono"
+            for index in range(count):
+                if name == "photo":
+                    pixels, points = photo[..., :3], photo_landmarks
+                else:
+                    pixels, points = clip_frame(width, height, index)
+                landmarks.append(np.asarray(points).reshape(-1, 5, 2).tolist())
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+                frame.pts = index
+                out.mux(video.encode(frame))
+            out.mux(video.encode(None))
+            tone = 0.1 * np.sin(np.arange(int(16000 * count / rate)) / 16000 * 2 * np.pi * 440)
+            for start in range(0, len(tone), 1024):
+                chunk = av.AudioFrame.from_ndarray(
+                    tone[None, start:start + 1024].astype(np.float32), format="fltp",
+                    layout="mono")
+                chunk.sample_rate, chunk.pts = 16000, start
+                out.mux(sound.encode(chunk))
+            out.mux(sound.encode(None))
+        (folder / f"{name}.json").write_text(json.dumps(landmarks))
+        made[name] = path
+    return made
+
+
+def clip_restorer(folder, size=512):
+    """The default pipeline with random weights; faces are supplied, and the detector still
+    runs on every frame as it would without them (its time counted, its finds unused)."""
+    from gpen_ext.face_models import FaceModels
+    from gpen_ext.pipeline import FaceRestorer
+    face_weights(Path(folder))
+    restorer = FaceRestorer(FastGPEN(release_network(size)), FaceModels(folder, False))
+    find_faces = restorer.find_faces
+
+    def detect_too(rgb, layout, options, landmarks=None):
+        restorer.face_models.detector(options.detection_model).detect(
+            rgb, options.detection_threshold, options.detection_max_side)
+        return find_faces(rgb, layout, options, landmarks)
+
+    restorer.find_faces = detect_too
+    return restorer
+
+
+def clip_run(path, how, special=False):
+    """One clip restored with default options: as a clip ("video": decode, restore, encode)
+    or frame by frame as images ("images": decoded first, untimed). `special`: GPEN-BFR-256,
+    the box mask and no detector, for the long memory runs."""
+    from gpen_ext.options import RestoreOptions
+    from gpen_ext.video import open_sink, open_source, restore_clip
+    path = Path(path)
+    landmarks = [np.array(faces) for faces in json.loads(path.with_suffix(".json").read_text())]
+    options = RestoreOptions(keep_crops=False, mask="box" if special else "parsing")
+    with tempfile.TemporaryDirectory() as folder:
+        restorer = clip_restorer(folder, 256 if special else 512)
+        if special:
+            del restorer.find_faces  # supplied faces only
+        restorer.restore(np.asarray(images()["one-face"][0]), options,
+                         images()["one-face"][1])  # the first call: loads, Winograd weights
+        source = open_source(path, "video", 150)
+        if how == "images":
+            frames = [frame.pixels for frame in source.frames(lambda packet: None)]
+            source.close()
+            start = time.perf_counter()
+            faces = sum(len(restorer.restore(frame, options, points).faces)
+                        for frame, points in zip(frames, landmarks))
+            count = len(frames)
+        else:
+            sink = open_sink(Path(folder) / f"out{path.suffix}", source)
+            start = time.perf_counter()
+            count, faces = restore_clip(restorer, source, sink, options, iter(landmarks))
+            probe = clip_probe(path), clip_probe(sink.path)
+        seconds = time.perf_counter() - start
+    result = {"seconds": seconds, "frames": count, "faces": faces,
+              "peak_mb": peak_resident_bytes() / 2 ** 20, "precision": restorer.precision}
+    if how == "video":
+        result["same"] = probe[0] == probe[1]
+        result["probe"] = probe[1]
+    return result
+
+
+def clip_probe(path):
+    """What a player reads of a clip: frames, rate, duration, and the audio's packets."""
+    import hashlib
+    import av
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        digest, frames, last = hashlib.sha256(), 0, 0.0
+        for packet in container.demux():
+            if packet.stream.type == "audio" and packet.size:
+                digest.update(bytes(packet))
+            elif packet.stream.type == "video" and packet.size:
+                frames += 1
+                last = max(last, float((packet.pts + packet.duration) * video.time_base))
+        return {"frames": frames, "rate": str(video.average_rate), "duration": round(last, 3),
+                "audio": digest.hexdigest()[:12]}
+
+
+def flicker_run(smoothing):
+    """A still clip (the Solvay photo's middle, 20 frames) with its landmarks jittered by
+    JITTER_PX a frame, as a detector's are: the mean change from frame to frame inside the
+    faces' boxes, restored with `temporal_smoothing` at `smoothing`; and, on the same clip
+    panning PAN_PX a frame, how far the faces are placed from where they belong."""
+    from gpen_ext.options import RestoreOptions
+    photo, landmarks = images()["photo"]
+    region = (slice(100, 340), slice(640, 1000))
+    inside = [points - [640, 100] for points in landmarks
+              if points[:, 0].min() > 660 and points[:, 0].max() < 980
+              and points[:, 1].min() > 130 and points[:, 1].max() < 310]
+    still = photo[region][..., :3]
+    rng = np.random.default_rng(0)
+    jitter = [[points + rng.normal(0, JITTER_PX, points.shape) for points in inside]
+              for _ in range(20)]
+    options = RestoreOptions(keep_crops=False, temporal_smoothing=smoothing)
+    with tempfile.TemporaryDirectory() as folder:
+        restorer = clip_restorer(folder)
+        results = restorer.restore_images([still] * 20, options, jitter)
+        mask = np.zeros(still.shape[:2], bool)
+        for face in results[0].faces:
+            x1, y1, x2, y2 = np.round(face.box).astype(int)
+            mask[max(y1, 0):y2, max(x1, 0):x2] = True
+        frames = np.stack([result.image for result in results]).astype(np.float32)
+        change = float(np.abs(np.diff(frames, axis=0))[:, mask].mean())
+        # the pan: where each face's landmarks are taken from, against where it is
+        wide = np.pad(photo[..., :3], ((0, 0), (0, PAN_PX * 20), (0, 0)))
+        panned = [np.ascontiguousarray(np.roll(wide, PAN_PX * index, axis=1)[region])
+                  for index in range(20)]
+        truth = [[points + [PAN_PX * index, 0] for points in inside] for index in range(20)]
+        given = [[points + rng.normal(0, JITTER_PX, points.shape) for points in faces]
+                 for faces in truth]
+        placed = restorer.restore_images(panned, options, given)
+        errors = [min(np.linalg.norm(face.landmarks.mean(axis=0) - points.mean(axis=0))
+                      for points in truth[index])  # from the face it is
+                  for index, result in enumerate(placed) for face in result.faces]
+    return {"change": change, "faces": len(inside), "pan_mean": float(np.mean(errors)),
+            "pan_max": float(np.max(errors))}
+
+
+def video_table(folder):
+    clips = make_clips(Path(folder))
+    print(f"\nVideo: default options (GPEN-BFR-512, parsing mask, batch 4, temporal smoothing "
+          f"4, precision auto), cpu, decode + restore + encode (H.264 CRF 18), against the same frames "
+          f"restored as images; faces supplied, the detector run on every frame")
+    print(f"{'clip':>34} {'frames':>6} {'faces':>5} {'clip fps':>9} {'images fps':>11} "
+          f"{'ratio':>6} {'peak MB':>8}")
+    for name, label in (("720p", "720p, one face"), ("photo", "Solvay photo, 29 faces")):
+        clip = in_subprocess("--clip", clips[name], "video", 0, keep=True)
+        alone = in_subprocess("--clip", clips[name], "images", 0, keep=True)
+        clip_fps, image_fps = clip["frames"] / clip["seconds"], alone["frames"] / alone["seconds"]
+        print(f"{label:>34} {clip['frames']:>6} {clip['faces']:>5} {clip_fps:>9.3f} "
+              f"{image_fps:>11.3f} {clip_fps / image_fps:>6.2f} {clip['peak_mb']:>8.0f}",
+              flush=True)
+        print(f"{'':>34} in {clip['precision']}; output plays as the input: {clip['same']} "
+              f"{clip['probe']}")
+    off, on = in_subprocess("--flicker", 0, keep=True), in_subprocess("--flicker", 4, keep=True)
+    print(f"flicker, a still clip with {JITTER_PX} px of landmark jitter a frame ({on['faces']} "
+          f"faces, 20 frames): mean change inside the faces {off['change']:.2f} levels a "
+          f"frame with smoothing off, {on['change']:.2f} with it on: "
+          f"{off['change'] / max(on['change'], 1e-9):.1f}x lower")
+    print(f"a pan of {PAN_PX} px a frame with the same jitter: faces placed {on['pan_mean']:.2f} "
+          f"px (at most {on['pan_max']:.2f} px) from where they belong with smoothing, "
+          f"{off['pan_mean']:.2f} px (at most {off['pan_max']:.2f} px) without")
+    peaks = {}
+    for name in ("memory-10", "memory-1000"):
+        peaks[name] = in_subprocess("--clip", clips[name], "video", 1, keep=True)
+    for name in ("memory-10", "memory-default-100"):
+        peaks[name + "-default"] = in_subprocess("--clip", clips[name], "video", 0, keep=True)
+    print(f"peak memory over clip length, 1080p, one face a frame: 1000 frames "
+          f"{peaks['memory-1000']['peak_mb']:.0f} MB against 10 frames "
+          f"{peaks['memory-10']['peak_mb']:.0f} MB "
+          f"({peaks['memory-1000']['peak_mb'] / peaks['memory-10']['peak_mb']:.2f}; "
+          f"GPEN-BFR-256, box mask, no detector: a faster special case, "
+          f"{peaks['memory-1000']['frames'] / peaks['memory-1000']['seconds']:.1f} fps); "
+          f"default options: 100 frames {peaks['memory-default-100-default']['peak_mb']:.0f} MB "
+          f"against 10 frames {peaks['memory-10-default']['peak_mb']:.0f} MB")
+
+
+# ---------------------------------------------------------------- Ray
+
+ARCHIVE_SIZE = 40
+
+
+def make_archive(folder):
+    """A folder of ARCHIVE_SIZE one-face photos (each a little different), their faces, and a
+    models folder with GPEN-BFR-512 and facexlib's networks (random weights)."""
+    import cv2
+    face, landmarks = images()["one-face"]
+    photos, models = folder / "photos", folder / "models"
+    photos.mkdir()
+    models.mkdir()
+    for index in range(ARCHIVE_SIZE):
+        shaded = np.clip(face.astype(int) + index % 9, 0, 255).astype(np.uint8)
+        cv2.imwrite(str(photos / f"photo{index:02d}.png"), shaded[..., ::-1])
+    (folder / "faces.json").write_text(json.dumps(landmarks.tolist()))
+    torch.save(release_network(512).state_dict(), models / "GPEN-BFR-512.pth")
+    face_weights(models)
+    return photos, models
+
+
+def command_line_seconds(folder, output, *extra):
+    """Wall time of `python -m gpen_ext restore` on the archive, as a user runs it."""
+    command = [sys.executable, "-m", "gpen_ext", "restore", str(folder / "photos"), "-o",
+               str(output), "--models-dir", str(folder / "models"), "--landmarks",
+               str(folder / "faces.json"), "--no-download", *map(str, extra)]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    seconds = time.perf_counter() - start
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return seconds
+
+
+def ray_table(folder):
+    make_archive(folder)
+    print(f"\nRay: {ARCHIVE_SIZE} one-face photos, default options (faces supplied), the "
+          f"command line end to end (start-up, Ray's included)")
+    plain = command_line_seconds(folder, folder / "plain")
+    rows = [("plain command line, 2 threads", plain, None)]
+    for workers, threads in ((1, 2), (1, 1), (2, 1)):
+        seconds = command_line_seconds(folder, folder / f"ray{workers}x{threads}", "--ray",
+                                       "--ray-workers", workers, "--ray-threads-per-worker",
+                                       threads)
+        rows.append((f"--ray, {workers} worker(s) of {threads} thread(s)", seconds,
+                     (workers, threads)))
+    print(f"{'':>40} {'seconds':>8} {'photos/s':>9} {'against plain':>14}")
+    for label, seconds, _ in rows:
+        print(f"{label:>40} {seconds:>8.1f} {ARCHIVE_SIZE / seconds:>9.3f} "
+              f"{seconds / plain:>13.2f}x", flush=True)
+    one = next(seconds for _, seconds, shape in rows if shape == (1, 1))
+    two = next(seconds for _, seconds, shape in rows if shape == (2, 1))
+    print(f"two workers of one thread: {one / two:.2f}x one worker of one thread")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=sorted(RELEASES))
@@ -334,8 +654,15 @@ def main():
     parser.add_argument("--repeats", type=int, default=2,
                         help="timed runs per measurement, the best kept (default 2)")
     parser.add_argument("--measure", nargs=6, help=argparse.SUPPRESS)
-    parser.add_argument("--pipeline", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--pipeline", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--quality", action="store_true",
+                        help="only bf16 against fp32 on the photo's faces (JSON)")
     parser.add_argument("--reference", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--no-video", action="store_true")
+    parser.add_argument("--ray", action="store_true",
+                        help="also time a folder on a local Ray (needs requirements-ray.txt)")
+    parser.add_argument("--clip", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--flicker", nargs=1, help=argparse.SUPPRESS)
     parser.add_argument("--keep-freed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.repeats < 1:
@@ -347,12 +674,22 @@ def main():
         print(json.dumps(measure(int(size), int(batch), path, device, precision, int(repeats))))
         return
     if args.pipeline:
-        image, mask, repeats = args.pipeline
-        print(json.dumps(pipeline_run(image, mask, int(repeats))))
+        image, mask, precision, repeats = args.pipeline
+        print(json.dumps(pipeline_run(image, mask, precision, int(repeats))))
+        return
+    if args.quality:
+        print(json.dumps(precision_quality()))
         return
     if args.reference:
         image, repeats = args.reference
         print(json.dumps(reference_run(image, int(repeats))))
+        return
+    if args.clip:
+        path, how, special = args.clip
+        print(json.dumps(clip_run(path, how, special == "1")))
+        return
+    if args.flicker:
+        print(json.dumps(flicker_run(int(args.flicker[0]))))
         return
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; random weights in the "
@@ -360,6 +697,12 @@ def main():
           f"first")
     if not args.no_pipeline and args.device == "cpu" and SOLVAY.is_file():
         pipeline_table(args.repeats)
+    if not args.no_video and args.device == "cpu" and SOLVAY.is_file():
+        with tempfile.TemporaryDirectory() as folder:
+            video_table(folder)
+    if args.ray:
+        with tempfile.TemporaryDirectory() as folder:
+            ray_table(Path(folder))
     if args.no_networks:
         return
     for keep in ([False, True] if args.device == "cpu" else [False]):
