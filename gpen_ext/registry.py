@@ -152,6 +152,19 @@ class ModelListing:
     urls: tuple = ()
 
 
+NOT_DOWNLOADED = " (downloaded on first use)"  # how a host's model list marks a missing release
+
+
+def shown_name(name, installed):
+    """A model's name as a host's list shows it: marked if it is a release not yet here."""
+    return name if installed else name + NOT_DOWNLOADED
+
+
+def unmarked(name):
+    """A model's name as a host's list showed it, back to the name itself."""
+    return str(name).removesuffix(NOT_DOWNLOADED)
+
+
 def list_models(models_dir):
     """The releases, installed or not, then every other checkpoint file in the folder."""
     folder = Path(models_dir)

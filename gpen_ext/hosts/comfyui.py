@@ -20,7 +20,7 @@ from ..device_memory import PARSER_MB, network_mb_per_face
 from ..inference import resolve_precision
 from ..options import (CHOICE, FACE_NUMBERS, FLAG, INTEGER, MODEL, NAMES, PRECISION,
                        RESTORE_OPTIONS, RestoreOptions)
-from ..registry import KNOWN_MODELS, list_models, resolve_model
+from ..registry import KNOWN_MODELS, list_models, resolve_model, shown_name, unmarked
 from ..restorers import load_restorer
 
 CATEGORY = "image/restoration/GPEN"
@@ -45,16 +45,13 @@ def model_folders():
     return [Path(path) for name in MODEL_FOLDERS for path in folder_paths.get_folder_paths(name)]
 
 
-NOT_INSTALLED = " (downloaded on first use)"
-
-
 def model_choices():
     """The releases, marked where not yet in a model folder, then GPEN checkpoints in the
     model folders (in facerestore_models, those named GPEN: the others there are other
     restorers)."""
     installed = {item.name for folder in model_folders() for item in list_models(folder)
                  if item.installed}
-    names = [name if name in installed else name + NOT_INSTALLED for name in KNOWN_MODELS]
+    names = [shown_name(name, name in installed) for name in KNOWN_MODELS]
     own = set(folder_paths.get_folder_paths("gpen"))
     for folder in model_folders():
         names += [item.name for item in list_models(folder) if item.name not in KNOWN_MODELS
@@ -209,7 +206,7 @@ class GPENModelLoader:
     @classmethod
     def VALIDATE_INPUTS(cls, model):
         """Any model name resolves (a release's too, marked or not, once it is downloaded)."""
-        name = model.removesuffix(NOT_INSTALLED)
+        name = unmarked(model)
         try:
             resolve_model(name, model_folders())
         except ValueError as error:
@@ -224,7 +221,7 @@ class GPENModelLoader:
     CATEGORY = CATEGORY
 
     def load(self, model, precision):
-        name = model.removesuffix(NOT_INSTALLED)
+        name = unmarked(model)
         device = model_management.get_torch_device()
         if precision == "auto":
             precision = comfyui_precision(device)

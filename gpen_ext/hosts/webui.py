@@ -20,7 +20,7 @@ from ..options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, HOST_OPTIONS
                        LIST_KINDS, MAX_MEGAPIXELS, MODEL, NAMES, NUMBER, Settings)
 from ..pipeline import RestorationInterrupted
 from ..sheets import face_sheet, numbered_faces
-from ..registry import list_models
+from ..registry import list_models, shown_name, unmarked
 from .api import create_router
 from .service import HostEnvironment, RestorationService
 
@@ -116,25 +116,21 @@ def parsed(option, value):
     if option.kind == INTEGER:
         return int(value) if float(value) == int(value) else value  # number boxes give floats
     if option is MODEL:
-        return str(value).removesuffix(NOT_INSTALLED)
+        return unmarked(value)
     if option.kind == CHOICE:
         return {option.choice_label(choice): choice for choice in option.choices}.get(value, value)
     return value
 
 
-NOT_INSTALLED = " (downloaded on first use)"
-
-
 def model_label(name):
     """A model's name, marked where it is a release not yet in the models folder."""
     listing = next((item for item in list_models(models_dir()) if item.name == name), None)
-    return name if listing is None or listing.installed else name + NOT_INSTALLED
+    return shown_name(name, listing is None or listing.installed)
 
 
 def model_choices():
     """The releases, marked where not yet here, then every other checkpoint in the folder."""
-    return [item.name if item.installed else item.name + NOT_INSTALLED
-            for item in list_models(models_dir())]
+    return [shown_name(item.name, item.installed) for item in list_models(models_dir())]
 
 
 def control(option, **arguments):
