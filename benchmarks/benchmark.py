@@ -6,6 +6,7 @@
     python benchmarks/benchmark.py --no-pipeline --sizes 512 --batches 1
     python benchmarks/benchmark.py --no-networks --ray  # pipeline, video and Ray (README)
     python benchmarks/benchmark.py --quality            # bf16 against fp32, the photo's faces
+    python benchmarks/benchmark.py --contention         # quiet and beside busy processes
 
 Pipeline: GPEN-BFR-512 with every option at its default (parsing mask, batch 4, precision
 auto), on the 29-face Solvay photo and on a one-face image, the photo again in fp32, each in a
@@ -24,6 +25,9 @@ on a panning clip; peak memory over a clip's length.
 
 Ray (--ray): a folder of photos through the command line, plainly and on a local Ray with one
 and two workers.
+
+Contention (--contention, contention.py): the network, the parser and the pipeline quiet and
+beside 1 and 3 busy processes, against ONNX Runtime on the same network.
 
 Networks: the fast path against the straightforward network, per size and batch, fp32.
 
@@ -48,6 +52,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import contention  # noqa: E402
 from gpen_ext.allocator import keep_freed_memory  # noqa: E402
 from gpen_ext.arch.gpen.fast import FastGPEN  # noqa: E402
 from gpen_ext.inference import NetworkRunner  # noqa: E402
@@ -323,20 +328,18 @@ def measure(size, batch, path, device, precision="fp32", repeats=2):
         network = FastGPEN(network)
     runner = NetworkRunner(network, device, precision)
     x = torch.rand(batch, 3, size, size) * 2 - 1
-    with torch.inference_mode():  # the whole batch in one call, as the network takes it
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-            base = torch.cuda.memory_allocated()
-            runner.run(x)
-            peak = torch.cuda.max_memory_allocated() - base
-        else:
-            with PeakSampler() as sampler:
-                runner.run(x)
-            peak = sampler.peak - sampler.base
+    if device == "cuda":  # the batch as the pipeline hands it over
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        runner(x)
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        with PeakSampler() as sampler:
+            runner(x)
+        peak = sampler.peak - sampler.base
 
     def call():
-        with torch.inference_mode():
-            runner.run(x)
+        runner(x)
         if device == "cuda":
             torch.cuda.synchronize()
 
@@ -664,6 +667,10 @@ def main():
     parser.add_argument("--clip", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--flicker", nargs=1, help=argparse.SUPPRESS)
     parser.add_argument("--keep-freed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--contention", action="store_true",
+                        help="only the network, parser and pipeline quiet and beside busy "
+                             "processes, against ONNX Runtime (benchmarks/requirements.txt)")
+    parser.add_argument("--contended", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -691,10 +698,17 @@ def main():
     if args.flicker:
         print(json.dumps(flicker_run(int(args.flicker[0]))))
         return
+    if args.contended:
+        print(json.dumps(contention.contended(*args.contended)))
+        return
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; random weights in the "
           f"released shapes; time: best of {args.repeats} runs after the first, memory of the "
           f"first")
+    if args.contention:
+        with tempfile.TemporaryDirectory() as folder:
+            contention.table(folder, max(args.repeats, 3))
+        return
     if not args.no_pipeline and args.device == "cpu" and SOLVAY.is_file():
         pipeline_table(args.repeats)
     if not args.no_video and args.device == "cpu" and SOLVAY.is_file():

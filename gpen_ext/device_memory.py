@@ -8,6 +8,7 @@ image is never lost and the output is the function's own whichever way it was co
 
 import copy
 import logging
+import threading
 from contextlib import contextmanager
 
 import torch
@@ -128,6 +129,7 @@ class Precisions:
     def __init__(self, module, kept_fp32=()):
         self.module, self.kept_fp32 = module, tuple(kept_fp32)
         self.copy = None
+        self.lock = threading.Lock()
 
     def __call__(self, batch, precision):
         if precision == "bf16":
@@ -137,17 +139,20 @@ class Precisions:
             return self.module(batch)
 
     def bf16_copy(self):
-        if self.copy is None:
-            self.copy = copy.deepcopy(self.module)
-            for name, part in self.copy.named_modules():
-                if self.kept_fp32 and name.startswith(self.kept_fp32):
-                    continue
-                for key, tensor in list(part._buffers.items()) + list(part._parameters.items()):
-                    if tensor is not None and tensor.is_floating_point():
-                        setattr(part, key, type(tensor)(tensor.to(torch.bfloat16))
-                                if isinstance(tensor, torch.nn.Parameter) else
-                                tensor.to(torch.bfloat16))
-        return self.copy
+        with self.lock:  # faces side by side ask at once (cpu_threads); one copy, made whole
+            if self.copy is None:
+                copied = copy.deepcopy(self.module)
+                for name, part in copied.named_modules():
+                    if self.kept_fp32 and name.startswith(self.kept_fp32):
+                        continue
+                    for key, tensor in list(part._buffers.items()) + \
+                            list(part._parameters.items()):
+                        if tensor is not None and tensor.is_floating_point():
+                            setattr(part, key, type(tensor)(tensor.to(torch.bfloat16))
+                                    if isinstance(tensor, torch.nn.Parameter) else
+                                    tensor.to(torch.bfloat16))
+                self.copy = copied
+            return self.copy
 
     def forget(self):
         """Drop the copy (the module moved: it is made again where it is)."""

@@ -8,6 +8,7 @@ on first use: it imports torchvision, which a bare command line may not need.
 import functools
 import importlib
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 
 from .arch.parsenet import FastParseNet
 from .checkpoints import CheckpointError, read_state_dict
+from .cpu_threads import map_faces, threads_for_one
 from .device_memory import REDUCED_DTYPES, Precisions, placed, run_fitting
 from .download import DownloadError, download_file
 from .torchvision_ops import provide_cpu_nms
@@ -172,7 +174,8 @@ class FaceDetector:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))  # a sliver too
         small = rgb if scale == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
         across, down = size[0] / width, size[1] / height
-        rows = self.network.detect_faces(np.ascontiguousarray(small[:, :, ::-1]), threshold)
+        with threads_for_one() if self.network.device.type == "cpu" else nullcontext():
+            rows = self.network.detect_faces(np.ascontiguousarray(small[:, :, ::-1]), threshold)
         return [DetectedFace(row[:4] / [across, down, across, down], float(row[4]),
                              row[5:15].reshape(5, 2) / [across, down]) for row in rows]
 
@@ -201,7 +204,9 @@ class FaceParser:
                           if crop.shape[0] != PARSE_SIZE else crop for crop in crops])
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         run = functools.partial(self.run, precision=precision)
-        classes = run_fitting(run, x, len(x), self.device, "the face parser").numpy()
+        classes = map_faces(run, x) if self.device.type == "cpu" else \
+            run_fitting(run, x, len(x), self.device, "the face parser")
+        classes = classes.numpy()
         wanted = [number for region in regions for number in FACE_REGIONS[region]]
         return np.isin(classes, wanted).astype(np.float32)
 

@@ -3,11 +3,10 @@
 import functools
 import logging
 import platform
-import time
 
 import torch
-from torch.nn import functional as F
 
+from .cpu_threads import map_faces
 from .device_memory import REDUCED_DTYPES, Precisions, faces_that_fit, placed, run_fitting
 
 log = logging.getLogger(__name__)
@@ -34,9 +33,9 @@ def resolve_device(name="auto"):
 
 
 def resolve_precision(precision, device, warn=True):
-    """The precision to run in on `device`: 'auto' is fp16 on CUDA, bf16 on a CPU that runs it
-    faster than fp32 (cpu_bf16_pays), fp32 elsewhere; fp16 asked for on the CPU, where it is
-    a GPU feature, runs in fp32 (with a warning unless `warn` is off: a model parked on the
+    """The precision to run in on `device`: 'auto' is fp16 on CUDA, bf16 on a CPU that computes
+    bf16 natively (cpu_has_native_bf16), fp32 elsewhere; fp16 asked for on the CPU, where it
+    is a GPU feature, runs in fp32 (with a warning unless `warn` is off: a model parked on the
     CPU between runs)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}': choose one of {PRECISIONS}")
@@ -44,7 +43,7 @@ def resolve_precision(precision, device, warn=True):
     if precision == "auto":
         if device.type == "cuda":
             return "fp16"
-        return "bf16" if device.type == "cpu" and cpu_bf16_pays() else "fp32"
+        return "bf16" if device.type == "cpu" and cpu_auto_is_bf16() else "fp32"
     if precision == "fp16" and device.type == "cpu":
         if warn:
             log.warning("GPEN: fp16 is not supported on the CPU; running in fp32")
@@ -68,27 +67,17 @@ def cpu_has_native_bf16():
 
 
 @functools.cache
-def cpu_bf16_pays():
-    """Whether this CPU runs bf16 faster than fp32: it computes in bf16 natively (x86:
-    AVX-512 BF16 or AMX), and a 3x3 convolution of a face-sized map, timed once per process
-    (a few hundredths of a second), takes under BF16_GAIN of its fp32 time."""
-    if platform.machine().lower() in ("x86_64", "amd64") and not cpu_has_native_bf16():
-        return False
-    x = torch.rand(1, 128, 64, 64)
-    weight = torch.rand(128, 128, 3, 3) * 0.01
-    seconds = {}
-    with torch.inference_mode():
-        for dtype in (torch.float32, torch.bfloat16):
-            x_, weight_ = x.to(dtype), weight.to(dtype)
-            F.conv2d(x_, weight_, padding=1)  # the first call picks kernels
-            start = time.perf_counter()
-            for _ in range(3):
-                F.conv2d(x_, weight_, padding=1)
-            seconds[dtype] = time.perf_counter() - start
-    return seconds[torch.bfloat16] < BF16_GAIN * seconds[torch.float32]
-
-
-BF16_GAIN = 0.8  # bf16 rounds more: worth it only if clearly faster
+def cpu_auto_is_bf16():
+    """What 'auto' is on this CPU, decided by what the CPU is, so that every process on a
+    machine picks the same and the same command gives the same pixels whatever the load (a
+    timing could flip): bf16 on an x86 CPU with native bf16 (AVX-512 BF16 or AMX), where it
+    was 1.8x faster than fp32 (AMD EPYC, AVX-512 BF16) and more with AMX; fp32 on other
+    CPUs, where native bf16 cannot be told. Said once in the log."""
+    x86 = platform.machine().lower() in ("x86_64", "amd64")
+    bf16 = x86 and cpu_has_native_bf16()
+    log.info("GPEN: precision auto on this CPU is %s (%s)", "bf16" if bf16 else "fp32",
+             "native bf16" if bf16 else "no native bf16" if x86 else "not an x86 CPU")
+    return bf16
 
 
 class NetworkRunner:
@@ -111,17 +100,17 @@ class NetworkRunner:
         self.precisions.forget()
 
     def faces_per_call(self, batch_size):
-        """On the CPU one face at a time: the fast path convolves large maps face by face
-        anyway, so a batch only adds memory (at 512: 1.01 s and 0.42 GB a face alone, 1.09 s
-        and 0.95 GB for four). On a GPU as many as fit its free memory, up to `batch_size`."""
-        if self.device.type == "cpu":
-            return 1
+        """On a GPU as many faces as fit its free memory, up to `batch_size`."""
         return faces_that_fit(self.device, self.size, self.precision, batch_size)
 
     @torch.inference_mode()
     def __call__(self, batch):
-        """(N, 3, S, S) in [-1, 1] on any device -> float32 output on the CPU; batches that do
-        not fit the device are split (device_memory.run_fitting)."""
+        """(N, 3, S, S) in [-1, 1] on any device -> float32 output on the CPU. On the CPU one
+        face a call (the fast path convolves large maps face by face anyway, so a batch only
+        adds memory), faces side by side as free cores allow (cpu_threads.map_faces); on a
+        device, batches that do not fit are split (device_memory.run_fitting)."""
+        if self.device.type == "cpu":
+            return map_faces(self.run, batch)
         return run_fitting(self.run, batch, self.faces_per_call(len(batch)), self.device,
                            "the network")
 

@@ -40,14 +40,14 @@ def face_weights(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def real_cpu_bf16_pays():
+def real_cpu_auto_is_bf16():
     from gpen_ext import inference
-    return inference.cpu_bf16_pays
+    return inference.cpu_auto_is_bf16
 
 
 @pytest.fixture(autouse=True)
-def auto_precision_is_fp32(real_cpu_bf16_pays, monkeypatch):
-    """'auto' picks bf16 on CPUs where it pays (inference.cpu_bf16_pays): pinned to fp32 so
-    that outputs compared with fp32 oracles do not depend on the machine's CPU. Tests of the
-    choice itself set it as they need."""
-    monkeypatch.setattr("gpen_ext.inference.cpu_bf16_pays", lambda: False)
+def auto_precision_is_fp32(real_cpu_auto_is_bf16, monkeypatch):
+    """'auto' picks bf16 on CPUs with native bf16 (inference.cpu_auto_is_bf16): pinned to fp32
+    so that outputs compared with fp32 oracles do not depend on the machine's CPU. Tests of
+    the choice itself set it as they need."""
+    monkeypatch.setattr("gpen_ext.inference.cpu_auto_is_bf16", lambda: False)

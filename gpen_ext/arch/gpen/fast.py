@@ -17,8 +17,12 @@ oracle it is tested against. What changes, all exact up to float rounding:
   bands that stay in cache;
 - on the CPU in fp32, the decoder's wide 3x3 layers run as Winograd F(4x4, 3x3) convolutions
   (`winograd.py`): a quarter of the multiply-adds, written straight into the concatenated
-  buffer. Elsewhere (GPU, bf16, narrow layers) the direct convolution is faster.
+  buffer. Elsewhere (GPU, bf16, narrow layers) the direct convolution is faster;
+- the style code, every layer's modulation and the layers on small maps run on one thread
+  (`threads.one_thread`), so that the output is the same to the bit on any thread count.
 """
+
+import contextlib
 
 import torch
 from torch import nn
@@ -26,7 +30,18 @@ from torch.nn import functional as F
 
 from .. import winograd
 from ..bands import band_rows, bands, one_ahead, rows_of
+from ..threads import one_thread
 from .network import LEAKY_GAIN, LEAKY_SLOPE
+
+# Output maps of at most these many pixels are computed on one thread (see one_thread): where
+# a conv's, or a to-RGB product's, sums were split among threads on a 2-core AVX-512 CPU at 1
+# to 4 threads (4x4 convs; 8x8 and 16x16 to-RGB), with a margin; larger maps are split by rows
+SMALL_MAP, SMALL_RGB_MAP = 8 * 8, 32 * 32
+
+
+def _threads_for(height, width, most=SMALL_MAP):
+    """One thread for an output map of at most `most` pixels, else the caller's count."""
+    return one_thread() if height * width <= most else contextlib.nullcontext()
 
 
 def _depthwise(kernel, channels):
@@ -125,8 +140,9 @@ class FastStyledConv(nn.Module):
     def modulation(self, code, dtype):
         """Per face: the scale of each input channel (style and input gain) and of each output
         channel (demodulation)."""
-        style = F.linear(code, self.mod_weight, self.mod_bias)
-        return (style * self.input_gain).to(dtype), self.demodulation(style).to(dtype)
+        with one_thread():
+            style = F.linear(code, self.mod_weight, self.mod_bias)
+            return (style * self.input_gain).to(dtype), self.demodulation(style).to(dtype)
 
     def convolves_batch(self, x):
         """Small maps, large weights: modulating the activations lets the batch share one call."""
@@ -218,13 +234,15 @@ class FastToRGB(nn.Module):
         self.input_gain = input_gain
 
     def forward(self, x, code, skip=None):
-        style = F.linear(code, self.mod_weight, self.mod_bias) * self.input_gain
-        weight = self.weight.to(x.dtype)[None] * style[:, None, :].to(x.dtype)  # (N, 3, C)
+        with one_thread():
+            style = F.linear(code, self.mod_weight, self.mod_bias) * self.input_gain
+            weight = self.weight.to(x.dtype)[None] * style[:, None, :].to(x.dtype)  # (N, 3, C)
         n, channels, height, width = x.shape
         # a 1x1 conv to three channels is a matrix product per face; on channels-last input
         # it reads each pixel's channels in place (einsum would reorder the whole map first)
         pixels = x.permute(0, 2, 3, 1).reshape(n, height * width, channels)
-        out = torch.bmm(pixels, weight.transpose(1, 2)).view(n, height, width, 3)
+        with _threads_for(height, width, SMALL_RGB_MAP):
+            out = torch.bmm(pixels, weight.transpose(1, 2)).view(n, height, width, 3)
         out = out.permute(0, 3, 1, 2).add_(self.bias[:, None, None].to(x.dtype))
         if skip is not None:
             out.add_(upsample_skip(skip))
@@ -232,12 +250,22 @@ class FastToRGB(nn.Module):
 
 
 def upsample_skip(rgb):
-    """The skip path's 2x upsampling with the [1, 3, 3, 1] filter. Bilinear x2 interpolation
-    is that very filter in polyphase form; a zero border first makes the edges match the
-    zero padding of the straightforward zero-insert-and-filter formulation."""
-    padded = F.pad(rgb, (1, 1, 1, 1))
-    upsampled = F.interpolate(padded, scale_factor=2, mode="bilinear", align_corners=False)
-    return upsampled[..., 2:-2, 2:-2]
+    """The skip path's 2x upsampling with the [1, 3, 3, 1] filter, in polyphase form: along
+    each axis an output is 3/4 of its nearest input and 1/4 of the next nearest, zeros beyond
+    the edges (the zero padding of the straightforward zero-insert-and-filter formulation).
+    Element-wise steps, so that the bits do not depend on the thread count (torch's bilinear
+    interpolation, the same filter, rounds differently on one thread than on several)."""
+    return _upsample_axis(_upsample_axis(rgb, 2), 3)
+
+
+def _upsample_axis(x, axis):
+    """2x along `axis` (2: rows, 3: columns) with the [1, 3, 3, 1] / 4 filter."""
+    length = x.shape[axis]
+    padded = F.pad(x, (1, 1, 0, 0) if axis == 3 else (0, 0, 1, 1))
+    nearest = x * 3
+    even = torch.add(nearest, padded.narrow(axis, 0, length)).mul_(0.25)
+    odd = nearest.add_(padded.narrow(axis, 2, length)).mul_(0.25)
+    return torch.stack((even, odd), dim=axis + 1).flatten(axis, axis + 1)
 
 
 def _winograd_pays(styled, resolution):
@@ -253,6 +281,7 @@ class FastLevel(nn.Module):
 
     def __init__(self, resolution, up_conv, conv, to_rgb, gain):
         super().__init__()
+        self.resolution = resolution
         self.up_conv = FastStyledConv(up_conv, gain, gain)  # transposed: never Winograd
         self.conv = FastStyledConv(conv, gain, gain, winograd_on_cpu=_winograd_pays(conv, resolution))
         self.to_rgb = FastToRGB(to_rgb, gain)
@@ -322,6 +351,7 @@ class FastGPEN(nn.Module):
         self.levels = nn.ModuleList(FastLevel(*level, gain) for level in decoder.levels())
 
     def style_code(self, features):
+        """The decoder's style (the mapping network's output) from the encoder's last map."""
         flat = features.flatten(1).to(self.final_weight.dtype)
         code = F.leaky_relu(F.linear(flat, self.final_weight, self.final_bias), LEAKY_SLOPE)
         code = code * LEAKY_GAIN
@@ -336,15 +366,18 @@ class FastGPEN(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)
         features = []
         for block in self.encoder:
-            x = block(x)
+            halved = 2 if block.downsample else 1
+            with _threads_for(x.shape[2] // halved, x.shape[3] // halved):
+                x = block(x)
             features.append(x)
-        code = self.style_code(features[-1])
         features.reverse()  # 4x4 first, as the decoder consumes them
         constant = self.constant.to(x.dtype).expand(x.shape[0], -1, -1, -1)
         del x
-        out = self.conv1([constant.contiguous(memory_format=torch.channels_last)], code,
-                         features[0])
-        skip = self.to_rgb1(out, code)
+        with one_thread():
+            code = self.style_code(features[0])
+            out = self.conv1([constant.contiguous(memory_format=torch.channels_last)], code,
+                             features[0])
+            skip = self.to_rgb1(out, code)
         top = len(self.levels) - 1
         for index, level in enumerate(self.levels):
             feature = features[index + 1]
@@ -353,6 +386,7 @@ class FastGPEN(nn.Module):
                 return level.in_bands(out, code, feature, skip).contiguous()
             handed_over = [out]
             del out  # the layer now holds the only reference to its input
-            out, skip = level(handed_over, code, feature, skip)
+            with _threads_for(level.resolution, level.resolution):
+                out, skip = level(handed_over, code, feature, skip)
             del feature
         return skip.contiguous()

@@ -1,0 +1,154 @@
+"""Speed on a shared CPU: quiet, and beside 1 and 3 busy processes, against ONNX Runtime.
+
+    python benchmarks/benchmark.py --contention          # the table in the README
+    pip install -r benchmarks/requirements.txt           # ONNX Runtime and its exporter first
+
+What users run, each measurement in a fresh process started while the busy processes (plain
+Python loops, one core each) run: the network alone at 512 and 2048 (one face, fp32, through
+the runner the pipeline calls, threads as it picks them), the parser (one face, fp32), and the
+default pipeline on the 29-face photo (precision auto). Beside them, the same network exported
+to ONNX (opset 18, as FaceFusion and ReActor ship GPEN) in ONNX Runtime's CPU provider with
+its default threads, and the straightforward network (the reference arithmetic) at 512.
+ONNX Runtime is a benchmark-only dependency, never the product's. Times are the median of
+`repeats` runs after a first one (under load the best would flatter every contender); the
+pipeline, a minute a run, is timed once after its first run.
+"""
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+BUSY_LOOP = "while True: pass"
+CONDITIONS = (("quiet", 0), ("1 busy", 1), ("3 busy", 3))
+
+
+def busy_processes(count):
+    processes = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
+    time.sleep(0.5 if count else 0)  # running before the measured process starts
+    return processes
+
+
+def median_seconds(call, repeats):
+    call()  # the first: kernels chosen, weights transformed, memory faulted in
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def ours(what, repeats):
+    """Seconds for one face through our network (`what` its size) or our parser."""
+    from benchmark import release_network
+    from gpen_ext.arch.gpen.fast import FastGPEN
+    from gpen_ext.inference import NetworkRunner
+
+    if what == "parser":
+        from gpen_ext.face_models import FaceParser, build_parser_network
+        torch.manual_seed(0)
+        parser = FaceParser(build_parser_network())
+        crop = (torch.rand(512, 512, 3) * 255).to(torch.uint8).numpy()
+        return median_seconds(lambda: parser.face_masks([crop]), repeats)
+    size = int(what)
+    runner = NetworkRunner(FastGPEN(release_network(size)), "cpu", "fp32")
+    x = torch.rand(1, 3, size, size) * 2 - 1
+    return median_seconds(lambda: runner(x), repeats)
+
+
+def straightforward(size, repeats):
+    from benchmark import release_network
+    network = release_network(int(size))
+    x = torch.rand(1, 3, int(size), int(size)) * 2 - 1
+    with torch.inference_mode():
+        return median_seconds(lambda: network(x), repeats)
+
+
+def onnx_file(size, folder):
+    """The straightforward network exported to ONNX, opset 18."""
+    from benchmark import release_network
+    path = Path(folder) / f"gpen_{size}.onnx"
+    if not path.is_file():
+        network = release_network(int(size))
+        x = torch.rand(1, 3, int(size), int(size))
+        torch.onnx.export(network, (x,), str(path), opset_version=18, dynamo=True,
+                          input_names=["input"], output_names=["output"], verbose=False)
+    return path
+
+
+def onnx_runtime(path, repeats):
+    import numpy as np
+    import onnxruntime
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    size = session.get_inputs()[0].shape[-1]
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, size, size)).astype(np.float32)
+    return median_seconds(lambda: session.run(None, {"input": x}), repeats)
+
+
+def pipeline_seconds():
+    from benchmark import pipeline_run
+    return pipeline_run("photo", "parsing", "auto", 1)["seconds"]
+
+
+def measured(busy, *arguments):
+    """One measurement (`benchmark.py --contended ...`) in a fresh process beside `busy`
+    busy processes."""
+    from benchmark import in_subprocess
+    processes = busy_processes(busy)
+    try:
+        return in_subprocess("--contended", *arguments, keep=True)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def contended(what, *arguments):
+    """The measurement a `--contended` process makes."""
+    if what == "ours":
+        return ours(*arguments[:1], int(arguments[1]))
+    if what == "straightforward":
+        return straightforward(arguments[0], int(arguments[1]))
+    if what == "onnx":
+        return onnx_runtime(arguments[0], int(arguments[1]))
+    return pipeline_seconds()
+
+
+def table(folder, repeats=3):
+    try:
+        import onnxruntime  # noqa: F401
+        paths = {size: onnx_file(size, folder) for size in (512, 2048)}
+    except ImportError as error:
+        print(f"\n(ONNX Runtime rows skipped: {error}; pip install -r benchmarks/requirements.txt)")
+        paths = {}
+    rows = [("network 512, ours", "ours", 512), ("network 512, ONNX Runtime", "onnx", 512),
+            ("network 512, straightforward", "straightforward", 512),
+            ("network 2048, ours", "ours", 2048), ("network 2048, ONNX Runtime", "onnx", 2048),
+            ("parser, ours", "ours", "parser"), ("pipeline, 29-face photo", "pipeline", "")]
+    print(f"\nOn a shared CPU: seconds (median of {repeats} after a first; the pipeline: one run "
+          f"after a first), quiet and beside busy processes, each a core's Python loop; fp32, "
+          f"one face, but the pipeline (default options, precision auto, {torch.get_num_threads()}"
+          f" threads)")
+    print(f"{'':>30}" + "".join(f"{name:>10}" for name, _ in CONDITIONS)
+          + f"{'1 busy/quiet':>14}{'3 busy/quiet':>14}", flush=True)
+    results = {}
+    for label, what, argument in rows:
+        if what == "onnx" and argument not in paths:
+            continue
+        target = paths.get(argument, argument) if what == "onnx" else argument
+        seconds = [measured(busy, what, target, repeats) for _, busy in CONDITIONS]
+        results[label] = seconds
+        print(f"{label:>30}" + "".join(f"{s:>10.2f}" for s in seconds)
+              + f"{seconds[1] / seconds[0]:>13.2f}x{seconds[2] / seconds[0]:>13.2f}x",
+              flush=True)
+    for size in (512, 2048):
+        ort = results.get(f"network {size}, ONNX Runtime")
+        if ort:
+            mine = results[f"network {size}, ours"]
+            print(f"network {size}: " + ", ".join(
+                f"{name} {theirs / our:.2f}x ONNX Runtime's speed"
+                for (name, _), our, theirs in zip(CONDITIONS, mine, ort)))

@@ -1,0 +1,200 @@
+"""Work on the CPU matched to the cores actually free, so that speed holds when other programs
+run beside (a browser, a second job, Ray's own processes).
+
+torch splits each operation among its threads in equal parts and waits for the last one: when
+another program holds one of the cores, every one of the hundreds of operations in a network
+waits for the thread that shares it, while the others spin (on two cores, one busy process
+beside made the network 4x slower). So:
+- several faces go side by side, each on threads of its own (one each where cores are few):
+  a face whose core is shared only takes longer, and nothing waits for it;
+- a face alone gets as many threads as cores are free, measured just before (other
+  processes' CPU time over the CPUs this process may use, from the kernel's counters).
+The ceiling is the caller's own torch thread count (a host's setting, the CPUs Ray gave a
+worker), the CPUs this process may run on and its cgroup's CPU quota. Whatever is set is set
+back afterwards (arch/threads.py). The output does not depend on any of this: the networks
+give the same bits on any number of threads.
+"""
+
+import contextvars
+import functools
+import itertools
+import logging
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from pathlib import Path
+
+import torch
+
+from .arch.threads import torch_threads
+
+log = logging.getLogger(__name__)
+
+MOST_SIDE_BY_SIDE = 4  # faces at once: each holds its network's maps (0.2-0.9 GB in fp32)
+TAKEN = 0.55  # another process taking this share of a core's time or more takes the core
+FRESH_SECONDS = 2.0  # a reading older than this says nothing of the load now...
+SAMPLE_SECONDS = 0.1  # ...and a new one is taken over this long
+SHORTEST_WINDOW = 0.2  # shorter windows are a few clock ticks: the last figure stands
+
+
+@functools.cache
+def usable_cpus():
+    """The CPUs this process may run on (its affinity), capped by its cgroup's CPU quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
+def cgroup_cpu_quota(root=Path("/sys/fs/cgroup")):
+    """CPUs' worth of time the process's cgroup may use (cgroup v2 `cpu.max`, v1
+    `cpu.cfs_quota_us`), or None where unlimited or not told."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2: quota and period in one file
+            candidates = [(root / path.lstrip("/") / "cpu.max", None), (root / "cpu.max", None)]
+        elif "cpu" in controllers.split(","):
+            folder = root / controllers
+            candidates = [(folder / path.lstrip("/") / "cpu.cfs_quota_us", "cpu.cfs_period_us"),
+                          (folder / "cpu.cfs_quota_us", "cpu.cfs_period_us")]
+        else:
+            continue
+        for file, period_name in candidates:
+            try:
+                values = file.read_text().split()
+                if period_name:
+                    values.append((file.parent / period_name).read_text().strip())
+            except OSError:
+                continue
+            if values[0] in ("max", "-1"):
+                return None
+            return int(values[0]) / int(values[1])
+    return None
+
+
+class CpuLoad:
+    """Other processes' CPU use, in cores, over the CPUs this process may use: their busy
+    time from /proc/stat less this process's own (Linux; elsewhere none is seen)."""
+
+    def __init__(self, stat=Path("/proc/stat")):
+        self.stat = stat
+        self.last = None  # (monotonic seconds, busy ticks, all ticks, own ticks)
+        self.figure = 0.0
+        self.lock = threading.Lock()
+
+    def others(self):
+        with self.lock:
+            now = self.reading()
+            if now is None:
+                return 0.0
+            if self.last is None or now[0] - self.last[0] > FRESH_SECONDS:
+                earlier = now
+                time.sleep(SAMPLE_SECONDS)
+                now = self.reading()
+            elif now[0] - self.last[0] < SHORTEST_WINDOW:
+                return self.figure
+            else:
+                earlier = self.last
+            self.figure, self.last = self.between(earlier, now), now
+            return self.figure
+
+    def between(self, earlier, later):
+        cpus = len(self._cpus())
+        elapsed = (later[2] - earlier[2]) / cpus  # ticks of one CPU
+        if elapsed <= 0:
+            return self.figure
+        others = (later[1] - earlier[1]) - (later[3] - earlier[3])
+        return min(float(cpus), max(0.0, others / elapsed))
+
+    def reading(self):
+        try:
+            lines = self.stat.read_text().splitlines()
+        except OSError:
+            return None
+        wanted = self._cpus()
+        busy = total = 0
+        for line in lines:
+            name, *fields = line.split()
+            if not name.startswith("cpu") or name == "cpu" or int(name[3:]) not in wanted:
+                continue
+            # user nice system idle iowait irq softirq steal: idle and iowait are free time;
+            # steal (the hypervisor's) is time this CPU was not ours
+            ticks = [int(field) for field in fields[:8]]
+            total += sum(ticks)
+            busy += sum(ticks) - ticks[3] - ticks[4]
+        times = os.times()
+        own = (times.user + times.system) * os.sysconf("SC_CLK_TCK")
+        return time.monotonic(), busy, total, own
+
+    @staticmethod
+    def _cpus():
+        try:
+            return os.sched_getaffinity(0)
+        except AttributeError:
+            return set(range(os.cpu_count() or 1))
+
+
+LOAD = CpuLoad()
+
+
+def plan(faces=1):
+    """(faces side by side, threads for each) for `faces` faces on the CPU now."""
+    ceiling = min(torch.get_num_threads(), usable_cpus())
+    side_by_side = max(1, min(faces, ceiling, MOST_SIDE_BY_SIDE))
+    if ceiling // side_by_side <= 1:
+        return side_by_side, 1  # a thread each: no load can make that fewer
+    taken = math.floor(LOAD.others() + 1 - TAKEN)
+    threads = max(1, min(ceiling, usable_cpus() - taken) // side_by_side)
+    if threads * side_by_side < ceiling:
+        log.debug("GPEN: other programs take %d of %d CPUs: %d face(s) at a time on %d "
+                  "thread(s) each", taken, usable_cpus(), side_by_side, threads)
+    return side_by_side, threads
+
+
+def threads_for_one():
+    """A block's torch threads for one piece of work on the CPU (e.g. a detection)."""
+    return torch_threads(plan(1)[1])
+
+
+_POOL = ThreadPoolExecutor(MOST_SIDE_BY_SIDE, thread_name_prefix="gpen-face")
+
+
+def map_faces(run, batch):
+    """torch.cat of `run(face)` over the faces of `batch` (one at a time, as (1, ...)), as
+    `plan` says: side by side where cores allow, in the order of the batch."""
+    side_by_side, threads = plan(len(batch))
+    faces = [batch[index:index + 1] for index in range(len(batch))]
+    if side_by_side == 1:
+        with torch_threads(threads):
+            return torch.cat([run(face) for face in faces])
+    outputs = [None] * len(faces)
+    order = itertools.count()  # each worker takes the next face: a slowed one holds no one up
+    stop = threading.Event()
+
+    def work():
+        with torch.inference_mode(), torch_threads(threads):
+            index = next(order)
+            while index < len(faces) and not stop.is_set():
+                try:
+                    outputs[index] = run(faces[index])
+                except BaseException:
+                    stop.set()  # the other workers stop after the face at hand
+                    raise
+                index = next(order)
+
+    workers = [_POOL.submit(contextvars.copy_context().run, work) for _ in range(side_by_side)]
+    try:
+        for worker in workers:
+            worker.result()  # an error is raised here
+    finally:
+        stop.set()  # also when the caller is interrupted
+        wait(workers)
+    return torch.cat(outputs)

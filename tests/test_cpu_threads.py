@@ -1,0 +1,149 @@
+"""Threads matched to the free cores: the same bits on any thread count, the caller's setting
+given back, faces side by side, the load and the quota read right."""
+
+import threading
+import time
+
+import pytest
+import torch
+
+from gpen_ext import cpu_threads
+from gpen_ext.arch.gpen.fast import FastGPEN
+from gpen_ext.arch.parsenet import FastParseNet
+from gpen_ext.arch.threads import torch_threads
+from gpen_ext.inference import NetworkRunner
+from gpen_ext.registry import RELEASE_CONFIGS
+
+from helpers import random_parsenet
+
+
+def on_threads(network, x, counts=(1, 2, 3)):
+    outputs = []
+    with torch.inference_mode():
+        for count in counts:
+            with torch_threads(count):
+                outputs.append(network(x))
+    return outputs
+
+
+@pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
+def test_the_network_gives_the_same_bits_on_any_thread_count(precision):
+    """Faces go side by side on one thread each, or alone on every free core: the output must
+    not depend on which (the small maps, the modulations and the skip path's upsampling
+    would otherwise round differently on one thread than on several)."""
+    torch.manual_seed(0)
+    network = FastGPEN(RELEASE_CONFIGS[256].build().eval()).to(precision)
+    x = (torch.rand(1, 3, 256, 256) * 2 - 1).to(precision)
+    first, *others = on_threads(network, x)
+    assert all(torch.equal(first, other) for other in others)
+
+
+def test_the_parser_gives_the_same_bits_on_any_thread_count():
+    network = FastParseNet(random_parsenet()).eval()
+    x = torch.rand(1, 3, 512, 512) * 2 - 1
+    first, *others = on_threads(network, x, (1, 2))
+    assert torch.equal(first, others[0])
+
+
+def test_the_callers_thread_count_is_given_back_also_on_errors():
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="inside"):
+        with torch_threads(1):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+
+
+class Doubling(torch.nn.Module):
+    """Records the thread each face ran on and its thread count."""
+    size = 8
+
+    def __init__(self, fail_on=None, seconds=0.0):
+        super().__init__()
+        self.calls, self.fail_on, self.seconds = [], fail_on, seconds
+
+    def forward(self, x):
+        self.calls.append((threading.current_thread().name, torch.get_num_threads(), len(x)))
+        if self.fail_on is not None and float(x.flatten()[0]) == self.fail_on:
+            raise RuntimeError("this face failed")
+        time.sleep(self.seconds)
+        return x * 2
+
+
+def test_faces_go_side_by_side_on_a_thread_each_and_come_back_in_order(monkeypatch):
+    monkeypatch.setattr(cpu_threads, "usable_cpus", lambda: 2)
+    before = torch.get_num_threads()
+    network = Doubling()
+    batch = torch.arange(6, dtype=torch.float32).reshape(6, 1, 1, 1).expand(6, 3, 8, 8)
+    with torch_threads(2):
+        output = NetworkRunner(network, "cpu", "fp32")(batch.contiguous())
+        assert torch.get_num_threads() == 2
+    assert torch.equal(output, batch * 2)
+    assert {count for _, count, _ in network.calls} == {1}
+    assert {faces for _, _, faces in network.calls} == {1}
+    assert all(name.startswith("gpen-face") for name, _, _ in network.calls)
+    assert torch.get_num_threads() == before
+
+
+def test_a_face_that_fails_stops_the_others_and_raises(monkeypatch):
+    monkeypatch.setattr(cpu_threads, "usable_cpus", lambda: 2)
+    network = Doubling(fail_on=1.0, seconds=0.1)
+    batch = torch.arange(8, dtype=torch.float32).reshape(8, 1, 1, 1).expand(8, 3, 8, 8)
+    with torch_threads(2), pytest.raises(RuntimeError, match="this face failed"):
+        NetworkRunner(network, "cpu", "fp32")(batch.contiguous())
+    assert len(network.calls) <= 3  # the failed face, and the one beside it at that moment
+
+
+@pytest.mark.parametrize("others, expected", [(0.0, 4), (0.4, 4), (0.7, 3), (1.0, 3),
+                                              (2.6, 1), (3.9, 1)])
+def test_a_face_alone_gets_the_cores_other_programs_leave(others, expected, monkeypatch):
+    monkeypatch.setattr(cpu_threads, "usable_cpus", lambda: 4)
+    monkeypatch.setattr(cpu_threads.LOAD, "others", lambda: others)
+    with torch_threads(4):
+        assert cpu_threads.plan(1) == (1, expected)
+        assert cpu_threads.plan(2) == (2, max(1, expected // 2))
+        assert cpu_threads.plan(9) == (4, 1)
+    with torch_threads(2):  # the caller's count is the ceiling
+        assert cpu_threads.plan(1) == (1, min(2, expected))
+
+
+def test_the_load_is_other_processes_time_over_this_processes_cpus(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    monkeypatch.setattr(cpu_threads.os, "sched_getaffinity", lambda pid: {0, 1})
+    own = iter([0.0, 0.5])
+    monkeypatch.setattr(cpu_threads.os, "times", lambda: type("T", (), {
+        "user": next(own), "system": 0.0})())
+    monkeypatch.setattr(cpu_threads.os, "sysconf", lambda name: 100)
+    # two CPUs of ours and one that is not: over 100 ticks each, CPU 0 idle but for our own 50
+    # ticks, CPU 1 busy all along (30 user, 50 system, 20 steal), CPU 2 busy (not ours)
+    stat.write_text("cpu 0 0 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0\n"
+                    "cpu2 0 0 0 0 0 0 0 0\nintr 5\n")
+    load = cpu_threads.CpuLoad(stat)
+    before = load.reading()
+    stat.write_text("cpu 0 0 0 0 0 0 0 0\ncpu0 50 0 0 45 5 0 0 0\ncpu1 30 0 50 0 0 0 0 20\n"
+                    "cpu2 100 0 0 0 0 0 0 0\nintr 9\n")
+    after = load.reading()
+    assert load.between(before, after) == pytest.approx(1.0)
+
+
+def test_no_proc_stat_means_no_load_seen(tmp_path):
+    assert cpu_threads.CpuLoad(tmp_path / "missing").others() == 0.0
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "150000 100000\n"}, 1.5),
+    ({"cpu.max": "max 100000\n"}, None),
+    ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({}, None)])
+def test_the_cgroup_quota_is_read_from_v2_and_v1(files, expected, tmp_path, monkeypatch):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    membership = "0::/\n" if "cpu.max" in files or not files else "4:cpu,cpuacct:/\n"
+    real_read = cpu_threads.Path.read_text
+    monkeypatch.setattr(cpu_threads.Path, "read_text", lambda self, *a, **k: membership if
+                        str(self) == "/proc/self/cgroup" else real_read(self, *a, **k))
+    if "4:cpu" in membership:
+        (tmp_path / "cpu,cpuacct").symlink_to(tmp_path / "cpu")
+    assert cpu_threads.cgroup_cpu_quota(tmp_path) == expected
