@@ -7,8 +7,12 @@ waits for the thread that shares it, while the others spin (on two cores, one bu
 beside made the network 4x slower). So:
 - several faces go side by side, each on threads of its own (one each where cores are few):
   a face whose core is shared only takes longer, and nothing waits for it;
-- a face alone gets as many threads as cores are free, measured just before (other
-  processes' CPU time over the CPUs this process may use, from the kernel's counters).
+- a face alone runs on as many threads as cores are free, measured just before (other
+  processes' CPU time over the CPUs this process may use, from the kernel's counters); where
+  other programs take a core, the bands of its large maps are shared among threads instead,
+  each taking the next band as it finishes one (arch/threads.run_all), so that a thread
+  slowed by them holds up no one (on a quiet CPU torch's own threads are a few per cent
+  faster).
 The ceiling is the caller's own torch thread count (a host's setting, the CPUs Ray gave a
 worker), the CPUs this process may run on and its cgroup's CPU quota. Whatever is set is set
 back afterwards (arch/threads.py). The output does not depend on any of this: the networks
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from .arch.threads import torch_threads
+from .arch.threads import MOST_SHARERS, bands_shared_by, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +177,9 @@ def map_faces(run, batch):
     side_by_side, threads = plan(len(batch))
     faces = [batch[index:index + 1] for index in range(len(batch))]
     if side_by_side == 1:
-        with torch_threads(threads):
+        ceiling = min(usable_cpus(), torch.get_num_threads())
+        sharers = 1 if threads == ceiling else min(ceiling, MOST_SHARERS)
+        with torch_threads(threads), bands_shared_by(sharers, max(1, threads // sharers)):
             return torch.cat([run(face) for face in faces])
     outputs = [None] * len(faces)
     order = itertools.count()  # each worker takes the next face: a slowed one holds no one up

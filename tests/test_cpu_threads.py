@@ -10,27 +10,30 @@ import torch
 from gpen_ext import cpu_threads
 from gpen_ext.arch.gpen.fast import FastGPEN
 from gpen_ext.arch.parsenet import FastParseNet
-from gpen_ext.arch.threads import torch_threads
+from gpen_ext.arch.threads import bands_shared_by, torch_threads
 from gpen_ext.inference import NetworkRunner
 from gpen_ext.registry import RELEASE_CONFIGS
 
 from helpers import random_parsenet
 
 
-def on_threads(network, x, counts=(1, 2, 3)):
+def on_threads(network, x, counts=(1, 2, 3), sharers=(1, 2)):
+    """The network's output on each thread count, its bands alone or shared."""
     outputs = []
     with torch.inference_mode():
         for count in counts:
-            with torch_threads(count):
-                outputs.append(network(x))
+            for workers in sharers:
+                with torch_threads(count), bands_shared_by(workers):
+                    outputs.append(network(x))
     return outputs
 
 
 @pytest.mark.parametrize("precision", [torch.float32, torch.bfloat16])
 def test_the_network_gives_the_same_bits_on_any_thread_count(precision):
-    """Faces go side by side on one thread each, or alone on every free core: the output must
-    not depend on which (the small maps, the modulations and the skip path's upsampling
-    would otherwise round differently on one thread than on several)."""
+    """Faces go side by side on one thread each, or alone on every free core with their bands
+    shared among threads: the output must not depend on which (the small maps, the
+    modulations and the skip path's upsampling would otherwise round differently on one
+    thread than on several)."""
     torch.manual_seed(0)
     network = FastGPEN(RELEASE_CONFIGS[256].build().eval()).to(precision)
     x = (torch.rand(1, 3, 256, 256) * 2 - 1).to(precision)
@@ -42,7 +45,7 @@ def test_the_parser_gives_the_same_bits_on_any_thread_count():
     network = FastParseNet(random_parsenet()).eval()
     x = torch.rand(1, 3, 512, 512) * 2 - 1
     first, *others = on_threads(network, x, (1, 2))
-    assert torch.equal(first, others[0])
+    assert all(torch.equal(first, other) for other in others)
 
 
 def test_the_callers_thread_count_is_given_back_also_on_errors():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from gpen_ext.arch.gpen.fast import FastGPEN, FastLevel, upsample_skip
+from gpen_ext.arch.gpen.fast import FastGPEN, FastLevel, upsample_rows
 from gpen_ext.arch.gpen.network import GPEN, blur_kernel, upfirdn2d
 from gpen_ext.checkpoints import load_model
 from gpen_ext.inference import NetworkRunner
@@ -70,7 +70,9 @@ def test_top_level_in_bands_equals_it_layer_by_layer(band_bytes, monkeypatch):
 def test_skip_upsampling_equals_zero_insert_and_filter():
     rgb = torch.randn(2, 3, 33, 17)
     expected = upfirdn2d(rgb, blur_kernel(gain=4.0), up=2, pad=(2, 1))
-    assert (upsample_skip(rgb) - expected).abs().max().item() < 1e-5
+    assert (upsample_rows(rgb, 0, 2 * rgb.shape[2]) - expected).abs().max().item() < 1e-5
+    halves = [upsample_rows(rgb, 0, 5), upsample_rows(rgb, 5, 2 * rgb.shape[2])]
+    assert torch.equal(torch.cat(halves, dim=2), upsample_rows(rgb, 0, 2 * rgb.shape[2]))
 
 
 def test_load_model_gives_the_fast_path_by_default(tiny_parity, tiny_state_dict):

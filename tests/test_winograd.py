@@ -5,6 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from gpen_ext.arch import winograd
+from gpen_ext.arch.threads import bands_shared_by
 
 
 def direct(x, weight, in_scale, out_scale, bias):
@@ -29,10 +30,12 @@ def test_conv3x3_is_exact_in_float64_into_a_strided_output(band_tiles):
     assert (buffer[..., out_channels:] == 7.0).all()  # the rest of the buffer is untouched
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("band_tiles", [1, 7, 512])
-def test_conv3x3_may_write_over_its_own_input(band_tiles):
+def test_conv3x3_may_write_over_its_own_input(band_tiles, workers):
     """A decoder layer maps [activation, feature] to [its output, next feature] in one buffer:
-    the output goes over the first half of the very channels it reads."""
+    the output goes over the first half of the very channels it reads, its bands in any order
+    (two threads sharing them)."""
     torch.manual_seed(band_tiles)
     n, out_channels, height, width = 2, 3, 16, 8
     buffer = torch.randn(n, height, width, 2 * out_channels, dtype=torch.float64)
@@ -41,8 +44,9 @@ def test_conv3x3_may_write_over_its_own_input(band_tiles):
     out_scale = torch.rand(n, out_channels, dtype=torch.float64) + 0.5
     bias = torch.randn(out_channels, dtype=torch.float64)
     expected = direct(buffer.permute(0, 3, 1, 2), weight, in_scale, out_scale, bias)
-    winograd.conv3x3(buffer, winograd.transform_weight(weight), in_scale, out_scale, bias,
-                     buffer[..., :out_channels], band_tiles)
+    with bands_shared_by(workers, 1):
+        winograd.conv3x3(buffer, winograd.transform_weight(weight), in_scale, out_scale, bias,
+                         buffer[..., :out_channels], band_tiles, over_input=True)
     assert (buffer[..., :out_channels] - expected.permute(0, 2, 3, 1)).abs().max().item() < 1e-10
 
 

@@ -1,8 +1,9 @@
 """Convolving large maps a band of rows at a time, for the fast paths on the CPU.
 
 A band's temporaries stay warm in cache and under glibc's 32 MB mmap threshold, so they are
-reused instead of faulted in afresh; and a layer whose output has its input's shape can write
-each band over the input rows it no longer needs (see `one_ahead`).
+reused instead of faulted in afresh; bands are independent of each other, so that threads can
+share them (threads.run_all); and a layer whose output has its input's shape writes each band
+over its own input rows, the rows just outside each band copied first (`EdgeRows`).
 
 Which path a map takes is decided here for both fast paths (`cpu_path`, `in_bands`), by the
 device it is on and the policy in force (`map_policy`).
@@ -79,13 +80,28 @@ def rows_of(x, start, stop, padding="zeros"):
     return x.index_select(2, index)
 
 
-def one_ahead(items):
-    """Yield each item only after the next one has been computed, so that a caller may write
-    an item's result over input rows that only the items before the next one read."""
-    previous = None
-    for item in items:
-        if previous is not None:
-            yield previous
-        previous = item
-    if previous is not None:
-        yield previous
+class EdgeRows:
+    """For a layer that writes its output over its own input, band by band in any order: the
+    input rows just outside each band (one above, one below), copied before any band is
+    written, so that every band reads its neighbours' rows as they were."""
+
+    def __init__(self, x, spans):
+        """`x`: the NCHW map; `spans`: the (start, stop) rows each band reads around and
+        writes."""
+        height = x.shape[2]
+        self.x = x
+        self.saved = {row: x[:, :, row:row + 1].clone() for start, stop in spans
+                      for row in (start - 1, stop) if 0 <= row < height}
+
+    def rows_of(self, start, stop, own):
+        """Rows start..stop - 1 as they were (zeros beyond the map), for the band that writes
+        the rows `own` (start, stop)."""
+        above = [self._row(row) for row in range(start, own[0])]
+        below = [self._row(row) for row in range(own[1], stop)]
+        inside = self.x[:, :, max(start, own[0]):min(stop, own[1])]
+        return torch.cat(above + [inside] + below, dim=2) if above or below else inside
+
+    def _row(self, row):
+        if row in self.saved:
+            return self.saved[row]
+        return torch.zeros_like(self.x[:, :, :1])  # beyond the map

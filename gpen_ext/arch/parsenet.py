@@ -16,12 +16,15 @@ Faces go through one at a time: their maps at 512x512 are the largest, so a batc
 multiply memory.
 """
 
+import functools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from . import winograd
 from .bands import band_rows, bands, rows_of
+from .threads import run_all
 
 # Nearest-neighbour 2x upsampling then a 3-tap filter, as a stride-2 transposed filter of 4
 # taps: even outputs read (k0, k1 + k2) of the input rows (i - 1, i), odd ones (k0 + k1, k2)
@@ -72,16 +75,19 @@ class FastConv(nn.Module):
                              padding="reflect", leaky_slope=self.slope, residual=nhwc(residual))
             return out
         stride = self.stride  # bands sized by the input rows they read
-        for start, stop in bands(out.shape[2], band_rows(x, out_channels, stride) // stride):
+
+        def band(start, stop):
             rows = rows_of(x, stride * start - 1, stride * (stop - 1) + 2, "reflect")
             y = F.conv2d(F.pad(rows, (1, 1, 0, 0), mode="reflect"), self.weight, self.bias,
                          stride=stride)
-            band = out[:, :, start:stop]
+            written = out[:, :, start:stop]
             if residual is not None:
                 y += residual[:, :, start:stop]
-            band.copy_(y)
+            written.copy_(y)
             if self.slope is not None:
-                F.leaky_relu_(band, self.slope)
+                F.leaky_relu_(written, self.slope)
+        run_all([functools.partial(band, start, stop) for start, stop in
+                 bands(out.shape[2], band_rows(x, out_channels, stride) // stride)])
         return out
 
     def uses_winograd(self, x):
@@ -149,14 +155,17 @@ class FastUpBlock(nn.Module):
     def forward(self, x):
         n, _, height, width = x.shape
         both = _empty(x, 2 * self.channels, 2 * height, 2 * width)
-        for start, stop in bands(2 * height, band_rows(both, multiple=2)):
+
+        def band(start, stop):
             # output rows start..stop (even) read input rows start / 2 - 1..stop / 2
             rows = rows_of(x, start // 2 - 1, stop // 2 + 1, "replicate")
             y = F.conv_transpose2d(F.pad(rows, (1, 1, 0, 0), mode="replicate"), self.weight,
                                    self.bias, stride=2, padding=3)
             both[:, :, start:stop] = y
+            F.leaky_relu_(both[:, self.channels:, start:stop], self.slope)
+        run_all([functools.partial(band, start, stop)
+                 for start, stop in bands(2 * height, band_rows(both, multiple=2))])
         shortcut, conv = both[:, :self.channels], both[:, self.channels:]
-        F.leaky_relu_(conv, self.slope)
         return self.conv2(conv, residual=shortcut, out=shortcut)
 
 

@@ -6,6 +6,10 @@ errors included, so that a host's own setting is left as it was.
 """
 
 import contextlib
+import contextvars
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import torch
 
@@ -30,3 +34,57 @@ def one_thread():
     output's products among threads, which changes its rounding. On one thread such work
     gives the same bits however many threads the rest runs on, at little cost."""
     return torch_threads(1)
+
+
+# ------------------------------------------------------------------ maps shared among threads
+
+MOST_SHARERS = 4  # threads sharing a map's bands: beyond, each runs torch on several threads
+_SHARERS = contextvars.ContextVar("band_sharers", default=(1, None))
+_HELPERS = ThreadPoolExecutor(MOST_SHARERS - 1, thread_name_prefix="gpen-bands")
+
+
+@contextlib.contextmanager
+def bands_shared_by(workers, threads=1):
+    """Let `run_all` in the block share its work among `workers` threads (the caller and up to
+    MOST_SHARERS - 1 helpers), each running torch's operations on `threads` threads."""
+    token = _SHARERS.set((max(1, min(workers, MOST_SHARERS)), threads))
+    try:
+        yield
+    finally:
+        _SHARERS.reset(token)
+
+
+def run_all(tasks):
+    """Call each of `tasks` (independent of each other: a map's bands), on the calling thread
+    or, as `bands_shared_by` allows, shared with helpers, each taking the next task as it
+    finishes one, so that a thread slowed by other programs holds up no one. The first error
+    is raised once every thread has stopped."""
+    workers, threads = _SHARERS.get()
+    workers = min(workers, len(tasks))
+    if workers <= 1:
+        for task in tasks:
+            task()
+        return
+    order = itertools.count()
+    stop = threading.Event()
+
+    def drain():
+        with torch.inference_mode(), torch_threads(threads):
+            index = next(order)
+            while index < len(tasks) and not stop.is_set():
+                try:
+                    tasks[index]()
+                except BaseException:
+                    stop.set()
+                    raise
+                index = next(order)
+
+    helpers = [_HELPERS.submit(contextvars.copy_context().run, drain)
+               for _ in range(workers - 1)]
+    try:
+        drain()
+        for helper in helpers:
+            helper.result()
+    finally:
+        stop.set()
+        wait(helpers)

@@ -11,10 +11,13 @@ Tiles are done a band of rows at a time, so the transformed band stays small and
 and results go straight into the caller's (possibly strided) output.
 """
 
+import functools
+
 import torch
 from torch.nn import functional as F
 
-from .bands import cpu_path, rows_of
+from .bands import EdgeRows, cpu_path, rows_of
+from .threads import run_all
 
 TILE = 4  # output tile side; each reads a (TILE + 2)-square input tile
 
@@ -71,7 +74,7 @@ TILE_BAND_BYTES = 16 << 20  # a band's transformed tiles: warm in cache, under g
 
 
 def conv3x3(x, weight, in_scale, out_scale, bias, out, band_tiles=None, padding="zeros",
-            leaky_slope=None, residual=None):
+            leaky_slope=None, residual=None, over_input=False, then=None):
     """out = conv3x3(x * in_scale, padding 1) * out_scale + bias, on NHWC views; then,
     optionally, + residual and a leaky ReLU.
 
@@ -80,31 +83,37 @@ def conv3x3(x, weight, in_scale, out_scale, bias, out, band_tiles=None, padding=
     bias (out,); out: (N, H, W, out), any strides, written in place; residual: like out.
     `padding`: "zeros", or "reflect" (the map mirrored about its edges). `band_tiles`: tiles
     per band, by default as many as fit TILE_BAND_BYTES once transformed.
-    A band is written only after the next band has read its input rows, so `out` may share
-    memory with `x` (a layer writing over its own input)."""
+    Bands are independent (shared among threads where threads.run_all may); `over_input`:
+    `out` is `x`'s own memory (a layer writing over its input, zero padding), and the rows
+    around each band are then copied before any band is written."""
     n, height, width, channels = x.shape
     tiles_across, tiles_down = width // TILE, height // TILE
     band_tiles = band_tiles or max(1, TILE_BAND_BYTES // (36 * channels * x.element_size()))
     band_rows = max(1, band_tiles // (n * tiles_across))
     finish = dict(out_scale=out_scale, bias=bias, out=out, leaky_slope=leaky_slope,
-                  residual=residual)
-    pending = None
-    for first in range(0, tiles_down, band_rows):
-        rows = min(band_rows, tiles_down - first)
-        products = _band_products(x, weight, in_scale, first, rows, padding)
-        if pending is not None:
-            _write_band(*pending, **finish)
-        pending = first, rows, products
-    _write_band(*pending, **finish)
+                  residual=residual, then=then)
+    spans = [(first, min(band_rows, tiles_down - first))
+             for first in range(0, tiles_down, band_rows)]
+    edges = EdgeRows(x.permute(0, 3, 1, 2), [(first * TILE, (first + rows) * TILE)
+                                             for first, rows in spans]) if over_input else None
+    run_all([functools.partial(_band, x, weight, in_scale, first, rows, padding, edges, finish)
+             for first, rows in spans])
     return out
 
 
-def _band_products(x, weight, in_scale, first, rows, padding):
+def _band(x, weight, in_scale, first, rows, padding, edges, finish):
+    products = _band_products(x, weight, in_scale, first, rows, padding, edges)
+    _write_band(first, rows, products, **finish)
+
+
+def _band_products(x, weight, in_scale, first, rows, padding, edges=None):
     """Transform-domain products of the tile rows first..first + rows: (6, 6, N, rows, tiles
-    across, out)."""
+    across, out); `edges`: bands.EdgeRows of `x` where the output is written over it."""
     n, height, width, channels = x.shape
     tiles_across = width // TILE
-    band = rows_of(x.permute(0, 3, 1, 2), first * TILE - 1, (first + rows) * TILE + 1, padding)
+    top, bottom = first * TILE - 1, (first + rows) * TILE + 1
+    band = rows_of(x.permute(0, 3, 1, 2), top, bottom, padding) if edges is None else \
+        edges.rows_of(top, bottom, (top + 1, bottom - 1))
     band = F.pad(band.permute(0, 2, 3, 1), (0, 0, 1, 1),
                  mode="constant" if padding == "zeros" else padding)
     if in_scale is not None:
@@ -121,7 +130,7 @@ def _band_products(x, weight, in_scale, first, rows, padding):
     return products.view(6, 6, n, rows, tiles_across, weight.shape[2])
 
 
-def _write_band(first, rows, products, out_scale, bias, out, leaky_slope, residual):
+def _write_band(first, rows, products, out_scale, bias, out, leaky_slope, residual, then):
     across = products.new_empty((TILE,) + products.shape[1:])
     _output_transform(products, across)
     band = slice(first * TILE, (first + rows) * TILE)
@@ -137,3 +146,5 @@ def _write_band(first, rows, products, out_scale, bias, out, leaky_slope, residu
         torch.add(result, residual[:, band], out=dest)
     if leaky_slope is not None:
         F.leaky_relu_(dest, leaky_slope)
+    if then is not None:
+        then(band)

@@ -14,7 +14,9 @@ oracle it is tested against. What changes, all exact up to float rounding:
   maps are convolved a band of rows at a time; the top level's up-conv, conv and to-RGB run
   together band by band, so its maps, the largest, are never whole. The only full-size
   tensors are the other levels' outputs and the encoder's maps: fewer pages to fault in, and
-  bands that stay in cache;
+  bands that stay in cache. Bands are independent of each other (a layer writing over its
+  input copies the rows around each band first), so that threads may share them
+  (`threads.run_all`);
 - on the CPU in fp32, the decoder's wide 3x3 layers run as Winograd F(4x4, 3x3) convolutions
   (`winograd.py`): a quarter of the multiply-adds, written straight into the concatenated
   buffer. Elsewhere (GPU, bf16, narrow layers) the direct convolution is faster;
@@ -23,14 +25,15 @@ oracle it is tested against. What changes, all exact up to float rounding:
 """
 
 import contextlib
+import functools
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from .. import winograd
-from ..bands import band_rows, bands, one_ahead, rows_of
-from ..threads import one_thread
+from ..bands import EdgeRows, band_rows, bands, rows_of
+from ..threads import one_thread, run_all
 from .network import LEAKY_GAIN, LEAKY_SLOPE
 
 # Output maps of at most these many pixels are computed on one thread (see one_thread): where
@@ -61,21 +64,28 @@ class FastEncoderBlock(nn.Module):
             self.register_buffer("blur", _depthwise(block.blur.kernel, conv.weight.shape[1]))
 
     def forward(self, x):
-        if not self.downsample:
-            return F.leaky_relu_(F.conv2d(x, self.weight, self.bias), LEAKY_SLOPE)
-        n, channels, height, width = x.shape
-        out = torch.empty((n, self.weight.shape[0], height // 2, width // 2), dtype=x.dtype,
-                          device=x.device, memory_format=torch.channels_last)
-        blur = self.blur.to(x.dtype)
-        # output rows start..stop read blurred rows 2 start..2 stop, which read input rows
-        # 2 start - 2 .. 2 stop + 1 (the blur pads by 2, the conv by nothing)
-        for start, stop in bands(height // 2, band_rows(x, multiple=2) // 2):
-            blurred = F.conv2d(rows_of(x, 2 * start - 2, 2 * stop + 2), blur, padding=(0, 2),
-                               groups=channels)
-            rows = out[:, :, start:stop]
-            rows.copy_(F.conv2d(blurred, self.weight, self.bias, stride=2))
-            F.leaky_relu_(rows, LEAKY_SLOPE)
+        n, _, height, width = x.shape
+        halved = 2 if self.downsample else 1
+        out = torch.empty((n, self.weight.shape[0], height // halved, width // halved),
+                          dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+        rows = band_rows(x, self.weight.shape[0], multiple=halved) // halved
+        run_all([functools.partial(self.band, x, out, start, stop)
+                 for start, stop in bands(out.shape[2], rows)])
         return out
+
+    def band(self, x, out, start, stop):
+        """Output rows start..stop: a 1x1 conv of the same input rows, or, downsampling, a
+        conv of blurred rows 2 start..2 stop, which read input rows 2 start - 2 .. 2 stop + 1
+        (the blur pads by 2, the conv by nothing)."""
+        if self.downsample:
+            blurred = F.conv2d(rows_of(x, 2 * start - 2, 2 * stop + 2), self.blur.to(x.dtype),
+                               padding=(0, 2), groups=x.shape[1])
+            y = F.conv2d(blurred, self.weight, self.bias, stride=2)
+        else:
+            y = F.conv2d(x[:, :, start:stop], self.weight, self.bias)
+        rows = out[:, :, start:stop]
+        rows.copy_(y)
+        F.leaky_relu_(rows, LEAKY_SLOPE)
 
 
 class FastStyledConv(nn.Module):
@@ -116,11 +126,13 @@ class FastStyledConv(nn.Module):
         once convolved (it is the largest tensor alive at that moment)."""
         x = handed_over.pop()
         in_scale, demod = self.modulation(code, x.dtype)
-        if self.uses_winograd(x):  # it writes each band once the next has read its rows
+        if self.uses_winograd(x):
             out = self.output_buffer(x)
             winograd.conv3x3(x.permute(0, 2, 3, 1), self.winograd_weight(), in_scale, demod,
-                             self.bias, out.permute(0, 2, 3, 1)[..., :self.out_channels])
-            return self.inject(out, feature)
+                             self.bias, out.permute(0, 2, 3, 1)[..., :self.out_channels],
+                             over_input=out is x, then=lambda rows: self.inject(
+                                 out[:, :, rows], feature[:, :, rows]))
+            return out
         if self.convolves_batch(x):
             # small maps, large weights: modulate the activations, the batch in one call
             y = self.convolve_batch(x, in_scale, demod)
@@ -129,13 +141,22 @@ class FastStyledConv(nn.Module):
             return self.inject(out, feature, y)
         # large maps, small weights: modulate the weights, one face and a band of rows at a
         # time, so that no full-size temporary is made
-        out = self.output_buffer(x)  # each band is written once the next has read its rows
+        out = self.output_buffer(x)
+        tasks = []
         for face in range(x.shape[0]):
-            bands = self.convolve_one(x[face:face + 1], in_scale[face], demod[face])
-            for start, stop, y in bands:
-                self.inject(out[face:face + 1, :, start:stop],
-                            feature[face:face + 1, :, start:stop], y)
+            one, weight = x[face:face + 1], self.face_weight(in_scale[face], demod[face], x.dtype)
+            spans = self.spans(one)
+            edges = EdgeRows(one, spans) if out is x else None  # written over its input
+            tasks += [functools.partial(self.band, one, weight, start, stop, edges,
+                                        out[face:face + 1], feature[face:face + 1])
+                      for start, stop in spans]
+        run_all(tasks)
         return out
+
+    def band(self, x, weight, start, stop, edges, out, feature):
+        """Output rows start..stop of one face, injected and activated."""
+        self.inject(out[:, :, start:stop], feature[:, :, start:stop],
+                    self.convolve_band(x, weight, start, stop, edges))
 
     def modulation(self, code, dtype):
         """Per face: the scale of each input channel (style and input gain) and of each output
@@ -175,17 +196,20 @@ class FastStyledConv(nn.Module):
             self._winograd_weight = winograd.transform_weight(self.weight)
         return self._winograd_weight
 
-    def convolve_one(self, x, in_scale, demod):
-        """(start, stop, rows) of one face's output, band by band. Each band comes only once
-        the next one has been computed, so the caller may write it over the input's rows."""
-        weight = self.face_weight(in_scale, demod, x.dtype)
+    def spans(self, x):
+        """(start, stop) of the bands of output rows of one face's map like `x`."""
         if self.upsample:
-            # output rows start..stop (even) come from input rows start / 2 - 1..stop / 2
-            return one_ahead(
-                (start, stop, self.convolve_rows(rows_of(x, start // 2 - 1, stop // 2 + 1), weight))
-                for start, stop in bands(2 * x.shape[2], band_rows(x, self.out_channels, 2)))
-        return one_ahead((start, stop, self.convolve_rows(rows_of(x, start - 1, stop + 1), weight))
-                         for start, stop in bands(x.shape[2], band_rows(x, self.out_channels)))
+            return list(bands(2 * x.shape[2], band_rows(x, self.out_channels, 2)))
+        return list(bands(x.shape[2], band_rows(x, self.out_channels)))
+
+    def convolve_band(self, x, weight, start, stop, edges=None):
+        """Pre-activation output rows start..stop (bias included) of one face; `edges`:
+        bands.EdgeRows where the output is written over the input."""
+        if self.upsample:  # output rows start..stop (even) read input rows start / 2 - 1..stop / 2
+            return self.convolve_rows(rows_of(x, start // 2 - 1, stop // 2 + 1), weight)
+        rows = rows_of(x, start - 1, stop + 1) if edges is None else \
+            edges.rows_of(start - 1, stop + 1, (start, stop))
+        return self.convolve_rows(rows, weight)
 
     def face_weight(self, in_scale, demod, dtype):
         """One face's weight with its style folded in."""
@@ -234,28 +258,52 @@ class FastToRGB(nn.Module):
         self.input_gain = input_gain
 
     def forward(self, x, code, skip=None):
-        with one_thread():
-            style = F.linear(code, self.mod_weight, self.mod_bias) * self.input_gain
-            weight = self.weight.to(x.dtype)[None] * style[:, None, :].to(x.dtype)  # (N, 3, C)
-        n, channels, height, width = x.shape
-        # a 1x1 conv to three channels is a matrix product per face; on channels-last input
-        # it reads each pixel's channels in place (einsum would reorder the whole map first)
-        pixels = x.permute(0, 2, 3, 1).reshape(n, height * width, channels)
-        with _threads_for(height, width, SMALL_RGB_MAP):
-            out = torch.bmm(pixels, weight.transpose(1, 2)).view(n, height, width, 3)
-        out = out.permute(0, 3, 1, 2).add_(self.bias[:, None, None].to(x.dtype))
-        if skip is not None:
-            out.add_(upsample_skip(skip))
+        """RGB of the map `x`, plus the 2x upsampled `skip`; large maps a band at a time."""
+        weight = self.face_weights(code, x.dtype)
+        n, _, height, width = x.shape
+        out = torch.empty((n, 3, height, width), dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last)
+        if height * width <= SMALL_RGB_MAP:
+            with one_thread():
+                self.rows(x, weight, skip, out, 0, height)
+        else:
+            run_all([functools.partial(self.rows, x[:, :, start:stop], weight, skip, out, start,
+                                       stop) for start, stop in bands(height, band_rows(x, 3))])
         return out
 
+    def face_weights(self, code, dtype):
+        """(N, 3, C): each face's style folded into the weights."""
+        with one_thread():
+            style = F.linear(code, self.mod_weight, self.mod_bias) * self.input_gain
+            return self.weight.to(dtype)[None] * style[:, None, :].to(dtype)
 
-def upsample_skip(rgb):
-    """The skip path's 2x upsampling with the [1, 3, 3, 1] filter, in polyphase form: along
-    each axis an output is 3/4 of its nearest input and 1/4 of the next nearest, zeros beyond
-    the edges (the zero padding of the straightforward zero-insert-and-filter formulation).
-    Element-wise steps, so that the bits do not depend on the thread count (torch's bilinear
-    interpolation, the same filter, rounds differently on one thread than on several)."""
-    return _upsample_axis(_upsample_axis(rgb, 2), 3)
+    def rows(self, x, weight, skip, out, start, stop):
+        """Output rows start..stop from those rows of the map, `x` (`skip`: None, or the
+        map below to upsample and add)."""
+        rgb = self.rgb(x, weight)
+        out[:, :, start:stop] = rgb if skip is None else rgb.add_(upsample_rows(skip, start, stop))
+
+    def rgb(self, x, weight):
+        """The 1x1 conv to three channels, bias included, of the rows of `x`."""
+        n, channels, height, width = x.shape
+        # a matrix product per face; on channels-last input it reads each pixel's channels
+        # in place (einsum would reorder the whole map first)
+        pixels = x.permute(0, 2, 3, 1).reshape(n, height * width, channels)
+        out = torch.bmm(pixels, weight.transpose(1, 2)).view(n, height, width, 3)
+        return out.permute(0, 3, 1, 2).add_(self.bias[:, None, None].to(x.dtype))
+
+
+def upsample_rows(rgb, start, stop):
+    """Rows start..stop of the skip path's 2x upsampling with the [1, 3, 3, 1] filter, in
+    polyphase form: along each axis an output is 3/4 of its nearest input and 1/4 of the next
+    nearest, zeros beyond the edges (the zero padding of the straightforward zero-insert-and-
+    filter formulation). Element-wise steps, so that the bits depend neither on the thread
+    count (torch's bilinear interpolation, the same filter, rounds differently on one thread
+    than on several) nor on the bands."""
+    first = start // 2 - 1  # the input rows that output rows start..stop read, and one more
+    rows = rows_of(rgb, first, (stop - 1) // 2 + 2)
+    upsampled = _upsample_axis(_upsample_axis(rows, 2), 3)
+    return upsampled[:, :, start - 2 * first:stop - 2 * first]
 
 
 def _upsample_axis(x, axis):
@@ -297,32 +345,48 @@ class FastLevel(nn.Module):
 
     def in_bands(self, x, code, feature, skip):
         """The RGB output of this level, one face and one band of rows at a time, so that its
-        activations are never whole (at the top level, the network's largest maps): each band
-        of up-conv output, below the two rows kept from the band before, is convolved at once,
-        its conv output written over it and turned to RGB while still in cache."""
+        activations are never whole (at the top level, the network's largest maps): see
+        `rgb_rows`. The bands are independent, shared among threads where allowed."""
         up, conv = self.up_conv, self.conv
-        channels, height, width = up.out_channels, 2 * x.shape[2], 2 * x.shape[3]
         up_scale, up_demod = up.modulation(code, x.dtype)
         in_scale, demod = conv.modulation(code, x.dtype)
-        rgb = upsample_skip(skip)
-        for face in range(x.shape[0]):
-            weight = conv.face_weight(in_scale[face], demod[face], x.dtype)
-            kept = x.new_zeros((1, 2 * channels, 1, width))  # the zero row above the map
-            for start, stop, y in up.convolve_one(x[face:face + 1], up_scale[face], up_demod[face]):
-                above, below = kept.shape[2], int(stop == height)  # below: the zero row there
-                rows = _concat_buffer(x, 1, channels, above + stop - start + below, width)
-                rows[:, :, :above] = kept
-                up.inject(rows[:, :, above:above + stop - start],
-                          feature[face:face + 1, :, start:stop], y)
-                if below:
-                    rows[:, :, -1:] = 0
-                y = conv.convolve_rows(rows, weight)
-                kept = rows[:, :, -2:].clone()
-                done = slice(start + 1 - above, start + 1 - above + y.shape[2])  # map rows
-                band = rows[:, :, 1:1 + y.shape[2]]  # over the rows just read
-                conv.inject(band, feature[face:face + 1, :, done], y)
-                rgb[face:face + 1, :, done] += self.to_rgb(band, code[face:face + 1])
+        n, _, height, width = x.shape
+        rgb = torch.empty((n, 3, 2 * height, 2 * width), dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last)
+        tasks = []
+        for face in range(n):
+            weights = (up.face_weight(up_scale[face], up_demod[face], x.dtype),
+                       conv.face_weight(in_scale[face], demod[face], x.dtype),
+                       self.to_rgb.face_weights(code[face:face + 1], x.dtype))
+            one = x[face:face + 1]
+            tasks += [functools.partial(self.rgb_rows, one, weights, start, stop,
+                                        feature[face:face + 1], skip[face:face + 1],
+                                        rgb[face:face + 1]) for start, stop in up.spans(one)]
+        run_all(tasks)
         return rgb
+
+    def rgb_rows(self, x, weights, start, stop, feature, skip, rgb):
+        """The rows of `rgb` whose conv output the up-conv rows start..stop complete: the
+        up-conv rows from two above `start` (computed again: the band above has them too) to
+        `stop` are injected into one buffer, convolved, the conv output written over them and
+        turned to RGB while still in cache, the upsampled skip added. Rows beyond the map are
+        zeros."""
+        up, conv = self.up_conv, self.conv
+        height, width = 2 * x.shape[2], 2 * x.shape[3]
+        top = max(start - 2, 0)
+        above, below = int(start == 0), int(stop == height)  # the zero rows beyond the map
+        rows = _concat_buffer(x, 1, up.out_channels, above + stop - top + below, width)
+        if above:
+            rows[:, :, :1] = 0
+        if below:
+            rows[:, :, -1:] = 0
+        up.inject(rows[:, :, above:above + stop - top], feature[:, :, top:stop],
+                  up.convolve_band(x, weights[0], top, stop))
+        y = conv.convolve_rows(rows, weights[1])
+        done = slice(top + 1 - above, top + 1 - above + y.shape[2])  # map rows
+        band = rows[:, :, 1:1 + y.shape[2]]  # over the rows just read
+        conv.inject(band, feature[:, :, done], y)
+        self.to_rgb.rows(band, weights[2], skip, rgb, done.start, done.stop)
 
 
 class FastGPEN(nn.Module):
