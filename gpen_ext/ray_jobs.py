@@ -119,16 +119,21 @@ class RestoreFiles:
     def __init__(self, setup):
         import torch
         from .allocator import keep_freed_memory
+        from .arch.threads import torch_threads
         from .restorers import load_restorer
         keep_freed_memory()
-        if setup["threads"]:
+        if setup["threads"]:  # the CPUs Ray gave this worker: the ceiling of its threads
             torch.set_num_threads(setup["threads"])
         self.setup = setup
         self.args = setup["args"]
-        self.restorer = load_restorer(setup["model"], setup["models_dir"], setup["device"],
-                                      setup["precision"], download=False)
-        if not self.args.aligned:
-            self.restorer.prepare(setup["options"], detecting=setup["landmarks"] is None)
+        # Ray calls this worker on another thread than this one; torch's threads serve the
+        # thread that starts their work, and two such sets on two cores made every operation
+        # wait for sleeping threads (10% slower): loading here on one thread starts none
+        with torch_threads(1):
+            self.restorer = load_restorer(setup["model"], setup["models_dir"],
+                                          setup["device"], setup["precision"], download=False)
+            if not self.args.aligned:
+                self.restorer.prepare(setup["options"], detecting=setup["landmarks"] is None)
 
     def __call__(self, batch):
         rows = []
@@ -183,7 +188,10 @@ def run(plan, args, options, landmarks):
              "args": args, "threads": threads}
     items = [{"index": index, "source": str(job.source), "target": str(job.target),
               "kind": job.kind} for index, job in enumerate(todo)]
-    resources = {"num_cpus": threads or 1}
+    # one malloc arena: Ray runs the worker's calls on a thread of its own, whose own arena
+    # would map every large tensor afresh (allocator.py)
+    resources = {"num_cpus": threads or 1,
+                 "runtime_env": {"env_vars": {"MALLOC_ARENA_MAX": "1"}}}
     if args.ray_gpus_per_worker:
         resources["num_gpus"] = args.ray_gpus_per_worker
     restored = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
