@@ -39,6 +39,7 @@ time); memory is of the first.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -631,19 +632,23 @@ def ray_table(folder):
     print(f"\nRay: {ARCHIVE_SIZE} one-face photos, default options (faces supplied), the "
           f"command line end to end (start-up, Ray's included)")
     plain = command_line_seconds(folder, folder / "plain")
-    rows = [("plain command line, 2 threads", plain, None)]
+    rows = [("plain command line, 2 threads", plain, None, None)]
     for workers, threads in ((1, 2), (1, 1), (2, 1)):
-        seconds = command_line_seconds(folder, folder / f"ray{workers}x{threads}", "--ray",
-                                       "--ray-workers", workers, "--ray-threads-per-worker",
-                                       threads)
+        output = folder / f"ray{workers}x{threads}"
+        seconds = command_line_seconds(folder, output, "--ray", "--ray-workers", workers,
+                                       "--ray-threads-per-worker", threads)
+        lines = (output / "gpen-manifest.jsonl").read_text().splitlines()
+        per_file = statistics.median(json.loads(line)["seconds"] for line in lines)
         rows.append((f"--ray, {workers} worker(s) of {threads} thread(s)", seconds,
-                     (workers, threads)))
-    print(f"{'':>40} {'seconds':>8} {'photos/s':>9} {'against plain':>14}")
-    for label, seconds, _ in rows:
+                     (workers, threads), per_file))
+    print(f"{'':>40} {'seconds':>8} {'photos/s':>9} {'against plain':>14} "
+          f"{'worker s a file':>16}")
+    for label, seconds, _, per_file in rows:
         print(f"{label:>40} {seconds:>8.1f} {ARCHIVE_SIZE / seconds:>9.3f} "
-              f"{seconds / plain:>13.2f}x", flush=True)
-    one = next(seconds for _, seconds, shape in rows if shape == (1, 1))
-    two = next(seconds for _, seconds, shape in rows if shape == (2, 1))
+              f"{seconds / plain:>13.2f}x" + (f" {per_file:>16.2f}" if per_file else ""),
+              flush=True)
+    one = next(seconds for _, seconds, shape, _ in rows if shape == (1, 1))
+    two = next(seconds for _, seconds, shape, _ in rows if shape == (2, 1))
     print(f"two workers of one thread: {one / two:.2f}x one worker of one thread")
 
 
