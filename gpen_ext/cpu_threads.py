@@ -19,24 +19,20 @@ back afterwards (arch/threads.py). The output does not depend on any of this: th
 give the same bits on any number of threads.
 """
 
-import contextvars
 import functools
-import itertools
 import logging
 import math
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import torch
 
-from .arch.threads import MOST_SHARERS, bands_shared_by, torch_threads
+from .arch.threads import MOST_SHARERS, bands_shared_by, share, torch_threads
 
 log = logging.getLogger(__name__)
 
-MOST_SIDE_BY_SIDE = 4  # faces at once: each holds its network's maps (0.2-0.9 GB in fp32)
 TAKEN = 0.55  # another process taking this share of a core's time or more takes the core
 FRESH_SECONDS = 2.0  # a reading older than this says nothing of the load now...
 SAMPLE_SECONDS = 0.1  # ...and a new one is taken over this long
@@ -152,7 +148,8 @@ LOAD = CpuLoad()
 def plan(faces=1):
     """(faces side by side, threads for each) for `faces` faces on the CPU now."""
     ceiling = min(torch.get_num_threads(), usable_cpus())
-    side_by_side = max(1, min(faces, ceiling, MOST_SIDE_BY_SIDE))
+    # at most MOST_SHARERS: each face holds its network's maps (0.2-0.9 GB in fp32)
+    side_by_side = max(1, min(faces, ceiling, MOST_SHARERS))
     if ceiling // side_by_side <= 1:
         return side_by_side, 1  # a thread each: no load can make that fewer
     taken = math.floor(LOAD.others() + 1 - TAKEN)
@@ -168,9 +165,6 @@ def threads_for_one():
     return torch_threads(plan(1)[1])
 
 
-_POOL = ThreadPoolExecutor(MOST_SIDE_BY_SIDE, thread_name_prefix="gpen-face")
-
-
 def map_faces(run, batch):
     """torch.cat of `run(face)` over the faces of `batch` (one at a time, as (1, ...)), as
     `plan` says: side by side where cores allow, in the order of the batch."""
@@ -182,25 +176,10 @@ def map_faces(run, batch):
         with torch_threads(threads), bands_shared_by(sharers, max(1, threads // sharers)):
             return torch.cat([run(face) for face in faces])
     outputs = [None] * len(faces)
-    order = itertools.count()  # each worker takes the next face: a slowed one holds no one up
-    stop = threading.Event()
 
-    def work():
-        with torch.inference_mode(), torch_threads(threads):
-            index = next(order)
-            while index < len(faces) and not stop.is_set():
-                try:
-                    outputs[index] = run(faces[index])
-                except BaseException:
-                    stop.set()  # the other workers stop after the face at hand
-                    raise
-                index = next(order)
-
-    workers = [_POOL.submit(contextvars.copy_context().run, work) for _ in range(side_by_side)]
-    try:
-        for worker in workers:
-            worker.result()  # an error is raised here
-    finally:
-        stop.set()  # also when the caller is interrupted
-        wait(workers)
+    def one_face(index):
+        with bands_shared_by(1):  # the faces beside it have the other threads
+            outputs[index] = run(faces[index])
+    share([functools.partial(one_face, index) for index in range(len(faces))],
+          side_by_side, threads)
     return torch.cat(outputs)

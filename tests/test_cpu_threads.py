@@ -76,7 +76,7 @@ class Doubling(torch.nn.Module):
 def test_faces_go_side_by_side_on_a_thread_each_and_come_back_in_order(monkeypatch):
     monkeypatch.setattr(cpu_threads, "usable_cpus", lambda: 2)
     before = torch.get_num_threads()
-    network = Doubling()
+    network = Doubling(seconds=0.05)
     batch = torch.arange(6, dtype=torch.float32).reshape(6, 1, 1, 1).expand(6, 3, 8, 8)
     with torch_threads(2):
         output = NetworkRunner(network, "cpu", "fp32")(batch.contiguous())
@@ -84,7 +84,7 @@ def test_faces_go_side_by_side_on_a_thread_each_and_come_back_in_order(monkeypat
     assert torch.equal(output, batch * 2)
     assert {count for _, count, _ in network.calls} == {1}
     assert {faces for _, _, faces in network.calls} == {1}
-    assert all(name.startswith("gpen-face") for name, _, _ in network.calls)
+    assert len({name for name, _, _ in network.calls}) == 2  # the caller and a helper
     assert torch.get_num_threads() == before
 
 

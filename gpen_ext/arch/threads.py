@@ -38,16 +38,16 @@ def one_thread():
 
 # ------------------------------------------------------------------ maps shared among threads
 
-MOST_SHARERS = 4  # threads sharing a map's bands: beyond, each runs torch on several threads
+MOST_SHARERS = 4  # threads sharing work: beyond, each runs torch's operations on several
 _SHARERS = contextvars.ContextVar("band_sharers", default=(1, None))
-_HELPERS = ThreadPoolExecutor(MOST_SHARERS - 1, thread_name_prefix="gpen-bands")
+_HELPERS = ThreadPoolExecutor(MOST_SHARERS - 1, thread_name_prefix="gpen-helper")
 
 
 @contextlib.contextmanager
 def bands_shared_by(workers, threads=1):
-    """Let `run_all` in the block share its work among `workers` threads (the caller and up to
-    MOST_SHARERS - 1 helpers), each running torch's operations on `threads` threads."""
-    token = _SHARERS.set((max(1, min(workers, MOST_SHARERS)), threads))
+    """Let `run_all` in the block share its work among `workers` threads (see `share`), each
+    running torch's operations on `threads` threads."""
+    token = _SHARERS.set((workers, threads))
     try:
         yield
     finally:
@@ -55,12 +55,18 @@ def bands_shared_by(workers, threads=1):
 
 
 def run_all(tasks):
-    """Call each of `tasks` (independent of each other: a map's bands), on the calling thread
-    or, as `bands_shared_by` allows, shared with helpers, each taking the next task as it
-    finishes one, so that a thread slowed by other programs holds up no one. The first error
-    is raised once every thread has stopped."""
-    workers, threads = _SHARERS.get()
-    workers = min(workers, len(tasks))
+    """Call each of `tasks` (independent of each other: a map's bands), shared among threads
+    as `bands_shared_by` allows, else one after the other on the calling thread."""
+    share(tasks, *_SHARERS.get())
+
+
+def share(tasks, workers, threads):
+    """Call each of `tasks` on the calling thread and up to `workers - 1` helpers (at most
+    MOST_SHARERS threads in all), each running torch's operations on `threads` threads and
+    taking the next task as it finishes one, so that a thread slowed by other programs holds
+    up no one. The first error is raised once every thread has stopped (the others stop after
+    the task at hand)."""
+    workers = min(workers, len(tasks), MOST_SHARERS)
     if workers <= 1:
         for task in tasks:
             task()
@@ -86,5 +92,5 @@ def run_all(tasks):
         for helper in helpers:
             helper.result()
     finally:
-        stop.set()
+        stop.set()  # also when the caller is interrupted
         wait(helpers)
