@@ -14,6 +14,7 @@ from .face_models import PARSE_SIZE
 from .images import FULL_SCALE, to_dtype
 
 PASTE_MASK_SIZE = PARSE_SIZE
+SMALL_FACE_PX = 100  # the official pipeline smooths faces whose box is smaller than this
 SMALL_FACE_KERNEL = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16
 # Paste mask geometry on a 512 crop: a feathered square inside the crop; parsing masks are
 # cut to that square and feathered less, as the official pipeline does.
@@ -66,6 +67,14 @@ def match_colour(restored, original):
         cv2.resize(restored, cell, interpolation=cv2.INTER_AREA)
     difference = cv2.GaussianBlur(difference, (0, 0), 1.5)
     return restored + cv2.resize(difference, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def paste_masks(crops, parse=None):
+    """Paste masks in crop coordinates for restored uint8 crops: the feathered parsed face
+    (`parse(crops)`: face_models.FaceParser.face_masks), or, without `parse`, BOX_MASK."""
+    if parse is None:
+        return [BOX_MASK] * len(crops)
+    return [feathered_face_mask(face) for face in parse(crops)]
 
 
 def paste_face(image, crop, aligned, mask, forward, visibility=1.0):

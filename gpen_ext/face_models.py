@@ -62,6 +62,16 @@ class DetectedFace:
     landmarks: np.ndarray  # 5 x 2, see alignment
 
 
+def left_to_right(items, box=lambda item: item.box):
+    """`items` in the order faces are numbered: left to right by the centres of their boxes."""
+    return sorted(items, key=lambda item: box(item)[0] + box(item)[2])
+
+
+def face_side(box):
+    """The shorter side of a face box, in pixels."""
+    return min(box[2] - box[0], box[3] - box[1])
+
+
 def _load_weights(network, path):
     """Load a facexlib state dict strictly; raises CheckpointError for a wrong file."""
     state_dict = read_state_dict(path)  # unwrapped, DataParallel's prefix stripped

@@ -90,6 +90,11 @@ def to_dtype(values, dtype, full_scale):
     return np.clip(np.rint(values), 0, full_scale).astype(dtype)
 
 
+def uint8_of(unit):
+    """Float samples in [0, 1] (a crop the network took or gave) as uint8."""
+    return to_dtype(unit * 255.0, np.uint8, 255.0)
+
+
 def side_by_side(images):
     """Images of one layout and dtype in a row, tops aligned, shorter ones padded with black."""
     height = max(image.shape[0] for image in images)

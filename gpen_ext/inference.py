@@ -4,6 +4,7 @@ import functools
 import logging
 import platform
 
+import numpy as np
 import torch
 
 from .cpu_threads import map_faces
@@ -102,6 +103,16 @@ class NetworkRunner:
     def faces_per_call(self, batch_size):
         """On a GPU as many faces as fit its free memory, up to `batch_size`."""
         return faces_that_fit(self.device, self.size, self.precision, batch_size)
+
+    def restore_crops(self, crops, batch_size):
+        """Aligned float RGB crops (N, S, S, 3) in [0, 1] -> the network's crops, the same,
+        `batch_size` at a time."""
+        restored = np.empty_like(crops)
+        for start in range(0, len(crops), batch_size):
+            batch = torch.from_numpy(crops[start:start + batch_size]).permute(0, 3, 1, 2)
+            output = ((self(batch * 2 - 1) + 1) / 2).clamp(0, 1)
+            restored[start:start + len(batch)] = output.permute(0, 2, 3, 1).numpy()
+        return restored
 
     @torch.inference_mode()
     def __call__(self, batch):

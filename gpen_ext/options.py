@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from .alignment import TEMPLATES
+from .compositing import SMALL_FACE_PX
+from .encoders import ENCODERS, HIGHEST_CRF, crf_ceilings
 from .face_models import DEFAULT_REGIONS, DETECTORS, FACE_REGIONS
 from .inference import PRECISIONS
 from .registry import DEFAULT_MODEL
@@ -167,8 +169,8 @@ class RestoreOptions:
         FLAG, False, "colour correction", "Give the restored face the original's overall "
         "colour, keeping the restored detail", aligned=True)
     small_face_smoothing: bool = _option(
-        FLAG, True, "small-face smoothing", "Slightly smooth faces under 100 px, as the "
-        "official pipeline does, to hide artefacts", advanced=True)
+        FLAG, True, "small-face smoothing", f"Slightly smooth faces under {SMALL_FACE_PX} px, "
+        "as the official pipeline does, to hide artefacts", advanced=True)
     template: str = _option(
         CHOICE, "gpen", "alignment template", "gpen: GPEN's own face framing (as trained); "
         "ffhq: the tighter FFHQ framing other restorers use", choices=TEMPLATES,
@@ -240,19 +242,20 @@ FACES_PER_IMAGE = Option("faces_per_image", INTEGER, 100, "most faces in one ima
                          "refused before any work, and of more faces found, the largest this "
                          "many are restored", minimum=1, maximum=10000, step=1)
 PRECISION = Option("precision", CHOICE, "auto", "precision",
-                   "auto: fp16 on CUDA (retried in fp32 if it fails), bf16 on a CPU that runs "
-                   "it faster, else fp32; in a host, the host's choice where it makes one. bf16 "
-                   "is slow on CPUs without native bf16", choices=PRECISIONS)
+                   "auto: fp16 on CUDA (retried in fp32 if it fails), bf16 on an x86 CPU with "
+                   "native bf16 (AVX-512 BF16 or AMX), else fp32; in a host, the host's choice "
+                   "where it makes one. bf16 is slow on CPUs without native bf16",
+                   choices=PRECISIONS)
 # How a restored video is written (the command line and the Python API read and write video).
 VIDEO_CODEC = Option("video_codec", CHOICE, "auto", "video codec",
                      "auto: h264, which plays everywhere (vp9 in .webm, which takes no h264); "
                      "h265, vp9 and av1 are smaller at the same quality (av1 is slow to "
                      "write); ffv1 is lossless; png writes the frames as PNG files in a folder",
-                     choices=("auto", "h264", "h265", "vp9", "av1", "ffv1", "png"))
+                     choices=("auto", *ENCODERS))
 VIDEO_QUALITY = Option("video_quality", INTEGER, 18, "video quality",
-                       "Constant rate factor for h264, h265, vp9 and av1: lower is better and "
-                       "larger; 18 looks like the input, 0 is lossless in h264 and h265 (which "
-                       "go up to 51)", minimum=0, maximum=63, step=1)
+                       f"Constant rate factor ({crf_ceilings()}): lower is better and larger; "
+                       f"18 looks like the input, 0 is lossless in h264 and h265", minimum=0,
+                       maximum=HIGHEST_CRF, step=1)
 PIXEL_FORMAT = Option("pixel_format", TEXT, "auto", "pixel format",
                       "FFmpeg's name, e.g. yuv420p or yuv444p10le; auto: the input's where the "
                       "codec takes it, else the codec's usual one")

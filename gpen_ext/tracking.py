@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
+from .face_models import left_to_right
+
 SIGNATURE_SIDE = 16       # frames are compared as 16 x 16 grey thumbnails
 CUT_DIFFERENCE = 0.12     # mean thumbnail difference (0..1) above which a frame starts a shot
 MATCH_OVERLAP = 0.3       # a face continues a track whose last box it overlaps this much (IoU)
@@ -56,6 +58,7 @@ class TrackedFace:
 
 @dataclass
 class TrackedFrame:
+    index: int        # the frame's place in the clip, from 0
     faces: list       # TrackedFace, left to right
     new_shot: bool    # the first frame of a shot: face numbers start again
 
@@ -70,8 +73,9 @@ class Track:
 
 
 class FaceTracker:
-    """Frames go in with the faces found in each; each frame comes out, in order, once the
-    `radius` frames after it are in (or at `finish`), with its faces numbered and steadied.
+    """Frames go in with the faces found in each; each frame comes out, in order and once, as
+    a TrackedFrame with its index, when the `radius` frames after it are in (or at `finish`),
+    with its faces numbered and steadied.
     With radius 0, every frame is a shot of its own and its faces are left as found."""
 
     def __init__(self, radius):
@@ -115,7 +119,7 @@ class FaceTracker:
                 continue
             taken_tracks.add(t)
             matched[f] = alive[t]
-        for f, face in sorted(enumerate(faces), key=lambda item: item[1].box[0] + item[1].box[2]):
+        for f, face in left_to_right(enumerate(faces), box=lambda item: item[1].box):
             if f not in matched:  # new faces numbered left to right
                 matched[f] = Track(self.next_number)
                 self.next_number += 1
@@ -128,8 +132,8 @@ class FaceTracker:
             index, new_shot, tracks = self.waiting.popleft()
             faces = [TrackedFace(track.number, self._steadied(track, index)) for track in tracks
                      if self._present(track, index)]
-            done.append(TrackedFrame(sorted(faces, key=lambda item: item.face.box[0] +
-                                            item.face.box[2]), new_shot))
+            done.append(TrackedFrame(index, left_to_right(faces, box=lambda item: item.face.box),
+                                     new_shot))
         # forget what no waiting frame's window, and no match to come, reaches: memory stays
         # bounded however long the shot
         oldest = self.waiting[0][0] if self.waiting else self.count

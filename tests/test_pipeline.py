@@ -7,7 +7,8 @@ import torch
 from gpen_ext.compositing import paste_face
 from gpen_ext.face_models import DetectedFace, FaceModels
 from gpen_ext.options import RestoreOptions
-from gpen_ext.pipeline import FaceRestorer, select_faces
+from gpen_ext.pipeline import FaceRestorer
+from gpen_ext.scheduling import select_faces
 
 from helpers import SOLVAY, CountingNetwork, IdentityNetwork, psnr, solvay
 

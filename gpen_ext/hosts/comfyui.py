@@ -107,7 +107,7 @@ class GPENModel:
         if not aligned:
             restorer.prepare(options)
         device = self.patcher.load_device
-        precision = resolve_precision(restorer.runner.asked_precision, device, warn=False)
+        precision = resolve_precision(restorer.requested_precision, device, warn=False)
         parsing = not aligned and options.mask == "parsing"
         working = network_mb_per_face(restorer.size, precision) * options.batch_size + \
             (PARSER_MB if parsing else 0)

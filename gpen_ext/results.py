@@ -1,0 +1,50 @@
+"""What a restoration gives back: the image, and a record of each face restored."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .images import uint8_of
+
+
+@dataclass
+class FaceRecord:
+    number: int                  # among all faces found, from 0 left to right
+    box: np.ndarray
+    landmarks: np.ndarray
+    score: float
+    aligned: np.ndarray = None   # RGB uint8 crop given to the network
+    restored: np.ndarray = None  # RGB uint8 crop after blending, before pasting
+    mask: np.ndarray = None      # its paste mask, float in [0, 1], in crop coordinates
+
+    @classmethod
+    def of(cls, tracked, before, after, mask, keep_crops):
+        """The record of a tracking.TrackedFace restored from float crop `before` into
+        `after` (both in [0, 1]), pasted through `mask`; the crops kept if asked."""
+        face = tracked.face
+        record = cls(tracked.number, face.box, face.landmarks, face.score)
+        if keep_crops:
+            record.aligned, record.restored, record.mask = uint8_of(before), uint8_of(after), mask
+        return record
+
+
+@dataclass
+class RestoreResult:
+    image: np.ndarray
+    faces: list = field(default_factory=list)
+    found: int = 0  # faces detected or supplied, before selection
+    paste_mask: np.ndarray = None  # with options.keep_paste_mask: where the faces went (H x W)
+    ran_on: str = ""  # the device and precision the network ran in, e.g. "cuda:0 (fp16)"
+    interrupted: bool = False  # stopped before every chosen face was restored
+    tag: object = None  # restore_stream's: the caller's tag of this image, handed back
+
+    @property
+    def message(self):
+        if self.interrupted:
+            return f"stopped: restored {len(self.faces)} of {self.found} face(s)" if \
+                self.found else "stopped before its faces were looked for; image unchanged"
+        if not self.found:
+            return "no faces found; image unchanged"
+        if not self.faces:
+            return f"{self.found} face(s) found, none selected; image unchanged"
+        return f"restored {len(self.faces)} of {self.found} face(s)"
