@@ -65,10 +65,7 @@ def decode_image(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
     if header.frames > 1:
         raise AnimationError(f"cannot restore {name}: it has {header.frames} frames (an "
                              f"animation or a multi-page file); extract the frames first")
-    megapixels = header.width * header.height / 1e6
-    if megapixels > max_megapixels:
-        raise ImageFileError(f"refused {name}: {header.width}x{header.height} is "
-                             f"{megapixels:.1f} megapixels, over the limit of {max_megapixels}")
+    check_pixels(header.width, header.height, max_megapixels, name)
     try:
         pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:
@@ -190,23 +187,58 @@ def write_image(path, image):
     write_file(path, encode_image(image, path.suffix))
 
 
+def check_pixels(width, height, max_megapixels, name, frames=False):
+    """Refuse an image (or a clip's `frames`) of more than `max_megapixels`, before decoding."""
+    megapixels = width * height / 1e6
+    if megapixels > max_megapixels:
+        size = f"{width}x{height} frames are" if frames else f"{width}x{height} is"
+        raise ImageFileError(f"refused {name}: {size} {megapixels:.1f} megapixels, over the "
+                             f"limit of {max_megapixels}")
+
+
 def write_file(path, data):
-    """Write atomically: a temporary file in the same folder, renamed when complete, with the
-    mode any new file gets (the umask's)."""
-    path = Path(path)
+    """Write `data` atomically (AtomicFile)."""
+    atomic = AtomicFile(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.chmod(temporary, 0o666 & ~_umask())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        atomic.write(data)
+        atomic.commit()
     except OSError as error:
+        atomic.discard()
         raise ImageFileError(f"cannot write {path}: {error.strerror or error}") from None
+    except BaseException:
+        atomic.discard()
+        raise
+
+
+class AtomicFile:
+    """A file written under a temporary name in its folder (hidden, its type's suffix kept),
+    and put in place only when complete, with the mode any new file gets (the umask's); a
+    file discarded leaves nothing behind. Errors name the file asked for, not the temporary."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.path.parent,
+                                                 prefix=f".{self.path.stem}.",
+                                                 suffix=f".part{self.path.suffix}")
+        except OSError as error:
+            raise ImageFileError(f"cannot write {self.path}: {error.strerror or error}") \
+                from None
+        os.close(handle)
+        self.temporary = Path(temporary)
+
+    def write(self, data):
+        with os.fdopen(os.open(self.temporary, os.O_WRONLY | os.O_TRUNC), "wb") as stream:
+            stream.write(data)
+
+    def commit(self, target=None):
+        """Put the file in place (at `target` instead of its path, if given)."""
+        os.chmod(self.temporary, 0o666 & ~_umask())
+        os.replace(self.temporary, target or self.path)
+
+    def discard(self):
+        self.temporary.unlink(missing_ok=True)
 
 
 def _umask():

@@ -14,74 +14,26 @@ playable file named `.partial`.
 """
 
 import logging
-import os
 import queue
-from collections import deque
-import tempfile
 import threading
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from .files import IMAGE_SUFFIXES, ImageFile, ImageFileError, read_header, read_image, write_image
+from .clips import (ANIMATION_SUFFIXES, AnimationSink, AnimationSource, ClipError, ClipFrame,
+                    ClipInfo, ClipSink, ClipSource, FolderSink, FolderSource)
+from .encoders import ENCODERS
+from .files import AtomicFile, ImageFileError, check_pixels
 from .options import VIDEO_CODEC, VIDEO_QUALITY
 
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
                   ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv")
-ANIMATION_SUFFIXES = (".gif", ".webp")  # clips only when asked: they are images too
-# codec name -> (FFmpeg encoder, its usual pixel format, takes a CRF)
-ENCODERS = {"h264": ("libx264", "yuv420p", True), "h265": ("libx265", "yuv420p", True),
-            "vp9": ("libvpx-vp9", "yuv420p", True), "av1": ("libsvtav1", "yuv420p", True),
-            "ffv1": ("ffv1", "yuv444p", False), "png": ("png", "rgb24", False)}
-# encoder -> the largest CRF it takes (VIDEO_QUALITY reaches 63)
-MAX_CRF = {"libx264": 51, "libx265": 51, "libvpx-vp9": 63, "libsvtav1": 63}
-# encoders that need even sides for subsampled chroma; an odd clip then keeps full chroma
-EVEN_SIDES = ("libx264", "libx265")
 FULL_CHROMA = {"yuv420p": "yuv444p", "yuv422p": "yuv444p", "yuv420p10le": "yuv444p10le",
                "yuv422p10le": "yuv444p10le", "yuvj420p": "yuvj444p", "yuvj422p": "yuvj444p"}
-# Each encoder's own options: quiet, and a look-ahead of 10 frames (x264's default is 40, VP9's
-# 25): at 1080p the default holds about 200 MB of frames more, which a clip of a few frames
-# never reaches, for a few per cent of bitrate at the same quality.
-ENCODER_OPTIONS = {"libx264": {"rc-lookahead": "10"},
-                   "libx265": {"x265-params": "log-level=error:rc-lookahead=10"},
-                   "libvpx-vp9": {"lag-in-frames": "10"},
-                   "libsvtav1": {"svtav1-params": "lp=0"}}
 DECODED_AHEAD = 8  # frames decoded ahead of the pipeline
-
-
-class ClipError(ImageFileError):
-    """A clip that cannot be read or written; says which and why."""
-
-
-@dataclass
-class ClipInfo:
-    """What a clip says about itself, and what its copy must say too."""
-    width: int                     # as stored (before rotation)
-    height: int
-    frames: int                    # as the container counts them; 0 where it does not
-    rate: Fraction                 # average frames per second
-    time_base: Fraction
-    rotation: int = 0              # degrees counter-clockwise that show it upright
-    display_matrix: list = None    # FFmpeg's, as read, to write back unchanged
-    sample_aspect_ratio: Fraction = None
-    pixel_format: str = "rgb24"
-    deep: bool = False             # more than 8 bits a sample: restored as 16-bit
-    colour: dict = field(default_factory=dict)  # colorspace, color_range, primaries, trc
-
-    @property
-    def duration(self):
-        return self.frames / self.rate if self.frames and self.rate else None
-
-
-@dataclass
-class ClipFrame:
-    pixels: np.ndarray  # upright RGB, uint8 or uint16
-    pts: int            # in the clip's time_base
 
 
 def is_video(path):
@@ -97,9 +49,9 @@ def _av():
     return av
 
 
-class VideoSource:
-    """A video file's frames, decoded ahead in a thread, upright; its other streams' packets
-    handed to `other_packets` (a VideoSink's `copy`) in file order."""
+class VideoSource(ClipSource):
+    """A video file's frames, decoded ahead in a thread, upright; its audio and subtitle
+    packets handed to the sink's `copy` in file order."""
 
     def __init__(self, path, max_megapixels):
         av = _av()
@@ -113,22 +65,21 @@ class VideoSource:
             raise ClipError(f"cannot restore {path}: it has no video stream")
         self.video = self.container.streams.video[0]
         self.video.thread_type = "AUTO"
-        self.others = [stream for stream in self.container.streams
-                       if stream.type in ("audio", "subtitle")]
+        self.other_streams = [stream for stream in self.container.streams
+                              if stream.type in ("audio", "subtitle")]
         skipped = [stream for stream in self.container.streams
-                   if stream is not self.video and stream not in self.others]
+                   if stream is not self.video and stream not in self.other_streams]
         if skipped:
             log.warning("%s: %d stream(s) that are neither audio nor subtitles are not carried "
                         "over (%s)", path, len(skipped), ", ".join(s.type for s in skipped))
         context = self.video.codec_context
-        megapixels = context.width * context.height / 1e6
-        if megapixels > max_megapixels:
+        try:
+            check_pixels(context.width, context.height, max_megapixels, path, frames=True)
+        except ImageFileError as error:
             self.container.close()
-            raise ClipError(f"refused {path}: {context.width}x{context.height} frames are "
-                            f"{megapixels:.1f} megapixels, over the limit of {max_megapixels}")
-        self.packets = self.container.demux(self.video, *self.others)
+            raise ClipError(str(error)) from None
+        self.packets = self.container.demux(self.video, *self.other_streams)
         self.decoded = 0      # frames decoded so far
-        self.stopped = None   # why decoding stopped early, if it did
         self.first = None
         self.info = self._read_info()
 
@@ -165,9 +116,9 @@ class VideoSource:
             {name: getattr(frame, name) for name in
              ("colorspace", "color_range", "color_primaries", "color_trc")})
 
-    def frames(self, other_packets):
-        """ClipFrames in order; packets of the other streams go to `other_packets` as they
-        come. A decoding error ends the clip early, noted in `stopped`."""
+    def frames(self, copy):
+        """ClipFrames in order; packets of the other streams go to `copy` as they come. A
+        decoding error ends the clip early, noted in `stopped`."""
         ahead = queue.Queue(maxsize=DECODED_AHEAD)
         done = threading.Event()
         worker = threading.Thread(target=self._decode, args=(ahead, done), daemon=True)
@@ -178,7 +129,7 @@ class VideoSource:
                 if kind == "end":
                     return
                 if kind == "packet":
-                    other_packets(item)
+                    copy(item)
                 else:
                     yield item
         finally:
@@ -228,9 +179,11 @@ class VideoSource:
     def _frame(self, frame):
         self.decoded += 1
         pixels = frame.to_ndarray(format="rgb48le" if self.info.deep else "rgb24")
+        info = self.info
         pts = frame.pts if frame.pts is not None else \
-            round((self.decoded - 1) / (self.info.rate * self.info.time_base))
-        return ClipFrame(upright(pixels, self.info.rotation), pts)
+            round((self.decoded - 1) / (info.rate * info.time_base))
+        duration = frame.duration * info.time_base if frame.duration else 1 / info.rate
+        return ClipFrame(upright(pixels, info.rotation), pts, Fraction(duration))
 
     def close(self):
         self.container.close()
@@ -246,25 +199,22 @@ def as_stored(pixels, rotation):
     return np.ascontiguousarray(np.rot90(pixels, -(rotation // 90))) if rotation else pixels
 
 
-class VideoSink:
+class VideoSink(ClipSink):
     """A video file written as `info` describes, from upright RGB frames, with the source's
-    other streams copied; into a temporary file, renamed when complete."""
+    other streams copied; into a temporary file, put in place when complete."""
 
     def __init__(self, path, info, source_streams=(), codec=VIDEO_CODEC.default,
                  quality=VIDEO_QUALITY.default, pixel_format="auto"):
         av = _av()
         self.path, self.info = Path(path), info
         codec = codec_for(self.path, codec)
-        encoder, usual, takes_crf = ENCODERS[codec]
-        self.pixel_format = _pixel_format(encoder, usual, info, pixel_format, codec)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.",
-                                             suffix=f".part{self.path.suffix}")
-        os.close(handle)
-        self.temporary = Path(temporary)
+        encoder = ENCODERS[codec]
+        self.pixel_format = _pixel_format(encoder, info, pixel_format, codec)
+        self.file = AtomicFile(self.path)
         try:
-            self.container = av.open(temporary, "w")
-            self.stream = self.container.add_stream(encoder, rate=info.rate)
-            self._describe(self.stream, encoder, takes_crf, quality)
+            self.container = av.open(str(self.file.temporary), "w")
+            self.stream = self.container.add_stream(encoder.ffmpeg, rate=info.rate)
+            self._describe(self.stream, encoder, quality)
             self.copies = {source: self.container.add_stream_from_template(source)
                            for source in source_streams}
             self.container.start_encoding()  # a container that cannot hold them fails here
@@ -276,9 +226,8 @@ class VideoSink:
                             f"not take {codec} video" + (f" with the {held} copied from the "
                                                          f"input" if held else "")
                             + f" ({_reason(error)}); .mkv takes them all") from None
-        self.written = 0
 
-    def _describe(self, stream, encoder, takes_crf, quality):
+    def _describe(self, stream, encoder, quality):
         info = self.info
         stream.width, stream.height = info.width, info.height
         stream.pix_fmt = self.pixel_format
@@ -289,13 +238,13 @@ class VideoSink:
         for name, value in info.colour.items():
             if value is not None:
                 setattr(stream.codec_context, name, value)
-        options = dict(ENCODER_OPTIONS.get(encoder, {}))
-        if takes_crf:
-            if quality > MAX_CRF[encoder]:
-                raise ClipError(f"--video-quality for {encoder} goes up to {MAX_CRF[encoder]}, "
-                                f"got {quality}")
+        options = dict(encoder.options)
+        if encoder.max_crf:
+            if quality > encoder.max_crf:
+                raise ClipError(f"--video-quality for {encoder.ffmpeg} goes up to "
+                                f"{encoder.max_crf}, got {quality}")
             options["crf"] = str(quality)
-            if encoder == "libvpx-vp9":
+            if encoder.ffmpeg == "libvpx-vp9":
                 options["b"] = "0"  # constant quality, no bitrate cap
         stream.codec_context.options = options
         if info.display_matrix is not None:
@@ -308,17 +257,17 @@ class VideoSink:
         packet.stream = self.copies[packet.stream]
         self.container.mux(packet)
 
-    def write(self, pixels, pts):
+    def write(self, pixels, frame):
         av = _av()
-        frame = av.VideoFrame.from_ndarray(as_stored(pixels, self.info.rotation),
-                                           format="rgb48le" if pixels.dtype == np.uint16
-                                           else "rgb24")
+        encoded = av.VideoFrame.from_ndarray(as_stored(pixels, self.info.rotation),
+                                             format="rgb48le" if pixels.dtype == np.uint16
+                                             else "rgb24")
         colour = self.info.colour
-        frame = frame.reformat(format=self.pixel_format,
-                               dst_colorspace=colour.get("colorspace"),
-                               dst_color_range=colour.get("color_range"))
-        frame.pts, frame.time_base = pts, self.info.time_base
-        self.container.mux(self.stream.encode(frame))
+        encoded = encoded.reformat(format=self.pixel_format,
+                                   dst_colorspace=colour.get("colorspace"),
+                                   dst_color_range=colour.get("color_range"))
+        encoded.pts, encoded.time_base = frame.pts, self.info.time_base
+        self.container.mux(self.stream.encode(encoded))
         self.written += 1
 
     def close(self):
@@ -342,8 +291,7 @@ class VideoSink:
         try:
             self.container.mux(self.stream.encode(None))
             self.container.close()
-            os.chmod(self.temporary, 0o666 & ~_umask())
-            os.replace(self.temporary, target)
+            self.file.commit(target)
         except BaseException:
             self._discard()
             raise
@@ -353,7 +301,7 @@ class VideoSink:
             self.container.close()
         except Exception:  # noqa: BLE001 (closing what failed to open)
             pass
-        self.temporary.unlink(missing_ok=True)
+        self.file.discard()
 
 
 def codec_for(path, codec):
@@ -363,29 +311,31 @@ def codec_for(path, codec):
     return "vp9" if Path(path).suffix.lower() == ".webm" else "h264"
 
 
-def _pixel_format(encoder, usual, info, asked, codec):
+def _pixel_format(encoder, info, asked, codec):
     """The pixel format to encode in: the one asked for, else the source's where the encoder
     takes it, else the encoder's usual one (at 10 bits for a deep source where it has one);
     full chroma where sides are odd and the encoder needs them even for subsampled chroma."""
     av = _av()
+    usual = encoder.pixel_format
     try:
-        supported = [form.name for form in (av.codec.Codec(encoder, "w").video_formats or [])]
+        supported = [form.name for form in (av.codec.Codec(encoder.ffmpeg, "w").video_formats
+                                            or [])]
     except av.codec.codec.UnknownCodecError:
-        raise ClipError(f"this PyAV's FFmpeg cannot write {codec} (it has no {encoder} "
+        raise ClipError(f"this PyAV's FFmpeg cannot write {codec} (it has no {encoder.ffmpeg} "
                         f"encoder): choose another --video-codec") from None
     odd = info.width % 2 or info.height % 2
     if asked != "auto":
         if asked not in supported:
             raise ClipError(f"{codec} cannot be written as {asked}; it takes "
                             f"{', '.join(supported)}")
-        if odd and encoder in EVEN_SIDES and asked in FULL_CHROMA:
+        if odd and encoder.even_sides and asked in FULL_CHROMA:
             raise ClipError(f"{codec} in {asked} needs even sides; this clip is "
                             f"{info.width}x{info.height}: use {FULL_CHROMA[asked]}")
         return asked
     deep = usual.replace("p", "p10le", 1) if info.deep and usual.startswith("yuv") else usual
     chosen = info.pixel_format if info.pixel_format in supported else \
         deep if deep in supported else usual
-    if odd and encoder in EVEN_SIDES and chosen in FULL_CHROMA:
+    if odd and encoder.even_sides and chosen in FULL_CHROMA:
         log.info("%dx%d has an odd side: written in %s (full colour resolution), which %s "
                  "needs for odd sides", info.width, info.height, FULL_CHROMA[chosen], codec)
         chosen = FULL_CHROMA[chosen]
@@ -397,181 +347,51 @@ def _reason(error):
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-class AnimationSource:
-    """An animated GIF or WebP's frames through Pillow, timed by their durations (ms)."""
-
-    def __init__(self, path, max_megapixels):
-        self.path = Path(path)
-        data = self.path.read_bytes()
-        header = read_header(data, str(path), max_megapixels)
-        megapixels = header.width * header.height / 1e6
-        if megapixels > max_megapixels:
-            raise ClipError(f"refused {path}: {header.width}x{header.height} is "
-                            f"{megapixels:.1f} megapixels, over the limit of {max_megapixels}")
-        try:
-            self.image = Image.open(self.path)
-            self.image.load()
-        except Exception as error:  # noqa: BLE001 (Pillow raises many kinds)
-            raise ClipError(f"cannot read {path}: {error}") from None
-        self.loop = self.image.info.get("loop", 0)
-        self.info = ClipInfo(header.width, header.height, getattr(self.image, "n_frames", 1),
-                             Fraction(1000, max(1, self.image.info.get("duration", 100))),
-                             Fraction(1, 1000))
-        self.durations = []
-        self.stopped = None
-
-    def frames(self, other_packets=None):
-        pts = 0
-        for index in range(self.info.frames):
-            try:
-                self.image.seek(index)
-                pixels = np.array(self.image.convert("RGB"))
-            except Exception as error:  # noqa: BLE001
-                self.stopped = f"decoding stopped after frame {index}: {error}"
-                return
-            duration = int(self.image.info.get("duration", 100)) or 100
-            self.durations.append(duration)
-            yield ClipFrame(pixels, pts)
-            pts += duration
-
-    def close(self):
-        self.image.close()
-
-
-class AnimationSink:
-    """An animated GIF or WebP, written by Pillow once every frame is in (animations are
-    short): each frame keeps its duration."""
-
-    def __init__(self, path, source):
-        self.path, self.source, self.frames, self.written = Path(path), source, [], 0
-
-    def write(self, pixels, pts):
-        self.frames.append(Image.fromarray(pixels))
-        self.written += 1
-
-    def close(self):
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.",
-                                             suffix=f".part{self.path.suffix}")
-        os.close(handle)
-        try:
-            self.frames[0].save(temporary, save_all=True, append_images=self.frames[1:],
-                                duration=self.source.durations[:len(self.frames)],
-                                loop=self.source.loop, lossless=True)
-            os.chmod(temporary, 0o666 & ~_umask())
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
-    def abort(self, keep_partial):
-        return None
-
-
-class FolderSource:
-    """A folder of frames (images, in name order) as a clip at `rate` frames a second."""
-
-    def __init__(self, files, rate, max_megapixels):
-        self.files, self.max_megapixels = list(files), max_megapixels
-        if not self.files:
-            raise ClipError("no frames in the folder")
-        first = read_image(self.files[0], max_megapixels).pixels
-        self.info = ClipInfo(first.shape[1], first.shape[0], len(self.files), Fraction(rate),
-                             1 / Fraction(rate))
-        self.stopped = None
-
-    def frames(self, other_packets=None):
-        for index, path in enumerate(self.files):
-            try:
-                pixels = read_image(path, self.max_megapixels).pixels
-            except ImageFileError as error:
-                self.stopped = f"reading stopped at frame {index} ({path.name}): {error}"
-                return
-            yield ClipFrame(pixels, index)
-
-    def close(self):
-        pass
-
-
-class FolderSink:
-    """Frames as image files in a folder: the source frames' names, or frame_000001.png."""
-
-    def __init__(self, folder, names=None):
-        self.folder, self.names, self.written = Path(folder), names, 0
-
-    def write(self, pixels, pts):
-        name = self.names[self.written] if self.names else f"frame_{self.written + 1:06d}.png"
-        write_image(self.folder / name, ImageFile(pixels))
-        self.written += 1
-
-    def close(self):
-        pass
-
-    def abort(self, keep_partial):
-        return self.folder if keep_partial and self.written else None
-
-
-def frame_files(folder):
-    """A folder's image files in name order: a clip's frames."""
-    return sorted(path for path in Path(folder).iterdir()
-                  if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def open_source(path, kind, max_megapixels, rate=25):
     """A clip's source: a video file ("video"), an animated GIF or WebP ("animation"), or a
     folder of frames ("frames", at `rate` frames a second)."""
     if kind == "frames":
-        return FolderSource(frame_files(path), rate, max_megapixels)
+        return FolderSource(path, rate, max_megapixels)
     if kind == "animation":
         return AnimationSource(path, max_megapixels)
     return VideoSource(path, max_megapixels)
 
 
-def open_sink(target, source, codec="auto", quality=VIDEO_QUALITY.default, pixel_format="auto"):
-    """Where a clip's restored frames go, by the target's name: a video file, an animation
-    (GIF or WebP, from an animation), or a folder of frames (a folder of frames keeps its
-    names; codec png writes PNG frames)."""
+def open_sink(target, source, codec="auto", quality=VIDEO_QUALITY.default,
+              pixel_format="auto"):
+    """Where the restored frames of `source` (a ClipSource) go, by the target's name alone: a
+    video file (the source's other streams copied into it), an animation (GIF or WebP), or a
+    folder of frames (codec png writes a video's name as a folder of PNG frames)."""
     target = Path(target)
     suffix = target.suffix.lower()
     if suffix in VIDEO_SUFFIXES and codec != "png":
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return VideoSink(target, source.info, getattr(source, "others", ()), codec, quality,
+        return VideoSink(target, source.info, source.other_streams, codec, quality,
                          pixel_format)
-    if suffix in ANIMATION_SUFFIXES and isinstance(source, AnimationSource):
-        return AnimationSink(target, source)
-    if suffix in VIDEO_SUFFIXES + ANIMATION_SUFFIXES:
+    if suffix in ANIMATION_SUFFIXES:
+        return AnimationSink(target, source.info)
+    if suffix in VIDEO_SUFFIXES:
         target = target.with_suffix("")
-    names = [path.name for path in source.files] if isinstance(source, FolderSource) else None
-    if getattr(source, "others", None):
+    if source.other_streams:
         log.warning("%s: frames only; the audio and subtitle streams are not written to a "
                     "folder", target)
-    return FolderSink(target, names)
+    return FolderSink(target)
 
 
 def restore_clip(restorer, source, sink, options, landmarks=None, on_frame=None):
     """Restore a clip from `source` into `sink` (open_source, open_sink), frame by frame
-    through FaceRestorer.restore_stream; `landmarks`: None, or an iterable with one list of
-    faces per frame. `on_frame(frames done, faces in this one)` after each frame. Returns
-    (frames, faces). The sink is closed (the file put in place) when the clip is done; on a
-    failure it is discarded, and on an interruption (Ctrl-C, SIGTERM) what was written is kept
-    as a partial file, named in the exception's `partial` attribute."""
-    timestamps, faces = deque(), 0
-
-    def frames():
-        for frame in source.frames(getattr(sink, "copy", None)):
-            timestamps.append(frame.pts)
-            yield frame.pixels
-
-    feed = frames()
-    stream = restorer.restore_stream(feed, options, landmarks, any_float_range=True)
+    through FaceRestorer.restore_stream, each frame tagged with its ClipFrame; `landmarks`:
+    None, or an iterable with one list of faces per frame. `on_frame(frames done, faces in
+    this one)` after each frame. Returns (frames, faces). The sink is closed (the file put in
+    place) when the clip is done; on a failure it is discarded, and on an interruption
+    (Ctrl-C, SIGTERM) what was written is kept as a partial file, named in the exception's
+    `partial` attribute."""
+    faces = 0
+    feed = ((frame.pixels, frame) for frame in source.frames(sink.copy))
+    stream = restorer.restore_stream(feed, options, landmarks, any_float_range=True,
+                                     tagged=True)
     try:
         for result in stream:
-            sink.write(result.image, timestamps.popleft())
+            sink.write(result.image, result.tag)
             faces += len(result.faces)
             if on_frame is not None:
                 on_frame(sink.written, len(result.faces))

@@ -258,7 +258,8 @@ def test_a_failure_part_way_leaves_nothing(tmp_path):
 
 def test_an_encoder_this_build_lacks_is_named(tmp_path, monkeypatch):
     from gpen_ext import video
-    monkeypatch.setitem(video.ENCODERS, "av1", ("libnosuchcodec", "yuv420p", True))
+    from gpen_ext.encoders import Encoder
+    monkeypatch.setitem(video.ENCODERS, "av1", Encoder("libnosuchcodec", "yuv420p", 63))
     clip = make_clip(tmp_path / "in.mp4", frames=2, audio=False)
     source = open_source(clip, "video", 150)
     with pytest.raises(ClipError, match="libnosuchcodec"):
