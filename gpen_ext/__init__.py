@@ -11,7 +11,8 @@ folders and clips as the command line restores them."""
 __version__ = "0.3.0"
 
 from .checkpoints import CheckpointError, load_model  # noqa: E402
-from .cli import UsageError, restore_files  # noqa: E402
+from .engine import restore_files  # noqa: E402
+from .jobs import UsageError  # noqa: E402
 from .options import RestoreOptions  # noqa: E402
 from .pipeline import FaceRestorer, RestoreResult  # noqa: E402
 from .restorers import load_restorer  # noqa: E402

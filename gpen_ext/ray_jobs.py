@@ -3,8 +3,8 @@ holding one loaded restorer, resumable, nothing lost.
 
 Ray Data schedules: the files go through `map_batches` one at a time into a pool of actors
 (on a GPU each where there are GPUs, else on CPU cores), and come back to this process as
-they finish. Each worker restores with the command line's own code (`cli.restored_files`)
-and sends the files back as bytes; this process writes each one into place atomically, once,
+they finish. Each worker restores with the same code as a run here (tasks.py) and sends the
+files back as bytes; this process writes each one into place atomically, once,
 and then its line in the manifest (JSON lines: input, output, faces, seconds, error). A
 worker that dies has its file retried elsewhere by Ray; whatever attempt finishes first is
 the one written, so no file is lost or written twice. A run started again skips what the
@@ -22,8 +22,15 @@ import sys
 import time
 from pathlib import Path
 
-from .files import IMAGE_SUFFIXES, decode_image, write_file
-from .video import VIDEO_SUFFIXES
+from .checkpoints import CheckpointError
+from .download import DownloadError
+from .face_models import FaceModelError
+from .files import decode_image, write_file
+from .jobs import (EXIT_OK, EXIT_SOME_FAILED, IMAGE, INPUT_SUFFIXES, Task, UsageError,
+                   faces_given)
+from .restorers import fetch_models
+from .tasks import (Progress, Report, failure, image_outputs, open_restorer,
+                    restore_clip_file)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +70,7 @@ def expand_remote(pattern):
     return [(f"{scheme}://{item.path}", Path(item.path).relative_to(path)) for item in
             sorted(found, key=lambda item: item.path)
             if item.type == arrow_fs.FileType.File and Path(item.path).suffix.lower() in
-            IMAGE_SUFFIXES + VIDEO_SUFFIXES]
+            INPUT_SUFFIXES]
 
 
 def read_source(source):
@@ -104,46 +111,43 @@ class Manifest:
             os.fsync(stream.fileno())
 
 
-def manifest_of(args):
-    return Manifest(args.manifest or Path(args.output) / MANIFEST)
+def manifest_of(job):
+    return Manifest(job.manifest or Path(job.output) / MANIFEST)
 
 
-def finished_inputs(args):
+def finished_inputs(job):
     """The inputs an earlier run restored into what is still there: a run resumes them."""
-    return set(manifest_of(args).done())
+    return set(manifest_of(job).done())
 
 
-class RestoreFiles:
+class RayWorker:
     """A Ray Data worker: one restorer, loaded once, for every file given to it."""
 
-    def __init__(self, setup):
+    def __init__(self, job, landmarks, threads):
         import torch
         from .allocator import keep_freed_memory
         from .arch.threads import torch_threads
-        from .restorers import load_restorer
         keep_freed_memory()
-        if setup["threads"]:  # the CPUs Ray gave this worker: the ceiling of its threads
-            torch.set_num_threads(setup["threads"])
-        self.setup = setup
-        self.args = setup["args"]
+        if threads:  # the CPUs Ray gave this worker: the ceiling of its threads
+            torch.set_num_threads(threads)
+        self.job, self.landmarks = job, landmarks
         # Ray calls this worker on another thread than this one; torch's threads serve the
         # thread that starts their work, and two such sets on two cores made every operation
         # wait for sleeping threads (10% slower): loading here on one thread starts none
         with torch_threads(1):
-            self.restorer = load_restorer(setup["model"], setup["models_dir"],
-                                          setup["device"], setup["precision"], download=False)
-            if not self.args.aligned:
-                self.restorer.prepare(setup["options"], detecting=setup["landmarks"] is None)
+            self.restorer = open_restorer(job, landmarks, download=False)
 
     def __call__(self, batch):
         rows = []
         for index, source, target, kind in zip(batch["index"], batch["source"],
                                                batch["target"], batch["kind"]):
             started, written, faces, error = time.monotonic(), [], 0, None
+            task = Task(str(source) if is_remote(str(source)) else Path(str(source)),
+                        Path(str(target)), str(kind))
             try:
-                written, faces = self.restore(str(source), Path(str(target)), str(kind))
-            except Exception as failure:  # recorded in the manifest; the job goes on
-                error = f"{type(failure).__name__}: {failure}"
+                written, faces = self.outputs(task)
+            except Exception as problem:  # recorded in the manifest; the job goes on
+                error = failure(task.source, problem)
             # one opaque value a row, so that clips (no files) and images share one schema;
             # pickled between this job's own processes, as Ray moves every object anyway
             rows.append(pickle.dumps({"index": int(index), "faces": faces, "error": error,
@@ -151,83 +155,84 @@ class RestoreFiles:
                                       "worker": os.getpid(), "written": written}))
         return {"result": rows}
 
-    def restore(self, source, target, kind):
-        from . import cli
-        setup, args = self.setup, self.args
-        if kind != cli.IMAGE:  # a clip: streamed into its target by this worker
-            if is_remote(source):
+    def outputs(self, task):
+        """One task restored: (files as (path, bytes) for the driver to write, faces); a clip
+        is streamed into its target by this worker."""
+        if task.kind != IMAGE:
+            if is_remote(task.source):
                 raise ValueError("clips are read from local or shared paths, not URIs")
-            job = cli.Job(Path(source), target, kind)
-            return [], cli.restore_clip_file(self.restorer, job, setup["options"],
-                                             setup["landmarks"], args, cli.Progress(0))
-        picture = decode_image(read_source(source), name=source,
-                               max_megapixels=args.max_megapixels)
-        return cli.restored_files(self.restorer, picture, source, target, setup["options"],
-                                  setup["landmarks"], args)
+            return [], restore_clip_file(self.restorer, task, self.job, self.landmarks,
+                                         Progress(0))
+        picture = decode_image(read_source(task.source), name=str(task.source),
+                               max_megapixels=self.job.max_megapixels)
+        return image_outputs(self.restorer, picture, task, self.job, self.landmarks)
 
 
-def run(plan, args, options, landmarks):
-    """Restore the planned jobs on Ray; the command line's exit code."""
-    from .cli import EXIT_OK, EXIT_SOME_FAILED, Progress
+def run(tasks, job, landmarks):
+    """Restore the planned tasks on Ray, once what every worker needs is in the models
+    folder; the exit code."""
+    try:
+        fetch_models(job.model, job.models_dir, job.options, detecting=landmarks is None,
+                     download=not job.no_download,
+                     face_models=landmarks is None or faces_given(landmarks))
+    except (DownloadError, CheckpointError, FaceModelError, ValueError) as error:
+        raise UsageError(str(error)) from None
     ray = import_ray()
-    manifest = manifest_of(args)
+    manifest = manifest_of(job)
     finished = manifest.done()
-    todo = [job for job in plan if str(job.source) not in finished]
-    skipped = len(plan) - len(todo)
-    if skipped:
-        print(f"{skipped} file(s) done in an earlier run (see {manifest.path}); "
-              f"{len(todo)} to go", file=sys.stderr)
+    todo = [task for task in tasks if str(task.source) not in finished]
+    if len(todo) < len(tasks):
+        print(f"{len(tasks) - len(todo)} file(s) done in an earlier run (see {manifest.path});"
+              f" {len(todo)} to go", file=sys.stderr)
     if not todo:
         return EXIT_OK
-    connect(ray, args.ray)
+    connect(ray, job.ray)
+    report, progress = Report(" on Ray"), Progress(len(todo))
+    for outcome in outcomes(ray, todo, job, landmarks):
+        task, error = todo[outcome["index"]], outcome["error"]
+        try:
+            for path, data in outcome["written"]:
+                write_file(path, data)
+        except OSError as problem:
+            error = str(problem)
+        manifest.append({"input": str(task.source), "output": str(task.target),
+                         "faces": outcome["faces"], "seconds": outcome["seconds"],
+                         "error": error, "worker": outcome["worker"]})
+        if error:
+            report.fail(task.source, error)
+        else:
+            report.done(outcome["faces"])
+        progress.file_done(failures=len(report.failed))
+    progress.close()
+    print(report.summary(), file=sys.stderr)
+    return EXIT_SOME_FAILED if report.failed else EXIT_OK
+
+
+def outcomes(ray, todo, job, landmarks):
+    """Each task's outcome as the workers send it, once: a file retried after a worker died
+    counts by its first outcome."""
     # on CPUs a worker a thread unless told otherwise: workers side by side, not contending
-    threads = args.ray_threads_per_worker or (None if args.ray_gpus_per_worker else 1)
-    workers = args.ray_workers or default_workers(ray, args, threads)
-    setup = {"model": args.model, "models_dir": args.models_dir, "device": args.device,
-             "precision": args.precision, "options": options, "landmarks": landmarks,
-             "args": args, "threads": threads}
-    items = [{"index": index, "source": str(job.source), "target": str(job.target),
-              "kind": job.kind} for index, job in enumerate(todo)]
+    threads = job.ray_threads_per_worker or (None if job.ray_gpus_per_worker else 1)
+    workers = job.ray_workers or default_workers(ray, job, threads)
+    items = [{"index": index, "source": str(task.source), "target": str(task.target),
+              "kind": task.kind} for index, task in enumerate(todo)]
     # one malloc arena: Ray runs the worker's calls on a thread of its own, whose own arena
     # would map every large tensor afresh (allocator.py)
     resources = {"num_cpus": threads or 1,
                  "runtime_env": {"env_vars": {"MALLOC_ARENA_MAX": "1"}}}
-    if args.ray_gpus_per_worker:
-        resources["num_gpus"] = args.ray_gpus_per_worker
+    if job.ray_gpus_per_worker:
+        resources["num_gpus"] = job.ray_gpus_per_worker
     restored = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        RestoreFiles, fn_constructor_kwargs={"setup": setup}, batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=workers), **resources)
-    progress, failed, faces, started = Progress(len(todo)), [], 0, time.monotonic()
-    committed = set()
+        RayWorker, fn_constructor_kwargs={"job": job, "landmarks": landmarks,
+                                          "threads": threads},
+        batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), **resources)
     print(f"restoring {len(todo)} file(s) on Ray with {workers} worker(s)", file=sys.stderr)
+    committed = set()
     for row in restored.iter_rows():
         outcome = pickle.loads(row["result"])
-        if outcome["index"] in committed:  # a retried file: its first outcome counts
-            continue
-        committed.add(outcome["index"])
-        job = todo[outcome["index"]]
-        error = outcome["error"]
-        try:
-            for path, data in outcome["written"]:
-                write_file(path, data)
-        except OSError as failure:
-            error = str(failure)
-        faces += outcome["faces"]
-        manifest.append({"input": str(job.source), "output": str(job.target),
-                         "faces": outcome["faces"], "seconds": outcome["seconds"],
-                         "error": error, "worker": outcome["worker"]})
-        if error:
-            failed.append((job.source, error))
-            log.error("%s: %s", job.source, error)
-        progress.file_done(failures=len(failed))
-    progress.close()
-    summary = f"{len(committed)} file(s) restored on Ray, {faces} face(s), in " \
-        f"{time.monotonic() - started:.1f} s"
-    if failed:
-        summary += f"; {len(failed)} failed:" + "".join(f"\n  {source}: {reason}"
-                                                         for source, reason in failed)
-    print(summary, file=sys.stderr)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+        if outcome["index"] not in committed:
+            committed.add(outcome["index"])
+            yield outcome
 
 
 def connect(ray, address):
@@ -246,9 +251,9 @@ def connect(ray, address):
     ray.data.DataContext.get_current().enable_progress_bars = False
 
 
-def default_workers(ray, args, threads):
+def default_workers(ray, job, threads):
     """One worker a GPU's share where GPUs are asked for, else one a thread budget."""
     resources = ray.cluster_resources()
-    if args.ray_gpus_per_worker:
-        return max(1, int(resources.get("GPU", 0) / args.ray_gpus_per_worker))
+    if job.ray_gpus_per_worker:
+        return max(1, int(resources.get("GPU", 0) / job.ray_gpus_per_worker))
     return max(1, int(resources.get("CPU", 1) // (threads or 1)))

@@ -28,10 +28,11 @@ def load_restorer(model=MODEL.default, models_dir=None, device="auto", precision
 
 
 def fetch_models(model=MODEL.default, models_dir=None, options=RestoreOptions(), detecting=True,
-                 download=True):
+                 download=True, face_models=True):
     """Put in the models folder, downloading and verifying if allowed, every file a restorer
-    for `model` and `options` will read, without loading any: for workers elsewhere that
-    load them themselves."""
+    for `model` and `options` will read (the face models' too, unless no face is to be
+    restored), without loading any: for workers elsewhere that load them themselves."""
     folders = model_folders(models_dir if models_dir is not None else default_models_dir())
     ensure_model(resolve_model(model, folders, allow_paths=True), download=download)
-    FaceModels(folders[0], download).fetch(options, detecting)
+    if face_models:
+        FaceModels(folders[0], download).fetch(options, detecting)

@@ -165,7 +165,7 @@ def test_restore_faces_on_a_batch_of_frames(comfy, astronaut, monkeypatch):
     frames = torch.from_numpy(np.stack([astronaut, astronaut[:, ::-1]]).astype(np.float32) / 255)
     node = nodes(comfy)
     model, = node["GPENModelLoader"].load("tiny.pth", "auto")
-    images, masks = node["GPENRestoreFaces"].restore(model, frames, **restore_inputs(comfy))
+    images, masks = node["GPENRestoreFaces"].restore_faces(model, frames, **restore_inputs(comfy))
     assert images.shape == frames.shape and images.dtype == torch.float32
     assert masks.shape == frames.shape[:3] and masks.max() == 1.0
     changed = (images - frames).abs().amax(dim=-1) > 1e-6
@@ -186,7 +186,7 @@ def test_face_choices_and_regions_as_text(comfy, astronaut, monkeypatch):
     frames = torch.from_numpy(astronaut[None].astype(np.float32) / 255)
     node = nodes(comfy)
     model, = node["GPENModelLoader"].load("tiny.pth", "fp32")
-    restore = node["GPENRestoreFaces"].restore
+    restore = node["GPENRestoreFaces"].restore_faces
     only = {f"region_{name}": False for name in ("brows", "eyes", "ears", "mouth")}
     one, one_mask = restore(model, frames, **restore_inputs(comfy, face_indices="0",
                                                             mask="parsing", **only))
@@ -210,12 +210,12 @@ def test_aligned_faces_and_interruption(comfy):
     types = node["GPENRestoreAlignedFaces"].INPUT_TYPES()
     assert list(types["required"]) == ["gpen_model", "image", "weight", "color_correction"]
     assert list(types["optional"]) == ["batch_size"]
-    restored, = node["GPENRestoreAlignedFaces"].restore(model, crops, weight=1.0,
+    restored, = node["GPENRestoreAlignedFaces"].restore_aligned_faces(model, crops, weight=1.0,
                                                         color_correction=False, batch_size=2)
     assert restored.shape == crops.shape and not torch.equal(restored, crops)
     model_management.interrupted = True
     with pytest.raises(model_management.InterruptProcessingException):
-        node["GPENRestoreAlignedFaces"].restore(model, crops, weight=1.0,
+        node["GPENRestoreAlignedFaces"].restore_aligned_faces(model, crops, weight=1.0,
                                                 color_correction=False, batch_size=2)
 
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from gpen_ext.arch.gpen.fast import FastGPEN, FastLevel, upsample_rows
+from gpen_ext.arch.gpen.fast import FastGPEN, FastLevel
+from gpen_ext.arch.gpen.to_rgb import upsample_rows
 from gpen_ext.arch.gpen.network import GPEN, blur_kernel, upfirdn2d
 from gpen_ext.checkpoints import load_model
 from gpen_ext.inference import NetworkRunner

@@ -143,6 +143,16 @@ def apply_request(request, settings):
                                for option in HOST_OPTIONS}, keep_crops=False)
 
 
+def response_of(result, model):
+    """The HTTP answer for a pipeline.RestoreResult: the image as base64 PNG and each face."""
+    png = encode_image(ImageFile(result.image), ".png")
+    faces = [FaceInfo(number=face.number, box=[float(v) for v in face.box],
+                      score=float(face.score), landmarks=np.asarray(face.landmarks, float).tolist())
+             for face in result.faces]
+    return RestoreResponse(image=base64.b64encode(png).decode(), faces=faces,
+                           message=result.message, model=model, ran_on=result.ran_on)
+
+
 def create_router(service, settings, lock=None, dependencies=(),
                   max_megapixels=lambda: MAX_MEGAPIXELS.default):
     """`settings()` -> options.Settings: the host's current choices.
@@ -155,7 +165,7 @@ def create_router(service, settings, lock=None, dependencies=(),
         raise HTTPException(status_code=status, detail=public(error, service.environment))
 
     @router.post("/restore", response_model=RestoreResponse)
-    def restore(request: RestoreRequest):
+    def restore_route(request: RestoreRequest):
         try:  # what can be told before any work
             chosen = apply_request(request, settings())
             landmarks = None if request.landmarks is None else \
@@ -171,13 +181,7 @@ def create_router(service, settings, lock=None, dependencies=(),
             refuse(422, error)
         except Exception as error:  # reported to the client, never a hung request
             refuse(500, f"GPEN restoration failed: {error}")
-        png = encode_image(ImageFile(result.image), ".png")
-        faces = [FaceInfo(number=face.number, box=[float(v) for v in face.box],
-                          score=float(face.score),
-                          landmarks=np.asarray(face.landmarks, float).tolist())
-                 for face in result.faces]
-        return RestoreResponse(image=base64.b64encode(png).decode(), faces=faces,
-                               message=result.message, model=chosen.model, ran_on=result.ran_on)
+        return response_of(result, chosen.model)
 
     @router.get("/models", response_model=ModelsResponse)
     def models():

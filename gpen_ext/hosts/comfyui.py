@@ -261,10 +261,10 @@ class GPENRestoreFaces:
     RETURN_NAMES = ("image", "mask")
     OUTPUT_TOOLTIPS = ("The images with their faces restored",
                        "Where restored pixels were pasted, and how strongly (0 to 1)")
-    FUNCTION = "restore"
+    FUNCTION = "restore_faces"
     CATEGORY = CATEGORY
 
-    def restore(self, gpen_model, image, **values):
+    def restore_faces(self, gpen_model, image, **values):
         options = _options(values, keep_crops=False, keep_paste_mask=True)
         restorer = gpen_model.on_device(options)
         results = restorer.restore_images(_frames(image), options, any_float_range=True,
@@ -290,10 +290,10 @@ class GPENRestoreAlignedFaces:
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
     OUTPUT_TOOLTIPS = ("The crops restored",)
-    FUNCTION = "restore"
+    FUNCTION = "restore_aligned_faces"
     CATEGORY = CATEGORY
 
-    def restore(self, gpen_model, image, **values):
+    def restore_aligned_faces(self, gpen_model, image, **values):
         options = _options(values, keep_crops=False)
         restorer = gpen_model.on_device(options, aligned=True)
         results = restorer.restore_aligned_images(_frames(image), options, any_float_range=True,

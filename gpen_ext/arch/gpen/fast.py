@@ -35,11 +35,12 @@ from .. import winograd
 from ..bands import EdgeRows, band_rows, bands, rows_of
 from ..threads import one_thread, run_all
 from .network import LEAKY_GAIN, LEAKY_SLOPE
+from .to_rgb import FastToRGB
 
-# Output maps of at most these many pixels are computed on one thread (see one_thread): where
-# a conv's, or a to-RGB product's, sums were split among threads on a 2-core AVX-512 CPU at 1
-# to 4 threads (4x4 convs; 8x8 and 16x16 to-RGB), with a margin; larger maps are split by rows
-SMALL_MAP, SMALL_RGB_MAP = 8 * 8, 32 * 32
+# Output maps of at most this many pixels are computed on one thread (see one_thread): a
+# conv's sums were split among threads on 4x4 maps on a 2-core AVX-512 CPU at 1 to 4 threads;
+# with a margin. Larger maps are split by rows.
+SMALL_MAP = 8 * 8
 
 
 def _threads_for(height, width, most=SMALL_MAP):
@@ -117,9 +118,6 @@ class FastStyledConv(nn.Module):
         if self.upsample:
             self.register_buffer("blur", _depthwise(conv.blur.kernel, self.out_channels))
 
-    def demodulation(self, style):
-        return torch.rsqrt(style.pow(2) @ self.weight_squares.t().to(style.dtype) + 1e-8)
-
     def forward(self, handed_over, code, feature):
         """`handed_over`: a list holding the input, emptied here so that this layer holds the
         only reference: it writes its output over the input where shapes allow, else frees it
@@ -163,7 +161,8 @@ class FastStyledConv(nn.Module):
         channel (demodulation)."""
         with one_thread():
             style = F.linear(code, self.mod_weight, self.mod_bias)
-            return (style * self.input_gain).to(dtype), self.demodulation(style).to(dtype)
+            demodulation = torch.rsqrt(style.pow(2) @ self.weight_squares.t() + 1e-8)
+            return (style * self.input_gain).to(dtype), demodulation.to(dtype)
 
     def convolves_batch(self, x):
         """Small maps, large weights: modulating the activations lets the batch share one call."""
@@ -245,75 +244,6 @@ def _concat_buffer(like, batch, channels, height, width):
     """Room for [conv output, injected feature]: 2 * channels, channels-last."""
     return torch.empty((batch, 2 * channels, height, width), dtype=like.dtype,
                        device=like.device, memory_format=torch.channels_last)
-
-
-class FastToRGB(nn.Module):
-    def __init__(self, to_rgb, input_gain):
-        super().__init__()
-        conv = to_rgb.conv
-        self.register_buffer("weight", conv.weight[0, :, :, 0, 0] * conv.scale)
-        self.register_buffer("mod_weight", conv.modulation.weight * conv.modulation.scale)
-        self.register_buffer("mod_bias", conv.modulation.bias * conv.modulation.lr_mul)
-        self.register_buffer("bias", to_rgb.bias.detach().flatten().clone())
-        self.input_gain = input_gain
-
-    def forward(self, x, code, skip=None):
-        """RGB of the map `x`, plus the 2x upsampled `skip`; large maps a band at a time."""
-        weight = self.face_weights(code, x.dtype)
-        n, _, height, width = x.shape
-        out = torch.empty((n, 3, height, width), dtype=x.dtype, device=x.device,
-                          memory_format=torch.channels_last)
-        if height * width <= SMALL_RGB_MAP:
-            with one_thread():
-                self.rows(x, weight, skip, out, 0, height)
-        else:
-            run_all([functools.partial(self.rows, x[:, :, start:stop], weight, skip, out, start,
-                                       stop) for start, stop in bands(height, band_rows(x, 3))])
-        return out
-
-    def face_weights(self, code, dtype):
-        """(N, 3, C): each face's style folded into the weights."""
-        with one_thread():
-            style = F.linear(code, self.mod_weight, self.mod_bias) * self.input_gain
-            return self.weight.to(dtype)[None] * style[:, None, :].to(dtype)
-
-    def rows(self, x, weight, skip, out, start, stop):
-        """Output rows start..stop from those rows of the map, `x` (`skip`: None, or the
-        map below to upsample and add)."""
-        rgb = self.rgb(x, weight)
-        out[:, :, start:stop] = rgb if skip is None else rgb.add_(upsample_rows(skip, start, stop))
-
-    def rgb(self, x, weight):
-        """The 1x1 conv to three channels, bias included, of the rows of `x`."""
-        n, channels, height, width = x.shape
-        # a matrix product per face; on channels-last input it reads each pixel's channels
-        # in place (einsum would reorder the whole map first)
-        pixels = x.permute(0, 2, 3, 1).reshape(n, height * width, channels)
-        out = torch.bmm(pixels, weight.transpose(1, 2)).view(n, height, width, 3)
-        return out.permute(0, 3, 1, 2).add_(self.bias[:, None, None].to(x.dtype))
-
-
-def upsample_rows(rgb, start, stop):
-    """Rows start..stop of the skip path's 2x upsampling with the [1, 3, 3, 1] filter, in
-    polyphase form: along each axis an output is 3/4 of its nearest input and 1/4 of the next
-    nearest, zeros beyond the edges (the zero padding of the straightforward zero-insert-and-
-    filter formulation). Element-wise steps, so that the bits depend neither on the thread
-    count (torch's bilinear interpolation, the same filter, rounds differently on one thread
-    than on several) nor on the bands."""
-    first = start // 2 - 1  # the input rows that output rows start..stop read, and one more
-    rows = rows_of(rgb, first, (stop - 1) // 2 + 2)
-    upsampled = _upsample_axis(_upsample_axis(rows, 2), 3)
-    return upsampled[:, :, start - 2 * first:stop - 2 * first]
-
-
-def _upsample_axis(x, axis):
-    """2x along `axis` (2: rows, 3: columns) with the [1, 3, 3, 1] / 4 filter."""
-    length = x.shape[axis]
-    padded = F.pad(x, (1, 1, 0, 0) if axis == 3 else (0, 0, 1, 1))
-    nearest = x * 3
-    even = torch.add(nearest, padded.narrow(axis, 0, length)).mul_(0.25)
-    odd = nearest.add_(padded.narrow(axis, 2, length)).mul_(0.25)
-    return torch.stack((even, odd), dim=axis + 1).flatten(axis, axis + 1)
 
 
 def _winograd_pays(styled, resolution):
