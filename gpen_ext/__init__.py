@@ -1,12 +1,13 @@
 """GPEN blind face restoration: the network, its checkpoints, the face pipeline and the CLI.
 
 Layers, each using only those before it: `arch` (the GPEN network, its state-dict loader and
-fast path; shared band and Winograd helpers) -> `checkpoints`, `registry`, `download` ->
-`images`, `alignment`, `face_models`, `inference`, `options`, `compositing`, `tracking`,
-`pipeline` -> `restorers` (a ready pipeline from a model name) -> `sheets`, `files`, `video`,
-`allocator`, `cli` (with `ray_jobs`, its files on Ray) and `hosts` (a service, HTTP routes,
-the WebUI, ComfyUI). From Python: `load_restorer` for arrays, `restore_files` for files,
-folders and clips as the command line restores them."""
+fast path; shared band, thread and Winograd helpers) -> `checkpoints`, `registry`,
+`download`, `encoders`, `options` -> `images`, `alignment`, `landmarks`, `face_models`,
+`cpu_threads`, `inference`, `compositing`, `tracking`, `scheduling`, `pipeline` ->
+`restorers` (a ready pipeline from a model name) -> `files`, `clips`, `video`, `sheets` ->
+`jobs`, `tasks`, `ray_jobs`, `engine` (files restored as a job) -> `cli` and `hosts` (a
+service, HTTP routes, the WebUI, ComfyUI). From Python: `load_restorer` for arrays,
+`restore_files` for files, folders and clips as the command line restores them."""
 
 __version__ = "0.3.0"
 

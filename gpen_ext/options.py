@@ -49,6 +49,7 @@ class Option:
     aligned: bool = False        # also applies to crops that are already aligned
     parsing_mask: bool = False   # takes effect with the parsing mask only
     advanced: bool = False       # rarely changed: hosts show it apart from the others
+    frames_only: bool = False    # takes effect on a clip's frames only: single-image hosts omit it
     choice_labels: tuple = ()    # how to show `choices` to people, where ids would puzzle
 
     def choice_label(self, choice):
@@ -184,7 +185,7 @@ class RestoreOptions:
         "followed from frame to frame and its landmarks fitted over this many frames before "
         "and after, so a still face stays still and a moving one is followed without lag; "
         "0 = every frame on its own. Frames of unrelated pictures are told apart by how they "
-        "look", minimum=0, maximum=30, step=1, advanced=True)
+        "look", minimum=0, maximum=30, step=1, advanced=True, frames_only=True)
     detection_max_side: int = 1280  # detection runs on a copy no larger than this
     keep_crops: bool = True         # put aligned/restored crops and masks in the face records
     keep_paste_mask: bool = False   # give the result an image-sized mask of what was pasted
@@ -260,8 +261,10 @@ PIXEL_FORMAT = Option("pixel_format", TEXT, "auto", "pixel format",
                       "FFmpeg's name, e.g. yuv420p or yuv444p10le; auto: the input's where the "
                       "codec takes it, else the codec's usual one")
 
-# What a host lets its users set, in the order hosts show them.
-HOST_OPTIONS = (MODEL, *RESTORE_OPTIONS, PRECISION)
+# What a host of single images (the WebUI, its HTTP routes) lets its users set, in the order
+# hosts show them; ComfyUI's frame batches and the command line take every restoration option.
+HOST_OPTIONS = (MODEL, *(option for option in RESTORE_OPTIONS if not option.frames_only),
+                PRECISION)
 
 
 @dataclass(frozen=True)

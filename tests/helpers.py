@@ -120,3 +120,47 @@ def graph_to_api(graph, input_types_of):
                 inputs[socket["name"]] = [str(origin), slot]
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
+
+
+def write_clip(path, frames, rate=25, audio_seconds=0.0):
+    """An H.264 clip of RGB uint8 `frames` (even sides), with a tone of `audio_seconds`."""
+    import av
+    out = av.open(str(path), "w")
+    video = out.add_stream("libx264", rate=rate)
+    video.height, video.width = frames[0].shape[:2]
+    video.pix_fmt = "yuv420p"
+    sound = out.add_stream("aac", rate=8000) if audio_seconds else None  # streams come first
+    if sound is not None:
+        sound.layout = "mono"
+    for index, pixels in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        frame.pts = index
+        out.mux(video.encode(frame))
+    out.mux(video.encode(None))
+    if sound is not None:
+        mux_tone(out, sound, audio_seconds)
+    out.close()
+    return path
+
+
+def mux_tone(out, sound, seconds):
+    """A 440 Hz tone of `seconds` into the 8 kHz mono AAC stream `sound` of container `out`."""
+    import av
+    tone = 0.2 * np.sin(np.arange(int(8000 * seconds)) / 8000 * 2 * np.pi * 440)
+    for start in range(0, len(tone), 1024):
+        chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024].astype(np.float32),
+                                           format="fltp", layout="mono")
+        chunk.sample_rate, chunk.pts = 8000, start
+        out.mux(sound.encode(chunk))
+    out.mux(sound.encode(None))
+
+
+def clip_frames(path):
+    """The decoded RGB frames of a clip, and its audio packets' count."""
+    import av
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    with av.open(str(path)) as container:
+        audio = sum(1 for packet in container.demux(audio=0) if packet.size) \
+            if container.streams.audio else 0
+    return frames, audio

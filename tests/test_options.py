@@ -41,10 +41,17 @@ def test_the_command_line_takes_every_option_and_its_limits():
 
 
 def test_the_http_request_has_every_option_with_the_same_limits():
+    """Every option that acts on a single image; those for a clip's frames only are not
+    offered where only single images arrive."""
     schema = RestoreRequest.model_json_schema() if hasattr(RestoreRequest, "model_json_schema") \
         else RestoreRequest.schema()
     properties = schema["properties"]
+    frames_only = [option.name for option in restore_option_list() if option.frames_only]
+    assert frames_only == ["temporal_smoothing"]
+    assert not set(frames_only) & set(properties)
     for option in [MODEL, PRECISION, *restore_option_list()]:
+        if option.frames_only:
+            continue
         assert option.name in properties
         text = str(properties[option.name])
         if option.minimum is not None:

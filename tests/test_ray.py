@@ -122,16 +122,19 @@ def test_a_stopped_run_resumes_with_only_what_is_missing(archive, tmp_path):
 
 
 def test_a_killed_worker_loses_nothing_and_writes_nothing_twice(archive, plain, tmp_path):
-    output = tmp_path / "out"
+    """A worker dies in the middle of a file (tests/ray_stall holds its first attempt at
+    photo3.png until it is killed): the file is restored once, by another, and nothing is
+    left of the attempt."""
+    output, marker = tmp_path / "out", tmp_path / "stalled.pid"
+    stall = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "ray_stall"), str(ROOT)]),
+             "GPEN_TEST_STALL_ON": "photo3.png", "GPEN_TEST_STALL_MARKER": str(marker)}
     process = subprocess.Popen(command(archive, output, *ON_RAY), cwd=ROOT, text=True,
-                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                               stderr=subprocess.PIPE, env={**os.environ, **stall})
     deadline, killed = time.monotonic() + 300, None
     while time.monotonic() < deadline and process.poll() is None and killed is None:
-        rows = manifest(output) if (output / "gpen-manifest.jsonl").is_file() else []
-        workers = [row["worker"] for row in rows if row.get("worker")]
-        if workers:
-            killed = workers[0]
-            os.kill(killed, signal.SIGKILL)  # a worker process dies mid-run
+        if marker.is_file() and marker.read_text():
+            killed = int(marker.read_text())
+            os.kill(killed, signal.SIGKILL)  # the worker dies with photo3.png half done
         time.sleep(0.1)
     _, errors = process.communicate(timeout=600)
     assert killed, errors
@@ -140,6 +143,36 @@ def test_a_killed_worker_loses_nothing_and_writes_nothing_twice(archive, plain, 
     assert len(inputs) == len(set(inputs)) == 10, errors  # every file once: none lost
     assert sum(1 for row in rows if not row["error"]) == 8
     assert any(row["worker"] != killed for row in rows if row.get("worker"))
+    assert next(row for row in rows if row["input"].endswith("photo3.png"))["worker"] != killed
     ours, theirs = images(output), images(plain)  # as an undisturbed run's
     assert ours.keys() == theirs.keys()
     assert all(np.abs(ours[name].astype(int) - theirs[name]).max() <= 1 for name in ours)
+    assert sorted(path.name for path in output.rglob("*") if path.name.startswith(".")) == []
+
+
+def test_a_clip_on_ray_is_restored_as_the_command_line_restores_it(archive, tmp_path,
+                                                                   astronaut):
+    """A clip is one task, streamed into its target by its worker: the same frames, audio
+    and pixels as without Ray, and nothing hidden left beside it."""
+    from helpers import clip_frames, write_clip
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    frames = [np.clip(astronaut.astype(int) + 4 * index, 0, 255).astype(np.uint8)
+              for index in range(6)]
+    write_clip(clips / "take.mp4", frames, rate=12, audio_seconds=0.5)
+    outputs = {}
+    for name, extra in (("plain", ()), ("ray", ON_RAY)):
+        result = subprocess.run(
+            [sys.executable, "-m", "gpen_ext", "restore", str(clips), "-o",
+             str(tmp_path / name), "--model", str(archive / "tiny.pth"), "--models-dir",
+             str(archive), "--landmarks", str(archive / "faces.json"), "--no-download",
+             "--mask", "box", *extra], cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert result.returncode == 0, result.stderr
+        outputs[name] = clip_frames(tmp_path / name / "take.mp4")
+    (plain, plain_audio), (ray, ray_audio) = outputs["plain"], outputs["ray"]
+    assert len(ray) == len(plain) == 6 and ray_audio == plain_audio > 0
+    assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(ray, plain))
+    assert not np.array_equal(ray[0], frames[0])  # restored, not copied
+    assert [path.name for path in (tmp_path / "ray").iterdir()
+            if path.name.startswith(".")] == []

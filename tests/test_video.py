@@ -20,7 +20,7 @@ from gpen_ext.options import RestoreOptions
 from gpen_ext.pipeline import FaceRestorer
 from gpen_ext.video import ClipError, open_sink, open_source, restore_clip
 
-from helpers import ROOT, CountingNetwork
+from helpers import ROOT, CountingNetwork, mux_tone
 
 av = pytest.importorskip("av")
 
@@ -60,14 +60,7 @@ def make_clip(path, frames=12, width=96, height=80, rate=25, audio=True, subtitl
         out.mux(video.encode(frame))
     out.mux(video.encode(None))
     if sound is not None:
-        seconds = frames / rate if pts is None else (pts[-1] + 40) / 1000
-        tone = (0.2 * np.sin(np.arange(int(8000 * seconds)) / 8000 * 2 * np.pi * 440))
-        for start in range(0, len(tone), 1024):
-            chunk = av.AudioFrame.from_ndarray(tone[None, start:start + 1024].astype(np.float32),
-                                               format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts = 8000, start
-            out.mux(sound.encode(chunk))
-        out.mux(sound.encode(None))
+        mux_tone(out, sound, frames / rate if pts is None else (pts[-1] + 40) / 1000)
     if captions is not None:
         for packet in captions[1]:
             packet.stream = captions[0]
@@ -171,12 +164,19 @@ def test_odd_sides_keep_their_size(tmp_path, caplog):
         restore(clip, tmp_path / "out2.mp4", codec="h264", pixel_format="yuv420p")
 
 
-@pytest.mark.parametrize("codec,suffix", [("h265", ".mp4"), ("vp9", ".webm"), ("ffv1", ".mkv"),
-                                          ("auto", ".webm")])
-def test_other_codecs(tmp_path, codec, suffix):
+@pytest.mark.parametrize("codec,suffix,written,pixel_format", [
+    ("auto", ".mp4", "h264", "yuv420p"), ("h265", ".mp4", "hevc", "yuv420p"),
+    ("vp9", ".webm", "vp9", "yuv420p"), ("ffv1", ".mkv", "ffv1", "yuv420p"),
+    ("auto", ".webm", "vp9", "yuv420p")])  # auto: h264, but WebM takes VP9 only
+def test_other_codecs(tmp_path, codec, suffix, written, pixel_format):
+    """The codec asked for (or the one auto means for the container) is the one written, in
+    the input's pixel format where the codec takes it, every frame there."""
     clip = make_clip(tmp_path / "in.mp4", frames=4, audio=False)
     restore(clip, tmp_path / f"out{suffix}", codec=codec)
-    assert len(probe(tmp_path / f"out{suffix}")["pts"]) == 4
+    found = probe(tmp_path / f"out{suffix}")
+    assert len(found["pts"]) == 4 and found["streams"] == [("video", written)]
+    with av.open(str(tmp_path / f"out{suffix}")) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == pixel_format
 
 
 def test_a_png_sequence_is_a_folder_of_frames(tmp_path):
