@@ -20,8 +20,8 @@ landmarks, and its time is one of the stages.
 
 Video: a 720p clip with one face and the 29-face photo as a clip, restored with default
 options as clips (decoded, restored, encoded) against the same frames restored as images;
-flicker on a still clip with jittered landmarks, smoothing off and on, and the faces' places
-on a panning clip; peak memory over a clip's length.
+peak memory over a clip's length; then how steady faces are on footage like users'
+(steadiness.py, also alone with --steadiness).
 
 Ray (--ray): a folder of photos through the command line, plainly and on a local Ray with one
 and two workers.
@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import contention  # noqa: E402
+import steadiness  # noqa: E402
 from gpen_ext.allocator import keep_freed_memory  # noqa: E402
 from gpen_ext.arch.gpen.fast import FastGPEN  # noqa: E402
 from gpen_ext.inference import NetworkRunner  # noqa: E402
@@ -384,9 +385,9 @@ def network_table(args, keep):
 # ---------------------------------------------------------------- video
 
 CLIPS = {  # name -> (width, height, frames, frame rate): a face that pans 2 px a frame
-    "720p": (1280, 720, 24, 24), "memory-10": (1920, 1080, 10, 25),
-    "memory-1000": (1920, 1080, 1000, 25), "memory-default-100": (1920, 1080, 100, 25)}
-JITTER_PX, PAN_PX = 1.5, 2
+    "720p": (1280, 720, 24, 24), "memory-30": (1920, 1080, 30, 25),
+    "memory-100": (1920, 1080, 100, 25), "memory-1000": (1920, 1080, 1000, 25)}
+PAN_PX = 2
 
 
 def clip_frame(width, height, index):
@@ -512,51 +513,13 @@ def clip_probe(path):
                 "audio": digest.hexdigest()[:12]}
 
 
-def flicker_run(smoothing):
-    """A still clip (the Solvay photo's middle, 20 frames) with its landmarks jittered by
-    JITTER_PX a frame, as a detector's are: the mean change from frame to frame inside the
-    faces' boxes, restored with `temporal_smoothing` at `smoothing`; and, on the same clip
-    panning PAN_PX a frame, how far the faces are placed from where they belong."""
-    from gpen_ext.options import RestoreOptions
-    photo, landmarks = images()["photo"]
-    region = (slice(100, 340), slice(640, 1000))
-    inside = [points - [640, 100] for points in landmarks
-              if points[:, 0].min() > 660 and points[:, 0].max() < 980
-              and points[:, 1].min() > 130 and points[:, 1].max() < 310]
-    still = photo[region][..., :3]
-    rng = np.random.default_rng(0)
-    jitter = [[points + rng.normal(0, JITTER_PX, points.shape) for points in inside]
-              for _ in range(20)]
-    options = RestoreOptions(keep_crops=False, temporal_smoothing=smoothing)
-    with tempfile.TemporaryDirectory() as folder:
-        restorer = clip_restorer(folder)
-        results = restorer.restore_images([still] * 20, options, jitter)
-        mask = np.zeros(still.shape[:2], bool)
-        for face in results[0].faces:
-            x1, y1, x2, y2 = np.round(face.box).astype(int)
-            mask[max(y1, 0):y2, max(x1, 0):x2] = True
-        frames = np.stack([result.image for result in results]).astype(np.float32)
-        change = float(np.abs(np.diff(frames, axis=0))[:, mask].mean())
-        # the pan: where each face's landmarks are taken from, against where it is
-        wide = np.pad(photo[..., :3], ((0, 0), (0, PAN_PX * 20), (0, 0)))
-        panned = [np.ascontiguousarray(np.roll(wide, PAN_PX * index, axis=1)[region])
-                  for index in range(20)]
-        truth = [[points + [PAN_PX * index, 0] for points in inside] for index in range(20)]
-        given = [[points + rng.normal(0, JITTER_PX, points.shape) for points in faces]
-                 for faces in truth]
-        placed = restorer.restore_images(panned, options, given)
-        errors = [min(np.linalg.norm(face.landmarks.mean(axis=0) - points.mean(axis=0))
-                      for points in truth[index])  # from the face it is
-                  for index, result in enumerate(placed) for face in result.faces]
-    return {"change": change, "faces": len(inside), "pan_mean": float(np.mean(errors)),
-            "pan_max": float(np.max(errors))}
-
-
 def video_table(folder):
     clips = make_clips(Path(folder))
+    from gpen_ext.options import RestoreOptions
+    smoothing = RestoreOptions().temporal_smoothing
     print(f"\nVideo: default options (GPEN-BFR-512, parsing mask, batch 4, temporal smoothing "
-          f"4, precision auto), cpu, decode + restore + encode (H.264 CRF 18), against the same frames "
-          f"restored as images; faces supplied, the detector run on every frame")
+          f"{smoothing}, precision auto), cpu, decode + restore + encode (H.264 CRF 18), against "
+          f"the same frames restored as images; faces supplied, the detector run on every frame")
     print(f"{'clip':>34} {'frames':>6} {'faces':>5} {'clip fps':>9} {'images fps':>11} "
           f"{'ratio':>6} {'peak MB':>8}")
     for name, label in (("720p", "720p, one face"), ("photo", "Solvay photo, 29 faces")):
@@ -568,27 +531,21 @@ def video_table(folder):
               flush=True)
         print(f"{'':>34} in {clip['precision']}; output plays as the input: {clip['same']} "
               f"{clip['probe']}")
-    off, on = in_subprocess("--flicker", 0, keep=True), in_subprocess("--flicker", 4, keep=True)
-    print(f"flicker, a still clip with {JITTER_PX} px of landmark jitter a frame ({on['faces']} "
-          f"faces, 20 frames): mean change inside the faces {off['change']:.2f} levels a "
-          f"frame with smoothing off, {on['change']:.2f} with it on: "
-          f"{off['change'] / max(on['change'], 1e-9):.1f}x lower")
-    print(f"a pan of {PAN_PX} px a frame with the same jitter: faces placed {on['pan_mean']:.2f} "
-          f"px (at most {on['pan_max']:.2f} px) from where they belong with smoothing, "
-          f"{off['pan_mean']:.2f} px (at most {off['pan_max']:.2f} px) without")
-    peaks = {}
-    for name in ("memory-10", "memory-1000"):
-        peaks[name] = in_subprocess("--clip", clips[name], "video", 1, keep=True)
-    for name in ("memory-10", "memory-default-100"):
-        peaks[name + "-default"] = in_subprocess("--clip", clips[name], "video", 0, keep=True)
+    # lengths past the look-ahead (the decoder's, the steadying window's, the encoder's): what
+    # memory holds then is all it ever holds
+    special = {name: in_subprocess("--clip", clips[name], "video", 1, keep=True)
+               for name in ("memory-100", "memory-1000")}
+    default = {name: in_subprocess("--clip", clips[name], "video", 0, keep=True)
+               for name in ("memory-30", "memory-100")}
     print(f"peak memory over clip length, 1080p, one face a frame: 1000 frames "
-          f"{peaks['memory-1000']['peak_mb']:.0f} MB against 10 frames "
-          f"{peaks['memory-10']['peak_mb']:.0f} MB "
-          f"({peaks['memory-1000']['peak_mb'] / peaks['memory-10']['peak_mb']:.2f}; "
+          f"{special['memory-1000']['peak_mb']:.0f} MB against 100 frames "
+          f"{special['memory-100']['peak_mb']:.0f} MB "
+          f"({special['memory-1000']['peak_mb'] / special['memory-100']['peak_mb']:.2f}; "
           f"GPEN-BFR-256, box mask, no detector: a faster special case, "
-          f"{peaks['memory-1000']['frames'] / peaks['memory-1000']['seconds']:.1f} fps); "
-          f"default options: 100 frames {peaks['memory-default-100-default']['peak_mb']:.0f} MB "
-          f"against 10 frames {peaks['memory-10-default']['peak_mb']:.0f} MB")
+          f"{special['memory-1000']['frames'] / special['memory-1000']['seconds']:.1f} fps); "
+          f"default options: 100 frames {default['memory-100']['peak_mb']:.0f} MB against 30 "
+          f"frames {default['memory-30']['peak_mb']:.0f} MB "
+          f"({default['memory-100']['peak_mb'] / default['memory-30']['peak_mb']:.2f})")
 
 
 # ---------------------------------------------------------------- Ray
@@ -670,7 +627,9 @@ def main():
     parser.add_argument("--ray", action="store_true",
                         help="also time a folder on a local Ray (needs requirements-ray.txt)")
     parser.add_argument("--clip", nargs=3, help=argparse.SUPPRESS)
-    parser.add_argument("--flicker", nargs=1, help=argparse.SUPPRESS)
+    parser.add_argument("--steadiness", action="store_true",
+                        help="only the steadiness of faces on footage like users' (a few "
+                             "minutes)")
     parser.add_argument("--keep-freed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--contention", action="store_true",
                         help="only the network, parser and pipeline quiet and beside busy "
@@ -700,9 +659,6 @@ def main():
         path, how, special = args.clip
         print(json.dumps(clip_run(path, how, special == "1")))
         return
-    if args.flicker:
-        print(json.dumps(flicker_run(int(args.flicker[0]))))
-        return
     if args.contended:
         print(json.dumps(contention.contended(*args.contended)))
         return
@@ -714,11 +670,15 @@ def main():
         with tempfile.TemporaryDirectory() as folder:
             contention.table(folder, max(args.repeats, 3))
         return
+    if args.steadiness:
+        steadiness.table()
+        return
     if not args.no_pipeline and args.device == "cpu" and SOLVAY.is_file():
         pipeline_table(args.repeats)
     if not args.no_video and args.device == "cpu" and SOLVAY.is_file():
         with tempfile.TemporaryDirectory() as folder:
             video_table(folder)
+        steadiness.table()
     if args.ray:
         with tempfile.TemporaryDirectory() as folder:
             ray_table(Path(folder))

@@ -18,6 +18,7 @@ import numpy as np
 
 from .face_models import face_side
 from .images import merge_image, split_image
+from .motion import grey_frame
 from .tracking import FaceTracker, scene_signature
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ class PendingImage:
 
     def signature(self):
         return scene_signature(self.source, self.layout.full_scale)
+
+    def grey(self):
+        return grey_frame(self.source, self.layout.full_scale)
 
     def choose(self, faces, chosen):
         """`faces`: the image's tracking.TrackedFaces; `chosen`: those to restore."""
@@ -147,7 +151,8 @@ class FrameScheduler:
         self.added += 1
         self.untracked.append(image)
         self.unfinished.append(image)
-        self._choose(self.tracker.add(faces, image.signature()))
+        grey = image.grey() if self.tracker.radius else None  # for the faces' motion
+        self._choose(self.tracker.add(faces, image.signature(), grey))
 
     def finish(self):
         """No more images: the tracker hands back those still waiting for later ones."""

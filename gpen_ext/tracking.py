@@ -1,14 +1,23 @@
-"""Faces followed from frame to frame, their landmarks steadied over time.
+"""Faces followed from frame to frame, steadied: the pixels say how a face moved, the detector
+only where it is.
 
-A detector's landmarks wander by a pixel or two from one frame to the next even on a still
+A detector's five points wander by a pixel or two from one frame to the next even on a still
 face, and GPEN, aligned on them, answers each frame with a slightly different face: restored
-faces shimmer and their seams crawl. Here each face is followed through its shot (a track),
-and its landmarks at each frame are replaced by a weighted straight-line fit through its
-landmarks over the frames around it, before and after. A still face then gets still
-landmarks, and a face in steady motion is followed without lag: a line through a steady motion
-is the motion itself, and the frames after a frame weigh as much as those before it. The
-correction is capped at a share of the face's size (detectors jitter by up to a tenth of it on
-small faces), so that a face never moves far from where the detector put it.
+faces shimmer. Each face is followed through its shot (a track), and how it moved from each
+frame to the next is measured from its pixels (motion.py), chained along the track into a
+frame of reference that moves with the face. The detector's points of every frame in a window
+around a frame are mapped back into that frame of reference, where a still face is still
+whatever the camera did; there the face's shape (the points' robust mean) and the similarity
+that places it in each frame (what moves the crop: scale, rotation, translation) are combined
+robustly over the window, so that one frame's bad point does not spread, and the result is
+mapped forward into the frame. Real shake and motion are followed exactly, detector noise
+averages out, and the frames at a clip's ends are steadied as well as those in its middle.
+
+Where the pixels cannot tell (too little texture, blur, a face covered), the chain breaks: the
+frames on either side are steadied apart, and a frame with no motion measured to any other is
+fitted with a straight line through the window's points (a still face stays still, a steady
+motion is followed), or, alone, left as the detector put it. No point moves by more than
+MAX_CORRECTION of the eye distance from where the detector put it.
 
 Tracks end at scene cuts (a frame that looks unlike the one before) and where a face is not
 found again within a few frames; a short gap where the detector missed a face is filled from
@@ -22,14 +31,17 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
+from .alignment import invert_affine, similarity_transform
 from .face_models import left_to_right
+from .motion import IDENTITY, FaceReference, apply, compose, face_motion
 
 SIGNATURE_SIDE = 16       # frames are compared as 16 x 16 grey thumbnails
 CUT_DIFFERENCE = 0.12     # mean thumbnail difference (0..1) above which a frame starts a shot
-MATCH_OVERLAP = 0.3       # a face continues a track whose last box it overlaps this much (IoU)
+MATCH_OVERLAP = 0.3       # a face continues a track whose box it overlaps this much (IoU)
 MAX_GAP = 2               # frames a face may go unfound and still continue its track
 MAX_CORRECTION = 0.3      # of the distance between the eyes: the most steadying moves a point
-WEIGHT_WIDTH = 0.5        # Gaussian weights of standard deviation radius x this
+WEIGHT_WIDTH = 0.5        # the line fit's Gaussian weights: standard deviation radius x this
+HUBER = 2.5               # robust means: samples beyond this many deviations weigh less
 
 
 def scene_signature(rgb, full_scale=255.0):
@@ -66,16 +78,55 @@ class TrackedFrame:
 @dataclass
 class Track:
     number: int
-    seen: dict = field(default_factory=dict)  # frame index -> DetectedFace
+    seen: dict = field(default_factory=dict)    # frame index -> DetectedFace, as found
+    placed: dict = field(default_factory=dict)  # frame index -> (chain, 2x3: the chain's
+    #                                             first frame -> this one), where measured
+    references: dict = field(default_factory=dict)  # chain -> motion.FaceReference
+    chains: int = 0                                 # chains started
 
     def last(self):
         return self.seen[max(self.seen)]
 
+    def box_at(self, index):
+        """Where the face is at frame `index`: as found, else its last box carried along by
+        the motion measured since."""
+        if index in self.seen:
+            return self.seen[index].box
+        last = max(self.seen)
+        if index in self.placed and last in self.placed and \
+                self.placed[index][0] == self.placed[last][0]:
+            moved = compose(self.placed[index][1], invert_affine(self.placed[last][1]))
+            corners = apply(moved, self.seen[last].box.reshape(2, 2))
+            return np.concatenate([corners.min(axis=0), corners.max(axis=0)])
+        return self.seen[last].box
+
+    def start_chain(self, index, grey):
+        """Frame `index` starts a chain: the face's frame of reference is this frame's."""
+        chain, self.chains = self.chains, self.chains + 1
+        self.placed[index] = (chain, IDENTITY)
+        if grey is not None:
+            self.references[chain] = FaceReference(grey, self.seen[index].box)
+
+    def place(self, index, previous, grey):
+        """Measure where the face is at frame `index` (grey) in its chain's frame of
+        reference: directly against the chain's first frame, else through the motion from
+        the frame before (`previous`, grey); the chain ends where neither can tell."""
+        if index - 1 not in self.placed:
+            return
+        chain, guess = self.placed[index - 1]
+        placed = self.references[chain].place(grey, guess) if chain in self.references \
+            else None
+        if placed is None:
+            moved = face_motion(previous, grey, self.box_at(index - 1))
+            placed = None if moved is None else compose(moved, guess)
+        if placed is not None:
+            self.placed[index] = (chain, placed)
+
 
 class FaceTracker:
-    """Frames go in with the faces found in each; each frame comes out, in order and once, as
-    a TrackedFrame with its index, when the `radius` frames after it are in (or at `finish`),
-    with its faces numbered and steadied.
+    """Frames go in with the faces found in each (and the frame in grey, for the motion);
+    each frame comes out, in order and once, as a TrackedFrame with its index, when the
+    `radius` frames after it are in (or at `finish`), with its faces numbered and steadied.
     With radius 0, every frame is a shot of its own and its faces are left as found."""
 
     def __init__(self, radius):
@@ -84,15 +135,19 @@ class FaceTracker:
         self.tracks = []         # the current shot's tracks seen within reach
         self.next_number = 0     # the current shot's next face number
         self.count = 0           # frames taken
-        self.signature = None
+        self.signature = self.grey = None
 
-    def add(self, faces, signature):
-        """Take the next frame's faces (DetectedFace) and its scene_signature; returns the
-        TrackedFrames now complete."""
+    def add(self, faces, signature, grey=None):
+        """Take the next frame's faces (DetectedFace), its scene_signature and its grey
+        pixels (motion.grey_frame; None: no motion measured); returns the TrackedFrames now
+        complete."""
         index, self.count = self.count, self.count + 1
         new_shot = self._cut(signature)
         if new_shot:
             self.tracks, self.next_number = [], 0
+        previous, self.grey = self.grey, grey if self.radius else None
+        if not new_shot and previous is not None and self.grey is not None:
+            self._measure_motion(index, previous, self.grey)
         self._match(index, faces)
         self.waiting.append((index, new_shot, list(self.tracks)))
         return self._complete(index - self.radius)
@@ -106,11 +161,17 @@ class FaceTracker:
         return self.radius == 0 or previous is None or previous.shape != signature.shape or \
             float(np.abs(previous - signature).mean()) > CUT_DIFFERENCE
 
+    def _measure_motion(self, index, previous, grey):
+        """How each track's face moved from the frame before (`previous`, grey) into this one
+        (`grey`), chained onto its frame of reference."""
+        for track in self.tracks:
+            track.place(index, previous, grey)
+
     def _match(self, index, faces):
-        """Give each face of frame `index` a track: the one whose last box it overlaps most,
+        """Give each face of frame `index` a track: the one whose box there it overlaps most,
         among those seen in the last MAX_GAP + 1 frames; else a new one."""
         alive = [track for track in self.tracks if index - max(track.seen) <= MAX_GAP + 1]
-        pairs = sorted(((overlap(track.last().box, face.box), t, f)
+        pairs = sorted(((overlap(track.box_at(index), face.box), t, f)
                         for t, track in enumerate(alive) for f, face in enumerate(faces)),
                        key=lambda pair: -pair[0])
         taken_tracks, matched = set(), {}
@@ -125,6 +186,8 @@ class FaceTracker:
                 self.next_number += 1
                 self.tracks.append(matched[f])
             matched[f].seen[index] = face
+            if index not in matched[f].placed:  # no motion into this frame: a new reference
+                matched[f].start_chain(index, self.grey)
 
     def _complete(self, through):
         done = []
@@ -141,6 +204,11 @@ class FaceTracker:
         for track in self.tracks:
             for stale in [i for i in track.seen if i < reach]:
                 del track.seen[stale]
+            for stale in [i for i in track.placed if i < reach]:
+                del track.placed[stale]
+            chains = {chain for chain, _ in track.placed.values()}
+            for stale in [chain for chain in track.references if chain not in chains]:
+                del track.references[stale]
         self.tracks = [track for track in self.tracks if track.seen]
         return done
 
@@ -155,23 +223,79 @@ class FaceTracker:
     def _steadied(self, track, index):
         if self.radius == 0:
             return track.seen[index]
-        frames = sorted(i for i in track.seen if abs(i - index) <= self.radius)
-        found = [track.seen[i] for i in frames]
-        offsets = np.array(frames, np.float64) - index
-        weights = np.exp(-0.5 * (offsets / (self.radius * WEIGHT_WIDTH)) ** 2)
-        values = np.stack([np.concatenate([face.landmarks.ravel(), face.box]) for face in found])
-        fitted = line_fit(offsets, values, weights)
-        landmarks, box = fitted[:10].reshape(5, 2), fitted[10:]
+        window = [i for i in sorted(track.seen) if abs(i - index) <= self.radius]
+        chain = track.placed.get(index, (None,))[0]
+        linked = [i for i in window if chain is not None and track.placed.get(i, (None,))[0]
+                  == chain]
+        if len(linked) >= 2 or (linked and index not in track.seen):
+            steadied = steadied_by_motion(track, index, linked)
+        else:
+            steadied = steadied_by_line(track, index, window, self.radius)
         own = track.seen.get(index)
-        if own is None:  # a gap: the fit through the frames around it
-            return replace(found[0], box=box, landmarks=landmarks,
-                           score=min(face.score for face in found))
-        eyes = float(np.linalg.norm(own.landmarks[1] - own.landmarks[0]))
-        correction = landmarks - own.landmarks
-        length = np.linalg.norm(correction, axis=1, keepdims=True)
-        limit = MAX_CORRECTION * eyes
-        correction *= np.minimum(1.0, limit / np.maximum(length, 1e-12))
-        return replace(own, box=box, landmarks=own.landmarks + correction)
+        if own is None:  # a gap: filled from the frames around it
+            return replace(steadied, score=min(track.seen[i].score for i in window))
+        return replace(own, box=steadied.box,
+                       landmarks=capped(own.landmarks, steadied.landmarks))
+
+
+def steadied_by_motion(track, index, frames):
+    """The face at `index` from the detector's points of `frames` (one chain of the track),
+    in the track's frame of reference: the face's shape and the similarity that places it
+    there, each combined robustly over the frames, mapped forward into frame `index`."""
+    back = {i: invert_affine(track.placed[i][1]) for i in frames}
+    points = np.stack([apply(back[i], track.seen[i].landmarks) for i in frames])
+    boxes = np.stack([apply(back[i], track.seen[i].box.reshape(2, 2)) for i in frames])
+    shape = robust_mean(points)
+    placements = np.stack([_similarity_parameters(similarity_transform(shape, frame_points))
+                           for frame_points in points])
+    placement = _similarity_matrix(robust_mean(placements))
+    to_frame = compose(track.placed[index][1], placement)
+    corners = apply(track.placed[index][1], robust_mean(boxes))
+    box = np.concatenate([corners.min(axis=0), corners.max(axis=0)])
+    return replace(track.seen[frames[0]], box=box, landmarks=apply(to_frame, shape))
+
+
+def steadied_by_line(track, index, frames, radius):
+    """The face at `index` from a straight line through the points and boxes of `frames` (no
+    motion measured between them), weighted by nearness within `radius`: a still face stays
+    still, a steady motion is followed; the frame's own face where it is alone."""
+    found = [track.seen[i] for i in frames]
+    offsets = np.array(frames, np.float64) - index
+    weights = np.exp(-0.5 * (offsets / (radius * WEIGHT_WIDTH)) ** 2)
+    values = np.stack([np.concatenate([face.landmarks.ravel(), face.box]) for face in found])
+    fitted = line_fit(offsets, values, weights)
+    return replace(found[0], box=fitted[10:], landmarks=fitted[:10].reshape(5, 2))
+
+
+def capped(detected, steadied):
+    """`steadied` points no further than MAX_CORRECTION of the eye distance from `detected`."""
+    eyes = float(np.linalg.norm(detected[1] - detected[0]))
+    correction = steadied - detected
+    length = np.linalg.norm(correction, axis=1, keepdims=True)
+    correction *= np.minimum(1.0, MAX_CORRECTION * eyes / np.maximum(length, 1e-12))
+    return detected + correction
+
+
+def robust_mean(samples):
+    """The mean over the first axis, samples far from the rest weighing less (Huber): one bad
+    frame does not spread to its neighbours."""
+    mean = np.median(samples, axis=0)
+    spread = 1.4826 * np.median(np.abs(samples - mean), axis=0) + 1e-6
+    for _ in range(3):
+        distance = np.abs(samples - mean) / spread
+        weights = np.minimum(1.0, HUBER / np.maximum(distance, 1e-12))
+        mean = (weights * samples).sum(axis=0) / weights.sum(axis=0)
+    return mean
+
+
+def _similarity_parameters(matrix):
+    """(a, b, tx, ty) of [[a, -b, tx], [b, a, ty]]."""
+    return np.array([matrix[0, 0], matrix[1, 0], matrix[0, 2], matrix[1, 2]])
+
+
+def _similarity_matrix(parameters):
+    a, b, tx, ty = parameters
+    return np.array([[a, -b, tx], [b, a, ty]])
 
 
 def line_fit(offsets, values, weights):

@@ -226,6 +226,31 @@ def test_a_truncated_clip_is_restored_as_far_as_it_goes(tmp_path):
     assert len(probe(tmp_path / "out.mkv")["pts"]) == frames
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_a_truncated_clip_fails_saying_where_it_stopped_and_keeps_what_was_restored(
+        tmp_path, tiny_state_dict, capfd, suffix):
+    """Containers that count no frames (Matroska, WebM) say how long they are: a clip cut
+    short is restored as far as it goes, and the run fails (exit 1) saying where. (An MP4 cut
+    short loses its index and cannot be read at all; an MPEG-TS says no length.)"""
+    import torch
+    codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
+    clip = make_clip(tmp_path / f"in{suffix}", frames=30, audio=False, codec=codec)
+    data = clip.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    torch.save(tiny_state_dict, tmp_path / "tiny.pth")
+    arguments = ["--model", str(tmp_path / "tiny.pth"), "--mask", "box", "--landmarks",
+                 str(tmp_path / "faces.json")]
+    (tmp_path / "faces.json").write_text(json.dumps([face_in(96, 80)]))
+    assert cli.main(["restore", str(clip), "-o", str(tmp_path / f"whole{suffix}"),
+                     *arguments]) == 0  # a whole clip is no cut one
+    code = cli.main(["restore", str(cut), "-o", str(tmp_path / f"out{suffix}"), *arguments])
+    error = capfd.readouterr().err
+    frames = len(probe(tmp_path / f"out{suffix}")["pts"])
+    assert code == 1 and 0 < frames < 30
+    assert re.search(rf"ends after frame {frames} of the \d+ it declares", error), error
+
+
 def test_an_interrupted_clip_leaves_a_playable_partial_file(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=20)
     source = open_source(clip, "video", 150)
@@ -285,9 +310,10 @@ def test_memory_holds_a_few_frames_however_long_the_clip(tmp_path, monkeypatch):
 
     monkeypatch.setattr(source, "_frame", tracked)
     sink = open_sink(tmp_path / "out.mp4", source)
-    restore_clip(restorer(), source, sink, RestoreOptions(mask="box", batch_size=4),
-                 itertools.repeat([face_in(96, 80)]))
-    assert 0 < peak[0] <= 8 + 4 + 4 + 4
+    options = RestoreOptions(mask="box", batch_size=4)
+    restore_clip(restorer(), source, sink, options, itertools.repeat([face_in(96, 80)]))
+    from gpen_ext.video import DECODED_AHEAD
+    assert 0 < peak[0] <= DECODED_AHEAD + options.temporal_smoothing + options.batch_size + 4 < 60
 
 
 def test_the_command_line_restores_a_clip_with_landmarks_per_frame(tmp_path, tiny_state_dict,
