@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .files import (IMAGE_SUFFIXES, AtomicFile, ImageFile, ImageFileError, check_pixels,
-                    read_header, read_image, write_image)
+                    pillow_limit_at_least, read_header, read_image, write_image)
 
 ANIMATION_SUFFIXES = (".gif", ".webp")  # clips only when asked: they are images too
 
@@ -97,8 +97,9 @@ class AnimationSource(ClipSource):
         header = read_header(data, str(path), max_megapixels)
         try:
             check_pixels(header.width, header.height, max_megapixels, path)
-            self.image = Image.open(self.path)
-            self.image.load()
+            with pillow_limit_at_least(max_megapixels):
+                self.image = Image.open(self.path)
+                self.image.load()
         except ImageFileError as error:
             raise ClipError(str(error)) from None
         except Exception as error:  # noqa: BLE001 (Pillow raises many kinds)

@@ -7,12 +7,14 @@ decoded, so a small file that declares an enormous image is refused without allo
 Metadata that cannot be carried over is dropped with a warning; the pixels never are.
 """
 
+import contextlib
 import functools
 import io
 import logging
 import os
 import struct
 import tempfile
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass, field
@@ -115,13 +117,12 @@ def read_header(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
     """The header through Pillow; TIFF variants Pillow cannot open (float RGB) through their
     directories of tags."""
     try:
-        with warnings.catch_warnings():
+        with pillow_limit_at_least(max_megapixels), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except Image.DecompressionBombError:
-        pillow_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
-        raise ImageFileError(f"refused {name}: more than {pillow_limit:.0f} megapixels, "
-                             f"Pillow's own limit (the limit here is {max_megapixels})") from None
+    except Image.DecompressionBombError:  # beyond the limit here: refused just below
+        raise ImageFileError(f"refused {name}: more than {max_megapixels} megapixels, the "
+                             f"limit here") from None
     except Exception:  # noqa: BLE001 (Pillow raises many kinds for a file it cannot read)
         if data[:4] in TIFF_SIGNATURES:
             return _tiff_header(data, name)
@@ -139,12 +140,49 @@ def read_header(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
             log.warning("%s: metadata not readable, dropped (%s)", name, error)
             return header
     if exif:
-        exif[EXIF_ORIENTATION] = 1
         try:
-            header.exif = exif.tobytes()
-        except Exception as error:  # noqa: BLE001 (e.g. a multi-strip TIFF, Pillow < 11)
+            header.exif = portable_exif(exif).tobytes()
+        except Exception as error:  # noqa: BLE001 (malformed tags)
             log.warning("%s: EXIF cannot be written back, dropped (%s)", name, error)
     return header
+
+
+# A TIFF's own layout (size, samples, strips, tiles, compression): its file's, not the
+# picture's, and what keeps Pillow from writing the EXIF of a multi-strip TIFF
+TIFF_LAYOUT_TAGS = {256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324,
+                    325, 338, 339, 340, 341, 530, 532}
+SUB_DIRECTORIES = (0x8769, 0x8825)  # the Exif and GPS directories
+
+
+def portable_exif(exif):
+    """A copy of an image's EXIF to write into another file: upright (orientation 1), without
+    the TIFF layout tags, its Exif and GPS directories carried along."""
+    copy = Image.Exif()
+    for tag, value in exif.items():
+        if tag in SUB_DIRECTORIES:
+            value = dict(exif.get_ifd(tag))
+        if tag not in TIFF_LAYOUT_TAGS:
+            copy[tag] = value
+    copy[EXIF_ORIENTATION] = 1
+    return copy
+
+
+_PILLOW_LIMIT = threading.Lock()
+
+
+@contextlib.contextmanager
+def pillow_limit_at_least(megapixels):
+    """Pillow refuses images of more than twice its MAX_IMAGE_PIXELS (179 megapixels) as
+    decompression bombs; the pixel limit here is the one that counts, so Pillow's is raised
+    to it for the block (and set back: a host may rely on it)."""
+    with _PILLOW_LIMIT:
+        before = Image.MAX_IMAGE_PIXELS
+        if before is not None:
+            Image.MAX_IMAGE_PIXELS = max(before, int(megapixels * 1e6) // 2 + 1)
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = before
 
 
 def _tiff_header(data, name):
@@ -265,20 +303,24 @@ def encode_image(image, suffix=".png"):
     if grey_alpha and (suffix == ".webp" or pixels.dtype != np.uint8):  # no grey + alpha there
         pixels = np.dstack([pixels[:, :, :1]] * 3 + [pixels[:, :, 1:]])
         grey_alpha = False
-    if suffix in (".jpg", ".jpeg", ".webp") or grey_alpha:
-        # Pillow keeps EXIF (e.g. the WebUI's parameters in UserComment) for JPEG and WebP,
-        # and writes grey with alpha, which OpenCV cannot
+    eight_bit_tiff_with_exif = suffix in FLOAT_CAPABLE and image.exif and \
+        pixels.dtype == np.uint8
+    if suffix in (".jpg", ".jpeg", ".webp") or grey_alpha or eight_bit_tiff_with_exif:
+        # Pillow keeps EXIF (e.g. the WebUI's parameters in UserComment) for JPEG, WebP and
+        # 8-bit TIFF, and writes grey with alpha, which OpenCV cannot
         mode = "L" if pixels.ndim == 2 else {2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[2]]
         picture = Image.fromarray(pixels, mode)
         buffer = io.BytesIO()
         form = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".png": "PNG", ".tif": "TIFF",
                 ".tiff": "TIFF", ".bmp": "BMP"}[suffix]
         options = {"JPEG": {"quality": 95}, "WEBP": {"quality": 95, "method": 4}}.get(form, {})
-        if image.exif and form in ("JPEG", "WEBP"):
+        if image.exif and form in ("JPEG", "WEBP", "TIFF"):
             options["exif"] = image.exif
         picture.save(buffer, format=form, **options)
         data = buffer.getvalue()
     else:
+        if image.exif and suffix in FLOAT_CAPABLE:
+            log.warning("EXIF is not written into %s TIFF files; dropped", pixels.dtype)
         bgr = pixels[:, :, [2, 1, 0, 3][:pixels.shape[2]]] if pixels.ndim == 3 else pixels
         ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr))
         if not ok:

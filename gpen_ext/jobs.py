@@ -25,15 +25,15 @@ from .inference import DEVICES
 from .landmarks import check_landmarks
 from .options import (FACES_PER_IMAGE, MAX_MEGAPIXELS, MODEL, PIXEL_FORMAT, PRECISION,
                       VIDEO_CODEC, VIDEO_QUALITY, RestoreOptions, restore_option_list)
-from .video import VIDEO_SUFFIXES, open_source
+from .video import VIDEO_SUFFIXES, WRITTEN_SUFFIXES, open_source
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2  # the command line's, and restore_files'
 IMAGE, VIDEO, ANIMATION, FRAMES = "image", "video", "animation", "frames"
 CLIPS = (VIDEO, ANIMATION, FRAMES)
 INPUT_SUFFIXES = IMAGE_SUFFIXES + VIDEO_SUFFIXES + ANIMATION_SUFFIXES  # found in folders
 # What each kind of input may be written as, when the output names one file.
-WRITABLE = {IMAGE: IMAGE_SUFFIXES, VIDEO: VIDEO_SUFFIXES,
-            ANIMATION: ANIMATION_SUFFIXES + VIDEO_SUFFIXES, FRAMES: VIDEO_SUFFIXES}
+WRITABLE = {IMAGE: IMAGE_SUFFIXES, VIDEO: WRITTEN_SUFFIXES,
+            ANIMATION: ANIMATION_SUFFIXES + WRITTEN_SUFFIXES, FRAMES: WRITTEN_SUFFIXES}
 
 
 log = logging.getLogger("gpen_ext")
@@ -93,16 +93,21 @@ class RestoreJob:
                 option.check(getattr(self, option.name))
         except ValueError as error:
             raise UsageError(str(error)) from None
+        ray_only = [name for name in ("ray_workers", "ray_gpus_per_worker",
+                                      "ray_threads_per_worker", "manifest")
+                    if getattr(self, name) is not None]
         problems = [
             (self.device not in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
             (not _positive(self.fps), "fps must be a positive number"),
-            (not _count(self.ray_workers), "ray_workers must be a whole number from 1"),
-            (not _count(self.ray_threads_per_worker),
-             "ray_threads_per_worker must be a whole number from 1"),
+            (not _count(self.ray_workers, 100_000),
+             "ray_workers must be a whole number from 1 to 100000"),
+            (not _count(self.ray_threads_per_worker, 4096),
+             "ray_threads_per_worker must be a whole number from 1 to 4096"),
             (self.ray_gpus_per_worker is not None and not _positive(self.ray_gpus_per_worker),
              "ray_gpus_per_worker must be a positive number"),
             (self.aligned and self.ray is not None,
-             "--ray takes whole photos and clips, not --aligned crops")]
+             "--ray takes whole photos and clips, not --aligned crops"),
+            (ray_only and self.ray is None, f"{', '.join(ray_only)}: for a run on Ray (--ray)")]
         for failed, message in problems:
             if failed:
                 raise UsageError(message)
@@ -148,13 +153,14 @@ class RestoreJob:
 
 
 def _positive(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
-        math.isfinite(value) and value > 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return value > 0 and (isinstance(value, int) or math.isfinite(value))
 
 
-def _count(value):
+def _count(value, most):
     return value is None or (isinstance(value, int) and not isinstance(value, bool) and
-                             value >= 1)
+                             1 <= value <= most)
 
 
 def input_kind(path, job):
@@ -230,10 +236,11 @@ def _target(output, single_file, relative, kind, codec):
                              f".webp, .bmp or .tif, or give a folder")
         if suffix not in WRITABLE[kind]:
             what = {VIDEO: "a video", ANIMATION: "an animation", FRAMES: "a folder of frames"}
-            raise UsageError(f"cannot write {what[kind]} as {suffix}: name the output "
+            why = " (its frames' timing would not survive)" if suffix in VIDEO_SUFFIXES else ""
+            raise UsageError(f"cannot write {what[kind]} as {suffix}{why}: name the output "
                              f"{', '.join(WRITABLE[kind][:4])}, ... or give a folder")
     target = output if single_file else output / (
-        writable_name(relative) if kind == IMAGE else relative)
+        writable_name(relative) if kind == IMAGE else writable_clip_name(relative, kind))
     if kind in CLIPS and codec == "png" and target.suffix.lower() in VIDEO_SUFFIXES:
         target = target.with_suffix("")  # a PNG sequence: a folder of frames
     return target
@@ -258,6 +265,14 @@ def _refuse_clashes(tasks, job, finished):
 def writable_name(relative):
     """The output name for an input: its own, or as PNG where its type cannot be written."""
     return relative if relative.suffix.lower() in IMAGE_SUFFIXES else relative.with_suffix(".png")
+
+
+def writable_clip_name(relative, kind):
+    """A clip's output name in a folder: its own, or as Matroska (which holds any codec and
+    stream) where its container is read but not written."""
+    if kind == FRAMES or relative.suffix.lower() in WRITABLE[kind]:
+        return relative
+    return relative.with_suffix(".mkv")
 
 
 def read_landmarks(path, most=None):

@@ -85,13 +85,14 @@ class Option:
     def _number(self, value):
         integer = self.kind == INTEGER
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-                not math.isfinite(value) or (integer and value != int(value)):
+                (integer and not _whole(value)) or \
+                (not isinstance(value, numbers.Integral) and not math.isfinite(value)):
             raise ValueError(f"{self.name} must be {'an integer' if integer else 'a number'}"
-                             f", got {value!r}")
-        value = self.type(value)
-        if not self.minimum <= value <= self.maximum:
-            raise ValueError(f"{self.name} must be in [{self.minimum}, {self.maximum}], got {value}")
-        return value
+                             f", got {_shown(value)}")
+        if not self.minimum <= value <= self.maximum:  # exact: no float holds some integers
+            raise ValueError(f"{self.name} must be in [{self.minimum}, {self.maximum}], got "
+                             f"{_shown(value)}")
+        return self.type(value)
 
     def _flag(self, value):
         if not isinstance(value, (bool, np.bool_)):
@@ -125,6 +126,17 @@ class Option:
         if names and not items:
             raise ValueError(f"{self.name} needs at least one of {', '.join(self.choices)}")
         return tuple(dict.fromkeys(item if names else int(item) for item in items))
+
+
+def _whole(value):
+    """Whether a number is a whole one (an integer of any size, or a float without fraction)."""
+    return isinstance(value, numbers.Integral) or (math.isfinite(value) and value == int(value))
+
+
+def _shown(value, most=40):
+    """A value as an error message shows it: numbers of hundreds of digits cut short."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[:12]}...({len(text)} digits)"
 
 
 def _option(kind, default, label, help, **details):
@@ -181,11 +193,12 @@ class RestoreOptions:
         "GPU with enough memory; memory grows with it", minimum=1, maximum=64, step=1,
         aligned=True, advanced=True)
     temporal_smoothing: int = _option(
-        INTEGER, 4, "temporal smoothing", "Steadies faces across a video's frames: each face is "
-        "followed from frame to frame and its landmarks fitted over this many frames before "
-        "and after, so a still face stays still and a moving one is followed without lag; "
-        "0 = every frame on its own. Frames of unrelated pictures are told apart by how they "
-        "look", minimum=0, maximum=30, step=1, advanced=True, frames_only=True)
+        INTEGER, 15, "temporal smoothing", "Steadies faces across a video's frames: how each "
+        "face moves is measured from its pixels, and the detector's points of this many frames "
+        "before and after are combined where the face is still, so a still face stays still "
+        "and a moving one is followed exactly; 0 = every frame on its own. Frames of unrelated "
+        "pictures are told apart by how they look", minimum=0, maximum=30, step=1,
+        advanced=True, frames_only=True)
     detection_max_side: int = 1280  # detection runs on a copy no larger than this
     keep_crops: bool = True         # put aligned/restored crops and masks in the face records
     keep_paste_mask: bool = False   # give the result an image-sized mask of what was pasted

@@ -104,8 +104,9 @@ def restore_clip_file(restorer, task, job, landmarks, progress):
         raise ClipError(f"{source.stopped}; the {frames} frame(s) before it were restored "
                         f"into {task.target}")
     if source.info.frames and frames < source.info.frames:
-        log.warning("%s: the file ends after %d of the %d frames it declares; all were "
-                    "restored", task.source, frames, source.info.frames)
+        raise ClipError(f"the file ends after frame {frames} of the {source.info.frames} it "
+                        f"declares (cut short?); the {frames} frame(s) there were restored "
+                        f"into {task.target}")
     return faces
 
 

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts",
                   ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv")
+# Containers a clip is written to with every frame's time and order kept; the others (AVI's
+# frame counting, MPEG programme streams, ASF, Ogg) read, but never written
+WRITTEN_SUFFIXES = (".mp4", ".mkv", ".mov", ".webm", ".m4v", ".ts", ".mts", ".m2ts", ".flv",
+                    ".3gp")
 FULL_CHROMA = {"yuv420p": "yuv444p", "yuv422p": "yuv444p", "yuv420p10le": "yuv444p10le",
                "yuv422p10le": "yuv444p10le", "yuvj420p": "yuvj444p", "yuvj422p": "yuvj444p"}
 DECODED_AHEAD = 8  # frames decoded ahead of the pipeline
@@ -109,12 +113,25 @@ class VideoSource(ClipSource):
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         bits = max(component.bits for component in frame.format.components)
         return ClipInfo(
-            context.width, context.height, stream.frames, Fraction(rate),
+            context.width, context.height, self._declared_frames(Fraction(rate)), Fraction(rate),
             Fraction(stream.time_base), int(frame.rotation or 0) % 360,
             None if matrix is None else list(np.frombuffer(bytes(matrix), "<i4")),
             stream.sample_aspect_ratio, frame.format.name, bits > 8,
             {name: getattr(frame, name) for name in
              ("colorspace", "color_range", "color_primaries", "color_trc")})
+
+    def _declared_frames(self, rate):
+        """The frames the file says it holds: counted by its container, else the video's
+        duration at its rate, less one for rounding (Matroska, WebM and MPEG-TS count none;
+        Matroska keeps each track's duration as a tag); 0 where it says neither."""
+        stream = self.video
+        if stream.frames:
+            return stream.frames
+        seconds = stream.duration * stream.time_base if stream.duration else \
+            _seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
+        if seconds is None and self.container.duration and not self.other_streams:
+            seconds = Fraction(self.container.duration, 1_000_000)
+        return max(0, round(seconds * rate) - 1) if seconds else 0
 
     def frames(self, copy):
         """ClipFrames in order; packets of the other streams go to `copy` as they come. A
@@ -189,6 +206,15 @@ class VideoSource(ClipSource):
         self.container.close()
 
 
+def _seconds(text):
+    """Seconds of a duration written as "HH:MM:SS.fraction" (Matroska's tags), or None."""
+    try:
+        hours, minutes, seconds = str(text).split(":")
+        return Fraction(int(hours) * 3600 + int(minutes) * 60) + Fraction(seconds)
+    except (ValueError, TypeError):
+        return None
+
+
 def upright(pixels, rotation):
     """Stored pixels turned as a player shows them (rotation: degrees counter-clockwise)."""
     return np.ascontiguousarray(np.rot90(pixels, rotation // 90)) if rotation else pixels
@@ -207,9 +233,11 @@ class VideoSink(ClipSink):
                  quality=VIDEO_QUALITY.default, pixel_format="auto"):
         av = _av()
         self.path, self.info = Path(path), info
-        codec = codec_for(self.path, codec)
-        encoder = ENCODERS[codec]
-        self.pixel_format = _pixel_format(encoder, info, pixel_format, codec)
+        chosen = codec_for(self.path, codec, info.deep)
+        encoder = ENCODERS[chosen]
+        self.pixel_format = _pixel_format(encoder, info, pixel_format, chosen,
+                                          deep_kept=codec != "auto" or chosen != "h264")
+        codec = chosen
         self.file = AtomicFile(self.path)
         try:
             self.container = av.open(str(self.file.temporary), "w")
@@ -238,6 +266,8 @@ class VideoSink(ClipSink):
         for name, value in info.colour.items():
             if value is not None:
                 setattr(stream.codec_context, name, value)
+        if encoder.ffmpeg == "libx265" and self.path.suffix.lower() in (".mp4", ".m4v", ".mov"):
+            stream.codec_tag = "hvc1"  # as Apple's players and browsers look for it
         options = dict(encoder.options)
         if encoder.max_crf:
             if quality > encoder.max_crf:
@@ -304,14 +334,22 @@ class VideoSink(ClipSink):
         self.file.discard()
 
 
-def codec_for(path, codec):
-    """The codec `auto` means for a file: h264, or vp9 in WebM, which takes no h264."""
+# containers that hold H.265, which players decode at 10 bits (H.264 at 10 bits many cannot)
+HEVC_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".ts", ".mts", ".m2ts")
+
+
+def codec_for(path, codec, deep=False):
+    """The codec `auto` means for a file: h264, which plays everywhere; vp9 in WebM, which
+    takes no h264; h265 for a clip of more than 8 bits where the container takes it."""
     if codec != "auto":
         return codec
-    return "vp9" if Path(path).suffix.lower() == ".webm" else "h264"
+    suffix = Path(path).suffix.lower()
+    if suffix == ".webm":
+        return "vp9"
+    return "h265" if deep and suffix in HEVC_SUFFIXES else "h264"
 
 
-def _pixel_format(encoder, info, asked, codec):
+def _pixel_format(encoder, info, asked, codec, deep_kept=True):
     """The pixel format to encode in: the one asked for, else the source's where the encoder
     takes it, else the encoder's usual one (at 10 bits for a deep source where it has one);
     full chroma where sides are odd and the encoder needs them even for subsampled chroma."""
@@ -335,11 +373,22 @@ def _pixel_format(encoder, info, asked, codec):
     deep = usual.replace("p", "p10le", 1) if info.deep and usual.startswith("yuv") else usual
     chosen = info.pixel_format if info.pixel_format in supported else \
         deep if deep in supported else usual
+    if info.deep and (not deep_kept or _bits(chosen) <= 8):
+        chosen = usual
+        log.warning("the input has more than 8 bits a sample; %s is written at 8 (%s)", codec,
+                    "the encoder here takes no more" if deep_kept else
+                    "10-bit H.264 many players cannot play: --video-codec h265, or .mkv, keeps "
+                    "the depth")
     if odd and encoder.even_sides and chosen in FULL_CHROMA:
         log.info("%dx%d has an odd side: written in %s (full colour resolution), which %s "
                  "needs for odd sides", info.width, info.height, FULL_CHROMA[chosen], codec)
         chosen = FULL_CHROMA[chosen]
     return chosen
+
+
+def _bits(pixel_format):
+    return 16 if "16" in pixel_format else 12 if "12" in pixel_format else \
+        10 if "10" in pixel_format else 8
 
 
 def _reason(error):

@@ -323,3 +323,21 @@ def test_grey_with_alpha_and_float64_files_keep_their_kind(workspace, tmp_path):
         assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "out_ga.png").mode == "LA"
     assert tifffile.imread(tmp_path / "out_deep.tif").dtype == np.float64
+
+
+@pytest.mark.parametrize("flag", ["--min-face-size", "--max-faces", "--batch-size",
+                                  "--faces-per-image", "--video-quality", "--ray-workers"])
+def test_absurd_numbers_are_usage_errors_not_tracebacks(workspace, tmp_path, flag):
+    result = run_cli("restore", workspace / "photos" / "webui.png", "-o", tmp_path / "o.png",
+                     "--model", workspace / "tiny.pth", flag, "9" * 400)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert flag.lstrip("-").replace("-", "_") in result.stderr and not (tmp_path / "o.png").exists()
+
+
+def test_absurd_numbers_from_python_are_usage_errors(workspace, tmp_path):
+    from gpen_ext import UsageError, restore_files
+    for flags in ({"min_face_size": 10 ** 400}, {"faces_per_image": 10 ** 400},
+                  {"video_quality": -10 ** 400}):
+        with pytest.raises(UsageError, match="must be in"):
+            restore_files([workspace / "photos" / "webui.png"], tmp_path / "o.png",
+                          model=workspace / "tiny.pth", **flags)

@@ -111,3 +111,12 @@ def test_where_an_option_applies_is_described_with_it():
     changed = RestoreOptions(face_regions=("skin",))
     assert [option.name for option in changed.unused_with_box_mask()] == ["face_regions"]
     assert RestoreOptions().unused_with_box_mask() == []
+
+
+@pytest.mark.parametrize("name", ["min_face_size", "max_faces", "batch_size",
+                                  "temporal_smoothing", "weight"])
+def test_a_number_no_float_holds_is_refused_as_out_of_range(name):
+    """An integer of 400 digits is no overflow inside the check: it is out of range."""
+    for value in (10 ** 400, -10 ** 400):
+        with pytest.raises(ValueError, match=rf"{name} must be in .*digits\)"):
+            RestoreOptions(**{name: value})

@@ -287,6 +287,8 @@ def test_restore_route_with_supplied_landmarks(client, astronaut, astronaut_land
     ({"image": "not base64!"}, "not valid base64"),
     ({"image": base64.b64encode(b"no image").decode()}, "not an image"),
     ({"image": "", "weight": 3}, "weight"),
+    ({"image": "", "max_faces": 10 ** 400}, "max_faces must be in"),  # no float holds it
+    ({"image": "", "min_face_size": -10 ** 400}, "min_face_size must be in"),
     ({"image": "", "mask": "oval"}, "mask"),
     ({"image": "IMAGE", "model": "../../etc/passwd"}, "unknown model"),
     ({"image": "IMAGE", "landmarks": [[[1, 2]]]}, "five"),
