@@ -150,7 +150,9 @@ class AnimationSink(ClipSink):
 
 
 class FolderSource(ClipSource):
-    """A folder of frames (images, in name order) as a clip at `rate` frames a second."""
+    """A folder of frames (images, in name order) as a clip at `rate` frames a second.
+    `other_size`: the first frame whose size differs from the first frame's, as (name, (width,
+    height)), told from the files' headers before any frame is restored; None if none."""
 
     def __init__(self, folder, rate, max_megapixels):
         self.files, self.max_megapixels = frame_files(folder), max_megapixels
@@ -159,6 +161,9 @@ class FolderSource(ClipSource):
         first = read_image(self.files[0], max_megapixels).pixels
         self.info = ClipInfo(first.shape[1], first.shape[0], len(self.files), Fraction(rate),
                              1 / Fraction(rate))
+        sizes = ((path.name, upright_size(path)) for path in self.files[1:])
+        self.other_size = next(((name, size) for name, size in sizes if size not in
+                                (None, (self.info.width, self.info.height))), None)
 
     def frames(self, copy=None):
         for index, path in enumerate(self.files):
@@ -183,6 +188,17 @@ class FolderSink(ClipSink):
 
     def abort(self, keep_partial):
         return self.folder if keep_partial and self.written else None
+
+
+def upright_size(path):
+    """(width, height) of an image file as it is shown (its EXIF orientation applied), from its
+    header."""
+    try:
+        with Image.open(path) as image:
+            turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+            return image.size[::-1] if turned else image.size
+    except Exception:  # noqa: BLE001 (told when the frame is read)
+        return None
 
 
 def frame_files(folder):

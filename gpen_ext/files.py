@@ -9,6 +9,7 @@ Metadata that cannot be carried over is dropped with a warning; the pixels never
 
 import contextlib
 import functools
+import glob
 import io
 import logging
 import os
@@ -261,7 +262,7 @@ class AtomicFile:
                                                  prefix=f".{self.path.stem}.",
                                                  suffix=f".part{self.path.suffix}")
         except OSError as error:
-            raise ImageFileError(f"cannot write {self.path}: {error.strerror or error}") \
+            raise ImageFileError(f"cannot write {self.path}: {_why_not(self.path, error)}") \
                 from None
         os.close(handle)
         self.temporary = Path(temporary)
@@ -277,6 +278,21 @@ class AtomicFile:
 
     def discard(self):
         self.temporary.unlink(missing_ok=True)
+
+
+def _why_not(path, error):
+    """Why a file's folder could not be made or written into, in the user's terms."""
+    blocker = next((folder for folder in path.parents if folder.is_file()), None)
+    if blocker is not None:  # mkdir says only "File exists" or "Not a directory"
+        return f"{blocker} is a file, not a folder"
+    return error.strerror or str(error)
+
+
+def leftover_temporaries(path):
+    """The temporary files an AtomicFile for `path` may have left behind when its process
+    was killed (nothing else names its files so)."""
+    path = Path(path)
+    return list(path.parent.glob(f".{glob.escape(path.stem)}.*.part{glob.escape(path.suffix)}"))
 
 
 def _umask():

@@ -318,6 +318,21 @@ def read_clip_landmarks(path, frames, most=None):
         raise UsageError(f"{path}: a frame's faces: {error}") from None
 
 
+def _refuse_frames_of_two_sizes(task, job):
+    """A folder of frames written as a video must have one size; as a folder, each keeps its
+    own."""
+    try:
+        source = open_source(task.source, FRAMES, job.max_megapixels, job.fps)
+    except ClipError as error:
+        raise UsageError(str(error)) from None
+    source.close()
+    if source.other_size:
+        name, (width, height) = source.other_size
+        raise UsageError(f"{task.source}: frame {name} is {width}x{height}, the first frame "
+                         f"{source.info.width}x{source.info.height}; a video's frames are all "
+                         f"one size: write them to a folder of frames, or resize them first")
+
+
 def faces_given(landmarks):
     """Whether landmarks (read_landmarks) give any face at all: none means no face model is
     needed."""
@@ -341,6 +356,9 @@ def check_tasks(tasks, landmarks, job):
         if source.info.frames > len(landmarks):
             raise UsageError(f"the landmarks file has {len(landmarks)} frame(s); "
                              f"{clips[0].source} has {source.info.frames}")
+    for task in clips:
+        if task.kind == FRAMES and task.target.suffix.lower() in WRITABLE[FRAMES]:
+            _refuse_frames_of_two_sizes(task, job)
     if clips and (job.save_faces or job.comparison):
         log.warning("--save-faces and --comparison are for images; clips are written as they "
                     "are restored")

@@ -25,7 +25,7 @@ from pathlib import Path
 from .checkpoints import CheckpointError
 from .download import DownloadError
 from .face_models import FaceModelError
-from .files import decode_image, write_file
+from .files import decode_image, leftover_temporaries, write_file
 from .jobs import (EXIT_OK, EXIT_SOME_FAILED, IMAGE, INPUT_SUFFIXES, Task, UsageError,
                    faces_given)
 from .restorers import fetch_models
@@ -112,7 +112,10 @@ class Manifest:
 
 
 def manifest_of(job):
-    return Manifest(job.manifest or Path(job.output) / MANIFEST)
+    path = Path(job.manifest or Path(job.output) / MANIFEST)
+    if path.is_dir():
+        raise UsageError(f"--manifest {path} is a folder: name a file, e.g. {path / MANIFEST}")
+    return Manifest(path)
 
 
 def finished_inputs(job):
@@ -204,6 +207,10 @@ def run(tasks, job, landmarks):
             report.done(outcome["faces"])
         progress.file_done(failures=len(report.failed))
     progress.close()
+    for task in todo:  # what an attempt killed part way through a clip left behind
+        if task.kind != IMAGE:
+            for leftover in leftover_temporaries(task.target):
+                leftover.unlink(missing_ok=True)
     print(report.summary(), file=sys.stderr)
     return EXIT_SOME_FAILED if report.failed else EXIT_OK
 

@@ -142,7 +142,8 @@ class FaceTracker:
         pixels (motion.grey_frame; None: no motion measured); returns the TrackedFrames now
         complete."""
         index, self.count = self.count, self.count + 1
-        new_shot = self._cut(signature)
+        new_shot = self._cut(signature) or (grey is not None and self.grey is not None and
+                                            grey.shape != self.grey.shape)  # a new size
         if new_shot:
             self.tracks, self.next_number = [], 0
         previous, self.grey = self.grey, grey if self.radius else None

@@ -135,7 +135,9 @@ def test_unwritable_output_leaves_nothing_behind(workspace):
     result = run_cli("restore", workspace / "photos" / "webui.png", "-o", blocker / "out",
                      "--model", workspace / "tiny.pth", "--landmarks", workspace / "faces.json",
                      "--mask", "box")
-    assert result.returncode == 1 and "cannot write" in result.stderr
+    assert result.returncode == 1
+    assert f"cannot write {blocker / 'out' / 'webui.png'}: {blocker} is a file, not a folder" \
+        in result.stderr
     assert blocker.read_text() == "a file where a folder should be"
 
 
@@ -341,3 +343,15 @@ def test_absurd_numbers_from_python_are_usage_errors(workspace, tmp_path):
         with pytest.raises(UsageError, match="must be in"):
             restore_files([workspace / "photos" / "webui.png"], tmp_path / "o.png",
                           model=workspace / "tiny.pth", **flags)
+
+
+def test_a_ray_manifest_that_is_a_folder_is_refused_before_any_work(workspace, tmp_path,
+                                                                   face_weights):
+    (tmp_path / "taken").mkdir()
+    code = cli.main(["restore", str(workspace / "photos"), "-o", str(tmp_path / "out"),
+                     "--model", str(workspace / "tiny.pth"), "--models-dir",
+                     str(face_weights), "--no-download", "--landmarks",
+                     str(workspace / "faces.json"), "--ray", "local", "--manifest",
+                     str(tmp_path / "taken")])
+    assert code == cli.EXIT_USAGE
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["taken"]

@@ -97,6 +97,7 @@ def test_a_folder_on_ray_is_restored_as_the_command_line_restores_it(archive, pl
     assert set(failed) == {"broken.jpg", "moving.gif"} and "frames" in failed["moving.gif"]
     assert all(row["faces"] == 1 and row["seconds"] > 0 for row in rows if not row["error"])
     assert "broken.jpg: " in stderr and "2 failed:" in stderr
+    assert "8 file(s) restored on Ray, 8 face(s)" in stderr  # the failures not among them
 
 
 def test_a_stopped_run_resumes_with_only_what_is_missing(archive, tmp_path):
@@ -121,23 +122,31 @@ def test_a_stopped_run_resumes_with_only_what_is_missing(archive, tmp_path):
     assert len(done) == len(set(done)) == 8  # every photo exactly once
 
 
-def test_a_killed_worker_loses_nothing_and_writes_nothing_twice(archive, plain, tmp_path):
-    """A worker dies in the middle of a file (tests/ray_stall holds its first attempt at
-    photo3.png until it is killed): the file is restored once, by another, and nothing is
-    left of the attempt."""
-    output, marker = tmp_path / "out", tmp_path / "stalled.pid"
+def run_killing_a_worker(arguments, name, marker):
+    """Run `arguments` on Ray, killing the worker whose first attempt at the file `name` is
+    part way (tests/ray_stall); (the killed worker's pid, the run's stderr)."""
     stall = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "ray_stall"), str(ROOT)]),
-             "GPEN_TEST_STALL_ON": "photo3.png", "GPEN_TEST_STALL_MARKER": str(marker)}
-    process = subprocess.Popen(command(archive, output, *ON_RAY), cwd=ROOT, text=True,
-                               stderr=subprocess.PIPE, env={**os.environ, **stall})
+             "GPEN_TEST_STALL_ON": name, "GPEN_TEST_STALL_MARKER": str(marker)}
+    process = subprocess.Popen(arguments, cwd=ROOT, text=True, stderr=subprocess.PIPE,
+                               env={**os.environ, **stall})
     deadline, killed = time.monotonic() + 300, None
     while time.monotonic() < deadline and process.poll() is None and killed is None:
         if marker.is_file() and marker.read_text():
             killed = int(marker.read_text())
-            os.kill(killed, signal.SIGKILL)  # the worker dies with photo3.png half done
+            os.kill(killed, signal.SIGKILL)  # the worker dies with the file half done
         time.sleep(0.1)
     _, errors = process.communicate(timeout=600)
     assert killed, errors
+    return killed, errors
+
+
+def test_a_killed_worker_loses_nothing_and_writes_nothing_twice(archive, plain, tmp_path):
+    """A worker dies in the middle of a file (tests/ray_stall holds its first attempt at
+    photo3.png until it is killed): the file is restored once, by another, and nothing is
+    left of the attempt."""
+    output = tmp_path / "out"
+    killed, errors = run_killing_a_worker(command(archive, output, *ON_RAY), "photo3.png",
+                                          tmp_path / "stalled.pid")
     rows = manifest(output)
     inputs = [row["input"] for row in rows]
     assert len(inputs) == len(set(inputs)) == 10, errors  # every file once: none lost
@@ -153,7 +162,8 @@ def test_a_killed_worker_loses_nothing_and_writes_nothing_twice(archive, plain, 
 def test_a_clip_on_ray_is_restored_as_the_command_line_restores_it(archive, tmp_path,
                                                                    astronaut):
     """A clip is one task, streamed into its target by its worker: the same frames, audio
-    and pixels as without Ray, and nothing hidden left beside it."""
+    and pixels as without Ray, also when a worker was killed half way through it, and
+    nothing hidden left beside it."""
     from helpers import clip_frames, write_clip
     clips = tmp_path / "clips"
     clips.mkdir()
@@ -161,18 +171,26 @@ def test_a_clip_on_ray_is_restored_as_the_command_line_restores_it(archive, tmp_
               for index in range(6)]
     write_clip(clips / "take.mp4", frames, rate=12, audio_seconds=0.5)
     outputs = {}
-    for name, extra in (("plain", ()), ("ray", ON_RAY)):
-        result = subprocess.run(
-            [sys.executable, "-m", "gpen_ext", "restore", str(clips), "-o",
-             str(tmp_path / name), "--model", str(archive / "tiny.pth"), "--models-dir",
-             str(archive), "--landmarks", str(archive / "faces.json"), "--no-download",
-             "--mask", "box", *extra], cwd=ROOT, capture_output=True, text=True, timeout=600,
-            env={**os.environ, "PYTHONPATH": str(ROOT)})
-        assert result.returncode == 0, result.stderr
+    for name, extra in (("plain", ()), ("ray", ON_RAY), ("killed", ON_RAY)):
+        arguments = clip_command(archive, clips, tmp_path / name, *extra)
+        if name == "killed":  # a worker killed with the clip half written, then retried
+            run_killing_a_worker(arguments, "take.mp4", tmp_path / "stalled.pid")
+        else:
+            result = subprocess.run(arguments, cwd=ROOT, capture_output=True, text=True,
+                                    timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+            assert result.returncode == 0, result.stderr
         outputs[name] = clip_frames(tmp_path / name / "take.mp4")
-    (plain, plain_audio), (ray, ray_audio) = outputs["plain"], outputs["ray"]
-    assert len(ray) == len(plain) == 6 and ray_audio == plain_audio > 0
-    assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(ray, plain))
-    assert not np.array_equal(ray[0], frames[0])  # restored, not copied
-    assert [path.name for path in (tmp_path / "ray").iterdir()
-            if path.name.startswith(".")] == []
+    plain, plain_audio = outputs.pop("plain")
+    for ray, ray_audio in outputs.values():
+        assert len(ray) == len(plain) == 6 and ray_audio == plain_audio > 0
+        assert all(np.abs(a.astype(int) - b).max() <= 1 for a, b in zip(ray, plain))
+    assert not np.array_equal(outputs["ray"][0][0], frames[0])  # restored, not copied
+    for name in outputs:  # nothing hidden left beside it, not even by the killed attempt
+        assert [path.name for path in (tmp_path / name).iterdir()
+                if path.name.startswith(".")] == []
+
+
+def clip_command(archive, clips, output, *extra):
+    return [sys.executable, "-m", "gpen_ext", "restore", str(clips), "-o", str(output),
+            "--model", str(archive / "tiny.pth"), "--models-dir", str(archive), "--landmarks",
+            str(archive / "faces.json"), "--no-download", "--mask", "box", *extra]

@@ -125,3 +125,19 @@ def test_a_line_needs_three_frames_apart(offsets):
     values = np.arange(len(offsets), dtype=float)[:, None] + 5
     fitted = line_fit(np.array(offsets), values, np.ones(len(offsets)))
     assert fitted == pytest.approx(values.mean(axis=0))
+
+
+def test_a_frame_of_another_size_starts_a_new_shot():
+    """A folder of frames may change size part way; the motion measured across sizes would
+    be meaningless, so a new size is a new shot."""
+    from gpen_ext.motion import grey_frame
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 255, (240, 320, 3)).astype(np.uint8)
+    large = np.pad(small, ((0, 0), (0, 40), (0, 0)))
+    signature = np.zeros((16, 16), np.float32)
+    tracker = FaceTracker(4)
+    out = []
+    for pixels, x in ((small, 150), (small, 151), (large, 150), (large, 151)):
+        out += tracker.add([face_at(x, 120)], signature, grey_frame(pixels))
+    out += tracker.finish()
+    assert [frame.new_shot for frame in out] == [True, False, True, False]

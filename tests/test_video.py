@@ -11,6 +11,7 @@ import sys
 import threading
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 
@@ -424,3 +425,26 @@ def test_faces_in_a_clip_are_found_by_the_detector_and_steadied(tmp_path, face_w
                              detection_threshold=0.5, max_faces=2)
     frames, faces = restore_clip(restorer, source, sink, options)
     assert frames == 8 and faces == 16 and sum(network.batches) == 16
+
+
+def test_a_sequence_with_a_frame_of_another_size_is_refused_as_a_video(tmp_path, capsys):
+    """Written as a video, every frame would be stretched to the first one's size: refused
+    before any work, naming the frame; written as a folder, each frame keeps its own size."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index, (width, height) in enumerate([(80, 64), (80, 64), (96, 64), (80, 64)]):
+        cv2.imwrite(str(frames / f"f{index}.png"), np.full((height, width, 3), 90, np.uint8))
+    common = ["--sequence", "--model", "GPEN-BFR-256", "--no-download", "--landmarks"]
+    landmarks = tmp_path / "faces.json"
+    landmarks.write_text(json.dumps({"frames": [[face_in(80, 64)]] * 4}))
+    code = cli.main(["restore", str(frames), "-o", str(tmp_path / "out.mp4"), *common,
+                     str(landmarks)])
+    assert code == cli.EXIT_USAGE
+    assert "frame f2.png is 96x64, the first frame 80x64" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["faces.json", "frames"]
+    source = open_source(frames, "frames", 150)
+    restore_clip(restorer(), source, open_sink(tmp_path / "restored", source),
+                 RestoreOptions(mask="box"), iter([[face_in(80, 64)]] * 4))
+    sizes = [cv2.imread(str(tmp_path / "restored" / f"f{index}.png")).shape[:2]
+             for index in range(4)]
+    assert sizes == [(64, 80), (64, 80), (64, 96), (64, 80)]
