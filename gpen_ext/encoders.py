@@ -1,8 +1,10 @@
 """The encoders a restored clip can be written with, in one table: the video codec option takes
-its choices and its quality ceiling from here (options.py), the writer its encoders (video.py).
+its choices and its quality ceiling from here (options.py), the writer its encoders and what
+`auto` means for a file (video.py).
 """
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -37,3 +39,18 @@ def crf_ceilings():
             by_ceiling.setdefault(encoder.max_crf, []).append(name)
     return ", ".join(f"{' and '.join(names)} up to {ceiling}"
                      for ceiling, names in sorted(by_ceiling.items()))
+
+
+# containers that hold H.265, which players decode at 10 bits (H.264 at 10 bits many cannot)
+HEVC_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".ts", ".mts", ".m2ts")
+
+
+def codec_for(path, codec, deep=False):
+    """The codec `auto` means for a file: h264, which plays everywhere; vp9 in WebM, which
+    takes no h264; h265 for a clip of more than 8 bits where the container takes it."""
+    if codec != "auto":
+        return codec
+    suffix = Path(path).suffix.lower()
+    if suffix == ".webm":
+        return "vp9"
+    return "h265" if deep and suffix in HEVC_SUFFIXES else "h264"

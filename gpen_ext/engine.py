@@ -4,11 +4,12 @@
 
 import sys
 
-from . import ray_jobs
 from .jobs import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, IMAGE, RestoreJob, UsageError,
                    check_tasks, plan, read_landmarks)
+from .ray_jobs import expand_remote, finished_inputs, run as run_on_ray
 from .tasks import (Progress, Report, failure, open_restorer, restore_clip_file,
                     restore_image_file)
+
 
 def restore_files(inputs, output, options=None, **flags):
     """The command line's restore from Python: `inputs` (files, folders, globs; URIs on Ray)
@@ -25,9 +26,9 @@ def run(job):
     before any model is loaded or downloaded."""
     landmarks = read_landmarks(job.landmarks, job.faces_per_image) if job.landmarks else None
     if job.ray is not None:
-        tasks = plan(job, ray_jobs.expand_remote, ray_jobs.finished_inputs(job))
+        tasks = plan(job, expand_remote, finished_inputs(job))
         check_tasks(tasks, landmarks, job)
-        return ray_jobs.run(tasks, job, landmarks)
+        return run_on_ray(tasks, job, landmarks)
     tasks = plan(job)
     check_tasks(tasks, landmarks, job)
     restorer = open_restorer(job, landmarks)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .clips import (ANIMATION_SUFFIXES, AnimationSink, AnimationSource, ClipError, ClipFrame,
                     ClipInfo, ClipSink, ClipSource, FolderSink, FolderSource)
-from .encoders import ENCODERS
+from .encoders import ENCODERS, codec_for
 from .files import AtomicFile, ImageFileError, check_pixels
 from .options import VIDEO_CODEC, VIDEO_QUALITY
 
@@ -134,64 +134,28 @@ class VideoSource(ClipSource):
         return max(0, round(seconds * rate) - 1) if seconds else 0
 
     def frames(self, copy):
-        """ClipFrames in order; packets of the other streams go to `copy` as they come. A
+        """ClipFrames in order; packets of the other streams go to `copy` as they come."""
+        for kind, item in _read_ahead(self._decoded(), DECODED_AHEAD):
+            if kind == "packet":
+                copy(item)
+            else:
+                yield item
+
+    def _decoded(self):
+        """("packet", packet) of the other streams and ("frame", ClipFrame) in file order; a
         decoding error ends the clip early, noted in `stopped`."""
-        ahead = queue.Queue(maxsize=DECODED_AHEAD)
-        done = threading.Event()
-        worker = threading.Thread(target=self._decode, args=(ahead, done), daemon=True)
-        worker.start()
-        try:
-            while True:
-                kind, item = ahead.get()
-                if kind == "end":
-                    return
-                if kind == "packet":
-                    copy(item)
-                else:
-                    yield item
-        finally:
-            done.set()
-            while worker.is_alive():  # let a blocked put() see `done`
-                try:
-                    ahead.get_nowait()
-                except queue.Empty:
-                    worker.join(0.05)
-
-    def _decode(self, ahead, done):
         av = _av()
-
-        def put(kind, item):
-            while not done.is_set():
-                try:
-                    ahead.put((kind, item), timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
         try:
-            for packet in self.head:
-                if not put("packet", packet):
-                    return
-            batches = [self.first]
+            yield from (("packet", packet) for packet in self.head)
+            yield from (("frame", self._frame(frame)) for frame in self.first)
             for packet in self.packets:
                 if packet.stream is not self.video:
-                    if not put("packet", packet):
-                        return
+                    yield "packet", packet
                     continue
-                batches.append(packet.decode())
-                for frames in batches:
-                    for frame in frames:
-                        if not put("frame", self._frame(frame)):
-                            return
-                batches = []
-            for frames in batches:
-                for frame in frames:
-                    put("frame", self._frame(frame))
+                for frame in packet.decode():
+                    yield "frame", self._frame(frame)
         except (av.FFmpegError, ValueError) as error:
             self.stopped = f"decoding stopped after frame {self.decoded}: {_reason(error)}"
-        finally:
-            put("end", None)
 
     def _frame(self, frame):
         self.decoded += 1
@@ -204,6 +168,43 @@ class VideoSource(ClipSource):
 
     def close(self):
         self.container.close()
+
+
+def _read_ahead(items, most):
+    """`items` iterated in a thread of its own, at most `most` ahead of the reader: the next
+    frames decode while the faces of these are restored. The thread stops when the reader
+    does."""
+    ahead, done, end = queue.Queue(maxsize=most), threading.Event(), object()
+
+    def put(item):
+        while not done.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put(item):  # the reader stopped
+                    return
+        finally:
+            put(end)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while (item := ahead.get()) is not end:
+            yield item
+    finally:
+        done.set()
+        while worker.is_alive():  # let a blocked put() see `done`
+            try:
+                ahead.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)
 
 
 def _seconds(text):
@@ -332,21 +333,6 @@ class VideoSink(ClipSink):
         except Exception:  # noqa: BLE001 (closing what failed to open)
             pass
         self.file.discard()
-
-
-# containers that hold H.265, which players decode at 10 bits (H.264 at 10 bits many cannot)
-HEVC_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".ts", ".mts", ".m2ts")
-
-
-def codec_for(path, codec, deep=False):
-    """The codec `auto` means for a file: h264, which plays everywhere; vp9 in WebM, which
-    takes no h264; h265 for a clip of more than 8 bits where the container takes it."""
-    if codec != "auto":
-        return codec
-    suffix = Path(path).suffix.lower()
-    if suffix == ".webm":
-        return "vp9"
-    return "h265" if deep and suffix in HEVC_SUFFIXES else "h264"
 
 
 def _pixel_format(encoder, info, asked, codec, deep_kept=True):
