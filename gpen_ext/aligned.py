@@ -7,22 +7,30 @@ import numpy as np
 from .alignment import template_points
 from .images import merge_image, split_image, to_dtype, uint8_of
 from .results import FaceRecord, RestoreResult
+from .scheduling import FaceCount
 
 
 def restore_aligned_crops(restorer, images, options, any_float_range=False, progress=None):
     """RestoreResults for aligned face crops of any size, through `restorer` (a FaceRestorer)
-    `batch_size` at a time; `progress(done, total)` after each batch."""
+    a few at a time; `progress(FaceProgress)` after each step may stop the work, the crops
+    not restored then coming back as they were, marked `interrupted`."""
+    images = list(images)
     split = [split_image(image, any_float_range) for image in images]
     crops = np.stack([np.clip(resized(rgb, restorer.size) / layout.full_scale, 0, 1)
                       for rgb, layout in split])
-    restored = np.empty_like(crops)
-    for start in range(0, len(crops), options.batch_size):
-        part = slice(start, start + options.batch_size)
-        restored[part] = restorer.restore_crops(crops[part], options)
-        if progress is not None:
-            progress(min(start + options.batch_size, len(crops)), len(crops))
+    count = FaceCount(progress)
+    count.found(len(crops))
+    restored, step = [], restorer.runner.faces_per_step(min(len(crops), options.batch_size))
+    for start in range(0, len(crops), step):
+        if count.stopped:
+            break
+        restored.extend(restorer.restore_crops(crops[start:start + step], options))
+        for stage in ("network", "masks", "pasted"):  # no masks or pastes: at once
+            count.passed(stage, len(restored) - start)
     return [_result(rgb, layout, crop, after, options, restorer.size)
-            for (rgb, layout), crop, after in zip(split, crops, restored)]
+            for (rgb, layout), crop, after in zip(split, crops, restored)] + \
+        [RestoreResult(image.copy(), [], 1, interrupted=True, chosen=1)
+         for image in images[len(restored):]]
 
 
 def _result(rgb, layout, crop, restored, options, size):

@@ -18,7 +18,8 @@ from .inference import NetworkRunner
 from .landmarks import check_landmarks, face_from_landmarks
 from .options import RestoreOptions
 from .results import FaceRecord, RestoreResult  # noqa: F401 (part of the API)
-from .scheduling import FrameScheduler, RestorationInterrupted  # noqa: F401 (part of the API)
+from .scheduling import (FaceCount, FaceProgress,  # noqa: F401 (part of the API)
+                         FrameScheduler, RestorationInterrupted)
 
 class FaceRestorer:
     """The GPEN face pipeline around one loaded network.
@@ -93,18 +94,21 @@ class FaceRestorer:
         need are held (scheduling.py). With `temporal_smoothing`, faces are followed and
         steadied from frame to frame and stay chosen along their tracks (tracking.py).
         `landmarks`: None, or one list of faces per image. `tagged`: each item is (image,
-        tag), the tag handed back as the result's `tag`. `progress(done, total)`, after each
-        image's detection and each batch, may raise RestorationInterrupted to stop, keeping
-        what is restored (the other images come back as they were, marked `interrupted`)."""
+        tag), the tag handed back as the result's `tag`. `progress(FaceProgress)`, at each
+        stage (finding an image's faces, each face through the network, the masks, each
+        paste), may raise RestorationInterrupted to stop at the next stage, keeping the faces
+        restored (the others left as they were, their images marked `interrupted`)."""
         _check_options(options)
         schedule = FrameScheduler(options, progress)
         found = lambda image, given: self.find_faces(  # noqa: E731
             image.source, image.layout, options, given)
         for image in schedule.run(images, landmarks, any_float_range, tagged, found,
-                                  lambda batch: self.restore_batch(batch, options)):
+                                  lambda batch, count: self.restore_batch(batch, options,
+                                                                          count)):
             yield RestoreResult(image.merged(), image.records, len(image.faces),
                                 image.paste_mask, f"{self.device} ({self.precision})",
-                                image.skipped > 0 or image.unexamined, image.tag)
+                                image.skipped > 0 or image.unexamined, image.tag,
+                                len(image.chosen))
 
     def detect(self, image, options=RestoreOptions(), any_float_range=False):
         """The faces of an image, left to right: a face's number is its place here."""
@@ -123,22 +127,37 @@ class FaceRestorer:
                 preview, options.detection_threshold, options.detection_max_side)
         return left_to_right(faces)
 
-    def restore_batch(self, batch, options):
+    def restore_batch(self, batch, options, count=None):
         """Align, restore, mask and paste a batch of (PendingImage, tracking.TrackedFace),
-        each face from its image's source into its image's output, with its record."""
+        each face from its image's source into its image's output, with its record; `count`
+        (scheduling.FaceCount) is told each stage, the network's a few faces at a time, and
+        once it is stopped the faces not yet through the network are left as they are."""
+        count = FaceCount(None) if count is None else count
         self.prepare(options, detecting=False)  # the parser, loaded at the first batch
         aligned = [align_face(image.source, tracked.face.landmarks, self.size, options.template)
                    for image, tracked in batch]
         inputs = np.clip(np.stack([crop / image.layout.full_scale for (image, _), (crop, _)
                                    in zip(batch, aligned)]).astype(np.float32), 0, 1)
-        restored = self.restore_crops(inputs, options,
-                                      [tracked.face.box for _, tracked in batch])
+        boxes = [tracked.face.box for _, tracked in batch]
+        restored, step = [], self.runner.faces_per_step(len(batch))
+        for start in range(0, len(batch), step):
+            if count.stopped:
+                break
+            part = slice(start, start + step)
+            restored.extend(self.restore_crops(inputs[part], options, boxes[part]))
+            count.passed("network", len(inputs[part]))
+        for image, _ in batch[len(restored):]:
+            image.skip()
+        if not restored:
+            return
         masks = self.paste_masks(restored, options)
+        count.passed("masks", len(restored))
         for (image, tracked), (crop, forward), before, after, mask in zip(
                 batch, aligned, inputs, restored, masks):
             pasted = paste_face(image.output, after * image.layout.full_scale,
                                 crop.astype(np.float32), mask, forward, options.visibility)
             image.add(FaceRecord.of(tracked, before, after, mask, options.keep_crops), pasted)
+            count.passed("pasted", 1)
 
     def restore_aligned(self, image, options=RestoreOptions(), any_float_range=False):
         """Restore an image that is already an aligned face crop, at its own size."""

@@ -37,11 +37,17 @@ class RestoreResult:
     ran_on: str = ""  # the device and precision the network ran in, e.g. "cuda:0 (fp16)"
     interrupted: bool = False  # stopped before every chosen face was restored
     tag: object = None  # restore_stream's: the caller's tag of this image, handed back
+    chosen: int = None  # of the faces found, those chosen to restore; None: all of them
+
+    @property
+    def to_restore(self):
+        """The faces there were to restore: those chosen, or all found."""
+        return self.found if self.chosen is None else self.chosen
 
     @property
     def message(self):
         if self.interrupted:
-            return f"stopped: restored {len(self.faces)} of {self.found} face(s)" if \
+            return f"stopped: restored {len(self.faces)} of {self.to_restore} face(s)" if \
                 self.found else "stopped before its faces were looked for; image unchanged"
         if not self.found:
             return "no faces found; image unchanged"

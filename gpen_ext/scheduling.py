@@ -13,6 +13,7 @@ image.
 
 import logging
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -80,30 +81,54 @@ class PendingImage:
         return merge_image(self.output, self.layout) if self.records else self.image.copy()
 
 
+@dataclass(frozen=True)
+class FaceProgress:
+    """Where a restoration is, as a progress callback is told: the faces restored of those
+    chosen so far, the work done counted in faces (those restored and the parts done of the
+    faces under way, so that a bar moves face by face through each stage), and the stage
+    just passed: "finding faces", "faces found", "network", "masks" or "pasted"."""
+    restored: int
+    chosen: int
+    work: float
+    stage: str
+
+
+# each face's share of its work, by stage: the network takes nearly all of it on a CPU
+STAGE_SHARE = {"network": 0.8, "masks": 0.1, "pasted": 0.1}
+
+
 class FaceCount:
-    """Faces found and restored, reported to a progress callback, which may stop the work."""
+    """Faces chosen and restored, reported to a progress callback at every stage, which may
+    stop the work by raising RestorationInterrupted: it is then stopped at the next stage."""
 
     def __init__(self, progress):
         self.progress = progress
-        self.total = self.done = 0
+        self.chosen = self.restored = 0
+        self.work = 0.0
         self.stopped = False
 
+    def finding(self):
+        self._report("finding faces")
+
     def found(self, count):
-        self.total += count
-        self._report()
+        self.chosen += count
+        self._report("faces found")
 
-    def restored(self, count):
-        self.done += count
-        self._report()
+    def passed(self, stage, faces):
+        """`faces` faces have passed `stage` (STAGE_SHARE); "pasted" counts them restored."""
+        self.work += STAGE_SHARE[stage] * faces
+        if stage == "pasted":
+            self.restored += faces
+        self._report(stage)
 
-    def _report(self):
+    def _report(self, stage):
         if self.progress is None or self.stopped:
             return
         try:
-            self.progress(self.done, self.total)
+            self.progress(FaceProgress(self.restored, self.chosen, self.work, stage))
         except RestorationInterrupted:
             self.stopped = True
-            log.warning("GPEN: stopped after %d of %d face(s)", self.done, self.total)
+            log.warning("GPEN: stopped after %d of %d face(s)", self.restored, self.chosen)
 
 
 class FrameScheduler:
@@ -118,6 +143,7 @@ class FrameScheduler:
         self.unfinished = deque()  # images not handed back to the caller yet
         self.queued = deque()      # (image, TrackedFace) to restore
         self.added = 0
+        self.warned = False        # of the options the box mask does not use
 
     @property
     def stopped(self):
@@ -126,13 +152,17 @@ class FrameScheduler:
     def run(self, images, landmarks, any_float_range, tagged, find_faces, restore_batch):
         """Take `images` (with a tag each if `tagged`: (image, tag)) and `landmarks` (None,
         or one list of faces per image); `find_faces(image, its landmarks or None)` gives the
-        faces of each PendingImage, `restore_batch(batch)` restores a batch. Yields each
-        PendingImage once its chosen faces are pasted (or skipped), in order."""
+        faces of each PendingImage; `restore_batch(batch, count)` restores a batch, telling
+        `count` (FaceCount) each stage it passes and skipping the faces it cannot finish once
+        `count.stopped`. Yields each PendingImage once its chosen faces are pasted (or
+        skipped), in order."""
         supplied = None if landmarks is None else iter(landmarks)
         for index, item in enumerate(images):
             image, tag = item if tagged else (item, None)
             pending = PendingImage(image, self.options, any_float_range, index, tag)
             given = None if supplied is None else _next_landmarks(supplied)
+            if not self.stopped and given is None:
+                self.count.finding()
             pending.unexamined = self.stopped  # no more looking for faces once stopped
             self.add(pending, [] if self.stopped else find_faces(pending, given))
             yield from self._restore(restore_batch, whole_only=True)
@@ -141,7 +171,7 @@ class FrameScheduler:
 
     def _restore(self, restore_batch, whole_only):
         for batch in self.batches(whole_only):
-            restore_batch(batch)
+            restore_batch(batch, self.count)
         yield from self.finished()
 
     def add(self, image, faces):
@@ -170,8 +200,7 @@ class FrameScheduler:
 
     def batches(self, whole_only=True):
         """Batches of (image, TrackedFace) of `batch_size`, to restore now (only whole ones
-        while images may still come); once stopped, the queued faces are left as they are.
-        A batch counts as restored when the next one is asked for."""
+        while images may still come); once stopped, the queued faces are left as they are."""
         size = self.options.batch_size
         while self.queued and (len(self.queued) >= size or not whole_only):
             batch = [self.queued.popleft() for _ in range(min(size, len(self.queued)))]
@@ -179,10 +208,10 @@ class FrameScheduler:
                 for image, _ in batch:
                     image.skip()
                 continue
-            if not self.count.done:
+            if not self.warned:
+                self.warned = True
                 self._warn_of_unused_options()
             yield batch
-            self.count.restored(len(batch))
 
     def _warn_of_unused_options(self):
         unused = self.options.unused_with_box_mask() if self.options.mask == "box" else []

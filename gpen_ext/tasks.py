@@ -163,24 +163,30 @@ class Progress:
         self.bar = None
 
     def faces(self, name):
-        """A progress(done, total) callback for one file's faces."""
-        return self._counter(name, "face")
+        """A progress(FaceProgress) callback for one file's faces: its bar moves face by face
+        through each stage, the stage at its end."""
+        def report(progress):
+            bar = self._bar(name, "face", progress.chosen)
+            if bar is not None:
+                bar.total = progress.chosen
+                bar.set_postfix_str(progress.stage, refresh=False)
+                bar.update(round(progress.work, 1) - bar.n)
+        return report
 
     def frames(self, name, total):
         """An on_frame(done, faces) callback for a clip's frames, with frames per second and
         time left."""
-        return self._counter(name, "frame", total or None)
-
-    def _counter(self, name, unit, total=None):
-        def report(done, of=None):
-            if self.tqdm is None:
-                return
-            if self.bar is None:
-                self.bar = self.tqdm(total=total if unit == "frame" else of, unit=unit,
-                                     desc=name, leave=False,
-                                     position=1 if self.files is not None else 0)
-            self.bar.update(done - self.bar.n)
+        def report(done, faces):
+            bar = self._bar(name, "frame", total or None)
+            if bar is not None:
+                bar.update(done - bar.n)
         return report
+
+    def _bar(self, name, unit, total):
+        if self.tqdm is not None and self.bar is None:
+            self.bar = self.tqdm(total=total, unit=unit, desc=name, leave=False,
+                                 position=1 if self.files is not None else 0)
+        return self.bar
 
     def file_done(self, failures=0):
         self._close_bar()

@@ -160,8 +160,9 @@ def test_a_missing_release_names_its_urls_and_folder(comfy, tmp_path, monkeypatc
 def test_restore_faces_on_a_batch_of_frames(comfy, astronaut, monkeypatch):
     from gpen_ext.pipeline import FaceRestorer
     batches, original = [], FaceRestorer.restore_batch
-    monkeypatch.setattr(FaceRestorer, "restore_batch", lambda self, batch, options: batches.append(
-        [id(frame) for frame, _ in batch]) or original(self, batch, options))
+    monkeypatch.setattr(FaceRestorer, "restore_batch", lambda self, batch, options, count:
+                        batches.append([id(frame) for frame, _ in batch]) or
+                        original(self, batch, options, count))
     frames = torch.from_numpy(np.stack([astronaut, astronaut[:, ::-1]]).astype(np.float32) / 255)
     node = nodes(comfy)
     model, = node["GPENModelLoader"].load("tiny.pth", "auto")

@@ -75,11 +75,16 @@ def runner_batches(monkeypatch):
 
 
 def test_all_faces_go_through_the_network_in_batches(astronaut, monkeypatch):
-    """Batches of batch_size reach the runner; on the CPU it runs them a face at a time."""
+    """Batches of batch_size, each in steps of the faces the CPU runs side by side (a stop is
+    honoured between steps); the network itself gets a face at a time."""
     network, batches = CountingNetwork(64), runner_batches(monkeypatch)
-    result = restorer(network).restore(astronaut, RestoreOptions(mask="box", batch_size=4),
-                                       landmarks=nine_faces())
-    assert len(result.faces) == 9 and batches == [4, 4, 1] and network.batches == [1] * 9
+    pipeline = restorer(network)
+    step = pipeline.runner.faces_per_step(4)
+    result = pipeline.restore(astronaut, RestoreOptions(mask="box", batch_size=4),
+                              landmarks=nine_faces())
+    in_steps = [min(step, faces - start) for faces in (4, 4, 1)
+                for start in range(0, faces, step)]
+    assert len(result.faces) == 9 and batches == in_steps and network.batches == [1] * 9
     assert all(face.aligned.shape == (64, 64, 3) and face.restored.dtype == np.uint8
                for face in result.faces)
 
@@ -224,7 +229,8 @@ def test_every_stage_takes_at_most_batch_size_faces(astronaut, face_weights, mon
     network, batches = CountingNetwork(64), runner_batches(monkeypatch)
     result = restorer(network, face_weights).restore(
         astronaut, RestoreOptions(mask="parsing", batch_size=4), landmarks=nine_faces())
-    assert len(result.faces) == 9 and batches == [4, 4, 1] and parsed == [4, 4, 1]
+    assert len(result.faces) == 9 and max(batches) <= 4 and sum(batches) == 9
+    assert parsed == [4, 4, 1]
 
 
 def test_a_parser_that_cannot_load_fails_before_any_face_is_restored(astronaut, tmp_path):

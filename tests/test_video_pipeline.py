@@ -98,8 +98,8 @@ def test_the_largest_face_stays_chosen_along_its_track(astronaut, astronaut_land
 
 
 def test_a_stop_keeps_what_is_restored_and_says_so(astronaut, astronaut_landmarks):
-    def progress(done, total):
-        if done >= 2:
+    def progress(where):
+        if where.restored >= 2:
             raise RestorationInterrupted()
 
     network = CountingNetwork(64, brighten)
@@ -111,6 +111,57 @@ def test_a_stop_keeps_what_is_restored_and_says_so(astronaut, astronaut_landmark
     assert [result.interrupted for result in results] == [False, False, True, True]
     assert np.array_equal(results[3].image, astronaut) and "stopped" in results[3].message
     assert sum(network.batches) == 2  # the faces after the stop never ran
+
+
+def test_a_stop_takes_effect_within_a_batch_keeping_the_faces_through_the_network(
+        astronaut, astronaut_landmarks):
+    """The network runs a step of faces at a time (one here), and progress is told each face
+    through each stage: a stop after the first face's network ends the batch there, that
+    face still masked and pasted, the other three left as they were."""
+    seen = []
+
+    def progress(where):
+        seen.append(where)
+        if where.stage == "network":
+            raise RestorationInterrupted()
+
+    network = CountingNetwork(64, brighten)
+    restoring = restorer(network)
+    restoring.runner.faces_per_step = lambda faces: 1
+    options = RestoreOptions(mask="box", batch_size=4, temporal_smoothing=0)
+    results = restoring.restore_images([astronaut] * 4, options,
+                                       landmarks=[[astronaut_landmarks]] * 4, progress=progress)
+    assert network.batches == [1]
+    assert [len(result.faces) for result in results] == [1, 0, 0, 0]
+    assert [result.interrupted for result in results] == [False, True, True, True]
+    assert [result.message for result in results[1:]] == ["stopped: restored 0 of 1 face(s)"] * 3
+    assert [(where.stage, where.restored, where.chosen) for where in seen] == [
+        ("faces found", 0, 1), ("faces found", 0, 2), ("faces found", 0, 3),
+        ("faces found", 0, 4), ("network", 0, 4)]
+    assert seen[-1].work == pytest.approx(0.8)
+
+
+def test_progress_moves_from_the_first_second_face_by_face(astronaut):
+    """Finding the faces is said before the detector runs; then each face through each
+    stage, the work counted in faces rising to all of them."""
+    from gpen_ext.face_models import DetectedFace
+    seen = []
+    restoring = restorer(CountingNetwork(64))
+    restoring.runner.faces_per_step = lambda faces: 1
+    box = np.array([100.0, 100.0, 200.0, 200.0])
+    points = np.array([[130, 140], [170, 140], [150, 160], [135, 180], [165, 180]], float)
+
+    class Detector:
+        def detect(self, image, threshold, max_side):
+            assert seen[-1].stage == "finding faces"  # said before the detector runs
+            return [DetectedFace(box + shift, 0.99, points + shift) for shift in (0, 150)]
+
+    restoring.face_models.detector = lambda name: Detector()
+    restoring.restore(astronaut, RestoreOptions(mask="box", batch_size=2), progress=seen.append)
+    assert [where.stage for where in seen] == ["finding faces", "faces found", "network",
+                                                "network", "masks", "pasted", "pasted"]
+    assert [where.work for where in seen] == pytest.approx([0, 0, 0.8, 1.6, 1.8, 1.9, 2.0])
+    assert seen[-1].restored == seen[-1].chosen == 2
 
 
 def test_landmarks_must_be_given_for_every_frame(astronaut, astronaut_landmarks):

@@ -158,8 +158,7 @@ def test_scripts_expose_only_the_gpen_postprocessing_class(webui):
     assert classes == [webui.GPENPostprocessing] and classes[0].name == "GPEN"
 
 
-EXTRAS_CONTROLS = ["enable", "model", "weight", "visibility", "face_selection", "max_faces",
-                   "face_indices", "min_face_size", "face_regions", "show_numbers", "show_faces"]
+EXTRAS_CONTROLS = ["enable", "model", "weight", "visibility", "face_selection", "face_indices", "min_face_size", "max_faces", "face_regions", "show_numbers", "show_faces"]
 
 
 def test_extras_ui_controls_and_infotext(webui, astronaut):
@@ -472,10 +471,11 @@ def test_show_face_numbers_draws_the_faces_and_restores_nothing(webui, astronaut
     pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
     webui.GPENPostprocessing().process(pp, enable=True, visibility=1.0, weight=1.0, model=None,
                                        show_numbers=True)
-    assert np.array_equal(np.asarray(pp.image), astronaut) and pp.info == {}
-    boxed = np.asarray(pp.extra_images[0].image)
+    boxed = np.asarray(pp.image)  # the numbered photo first, then the photo as it was
     assert boxed.shape == astronaut.shape and changed(boxed, astronaut) > 0
-    assert pp.extra_images[0].nametags == ["gpen-faces"]
+    assert np.array_equal(np.asarray(pp.extra_images[0].image), astronaut)
+    found = len(webui.SERVICE.detect(astronaut, webui.current_settings()))
+    assert pp.info == {"GPEN faces found": f"{found}, numbered from 0 left to right"}
 
 
 def test_extras_progress_counts_faces_and_interrupt_stops_them(webui, astronaut, caplog,
@@ -495,10 +495,10 @@ def test_extras_progress_counts_faces_and_interrupt_stops_them(webui, astronaut,
 
     original = webui.HostProgress.__call__
 
-    def interrupt_after_the_first(self, done, total):  # Interrupt pressed after one face
-        if done >= 1:
+    def interrupt_after_the_first(self, progress):  # Interrupt pressed after one face
+        if progress.restored >= 1:
             state.interrupted = True
-        return original(self, done, total)
+        return original(self, progress)
 
     monkeypatch.setattr(webui.HostProgress, "__call__", interrupt_after_the_first)
     pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))

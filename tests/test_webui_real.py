@@ -59,8 +59,7 @@ def test_restore_faces_through_the_host_changes_the_face(report):
 
 def test_extras_script_runs_and_writes_infotext(report):
     assert report["extras_controls"] == ["enable", "model", "weight", "visibility",
-                                         "face_selection", "max_faces", "face_indices",
-                                         "min_face_size", "face_regions", "show_numbers",
+                                         "face_selection", "face_indices", "min_face_size", "max_faces", "face_regions", "show_numbers",
                                          "show_faces"]
     assert report["extras_info"] == {"GPEN visibility": 1.0, "GPEN weight": 0.5, "GPEN model": MODEL}
     assert report["extras_change"] > 0.5
@@ -74,15 +73,20 @@ def test_extras_shows_each_face_beside_the_result(report):
 
 
 def test_face_numbers_are_shown_without_restoring(report):
-    assert report["numbers_unchanged"] and report["numbers_extra"] == [["gpen-faces"]]
+    assert report["numbers_changed"] > 0  # the numbered photo first, the photo after it
+    assert report["numbers_extra_unchanged"] == [True]
+    assert report["numbers_info"]["GPEN faces found"].endswith("numbered from 0 left to right")
 
 
 def test_extras_shows_progress_in_faces_and_stops_at_interrupt(report):
     seen = report["progress_seen"]
     assert seen and all(job_no == 0 for job_no, *_ in seen)  # the image under way, not done
     assert [step for _, step, _, _ in seen] == sorted(step for _, step, _, _ in seen)
-    assert seen[-1][1] == 2 < seen[-1][2]  # Interrupt pressed as the second face was done:
-    assert report["stopped_info"].startswith("after 3 of")  # it lands within one batch
+    assert seen[0][3] == "GPEN: finding faces"  # movement before the detector runs
+    assert seen[-1][3].startswith("GPEN: 2 of") and seen[-1][1] < seen[-1][2]
+    # Interrupt pressed as the second face was done: it lands at the next stage, the face
+    # already through the network kept
+    assert report["stopped_info"].startswith("after 3 of")
     assert report["job_no_after"] == 1
 
 

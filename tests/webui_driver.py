@@ -63,8 +63,10 @@ report["extras_faces"] = [[extra.nametags, list(np.asarray(extra.image).shape),
                            extra.disable_processing] for extra in pp.extra_images]
 pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(image))
 script.process(pp, enable=True, visibility=1.0, weight=1.0, model=model_name, show_numbers=True)
-report["numbers_unchanged"] = bool(np.array_equal(np.asarray(pp.image), image))
-report["numbers_extra"] = [extra.nametags for extra in pp.extra_images]
+report["numbers_changed"] = float(np.abs(np.asarray(pp.image, float) - image).mean())
+report["numbers_extra_unchanged"] = [bool(np.array_equal(np.asarray(extra.image), image))
+                                     for extra in pp.extra_images]
+report["numbers_info"] = pp.info
 
 # the host's progress state, as Extras leaves it for an image, and its Interrupt
 shared.state.begin(job="extras")
@@ -78,10 +80,10 @@ original_textinfo = type(shared.state).__setattr__
 class Watched(type(shared.state)):
     def __setattr__(self, name, value):
         super().__setattr__(name, value)
-        if name == "textinfo" and value and value.startswith("GPEN:") and "of" in value:
+        if name == "textinfo" and value and value.startswith("GPEN:"):
             seen.append([self.job_no, self.sampling_step, self.sampling_steps, value])
-            if self.sampling_step >= 2:
-                self.interrupted = True  # Interrupt pressed after two faces
+            if value.startswith("GPEN: 2 of"):
+                self.interrupted = True  # Interrupt pressed as the second face is done
 
 
 shared.state.__class__ = Watched

@@ -22,6 +22,7 @@ from ..options import (CHOICE, FACE_NUMBERS, FLAG, INTEGER, MODEL, NAMES, PRECIS
                        RESTORE_OPTIONS, RestoreOptions)
 from ..registry import KNOWN_MODELS, list_models, resolve_model, shown_name, unmarked
 from ..restorers import load_restorer
+from .service import ConsoleProgress
 
 CATEGORY = "image/restoration/GPEN"
 GPEN_MODEL = "GPEN_MODEL"
@@ -166,13 +167,17 @@ def _options(values, **fields):
     return RestoreOptions().overlay(**given, **fields)
 
 
-def _progress(total_hint):
-    bar = comfy.utils.ProgressBar(total_hint)
+def _progress(restorer, options):
+    """ComfyUI's bar in tenths of a face through each stage, its console lines, and its
+    Cancel honoured at every stage."""
+    bar = comfy.utils.ProgressBar(1)
 
-    def report(done, total):
+    def report(progress):
         model_management.throw_exception_if_processing_interrupted()
-        bar.update_absolute(done, total)
-    return report
+        total = max(10 * progress.chosen, 1)
+        bar.update_absolute(min(round(10 * progress.work), total), total)
+    return ConsoleProgress(report, options.batch_size,
+                           f"{restorer.device} ({restorer.precision})")
 
 
 def _frames(image):
@@ -268,7 +273,7 @@ class GPENRestoreFaces:
         options = _options(values, keep_crops=False, keep_paste_mask=True)
         restorer = gpen_model.on_device(options)
         results = restorer.restore_images(_frames(image), options, any_float_range=True,
-                                          progress=_progress(len(image)))
+                                          progress=_progress(restorer, options))
         images = torch.from_numpy(np.stack([result.image for result in results]))
         masks = torch.from_numpy(np.stack([result.paste_mask for result in results]))
         return images.to(image.dtype), masks
@@ -297,7 +302,7 @@ class GPENRestoreAlignedFaces:
         options = _options(values, keep_crops=False)
         restorer = gpen_model.on_device(options, aligned=True)
         results = restorer.restore_aligned_images(_frames(image), options, any_float_range=True,
-                                                  progress=_progress(len(image)))
+                                                  progress=_progress(restorer, options))
         return (torch.from_numpy(np.stack([result.image for result in results])).to(image.dtype),)
 
 

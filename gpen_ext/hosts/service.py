@@ -36,6 +36,29 @@ class HostEnvironment:
     status: Callable[[str], None] = lambda text: None  # e.g. the host's progress text
 
 
+class ConsoleProgress:
+    """A host's progress callback (or none) with the console lines a user waiting on a CPU
+    wants: the faces to restore and where they run, each batch done with the time a face
+    takes; the host's callback is called after, so that its stop is honoured."""
+
+    def __init__(self, progress, batch_size, ran_on):
+        self.progress, self.batch_size, self.ran_on = progress, batch_size, ran_on
+        self.started, self.announced, self.logged = time.monotonic(), 0, 0
+
+    def __call__(self, progress):
+        if progress.stage == "faces found" and progress.chosen > self.announced:
+            log.info("GPEN: %d face(s) to restore, on %s", progress.chosen, self.ran_on)
+            self.announced = progress.chosen
+        if progress.stage == "pasted" and progress.restored and (
+                progress.restored - self.logged >= self.batch_size or
+                progress.restored == progress.chosen):
+            self.logged = progress.restored
+            log.info("GPEN: %d of %d face(s) restored, %.1f s a face", progress.restored,
+                     progress.chosen, (time.monotonic() - self.started) / progress.restored)
+        if self.progress is not None:
+            self.progress(progress)
+
+
 class RestorationService:
     def __init__(self, environment):
         self.environment = environment
@@ -77,6 +100,8 @@ class RestorationService:
         with self._lock:
             restorer = self.restorer(settings.model, settings.precision)
             options = settings.options.within(self.environment.faces_per_image())
+            progress = ConsoleProgress(progress, options.batch_size,
+                                       f"{restorer.device} ({restorer.precision})")
             try:
                 return restorer.restore(image, options, landmarks, progress=progress)
             finally:

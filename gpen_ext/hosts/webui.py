@@ -33,9 +33,9 @@ EXTRAS_ENABLED = "gpen_extras_enabled"
 # The Extras section, group by group (the first always open), row by row; the rest of the
 # options come from Settings, in the same order.
 EXTRAS_GROUPS = ((None, (("model",), ("weight", "visibility"))),
-                 ("Which faces", (("face_selection", "max_faces"),
-                                  ("face_indices", "min_face_size"))),
-                 ("Face regions", (("face_regions",),)))
+                 ("Which faces", (("face_selection", "face_indices"),
+                                  ("min_face_size", "max_faces"))),
+                 ("Which parts of the face", (("face_regions",),)))
 SHOW_NUMBERS, SHOW_FACES = "show_numbers", "show_faces"
 DIAGNOSTICS = {
     SHOW_NUMBERS: ("Show face numbers", "Only find the faces, and return the photo with each "
@@ -251,10 +251,11 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
             return
         keep_mode = pp.image.mode in ("RGB", "RGBA")
         pixels = np.array(pp.image if keep_mode else pp.image.convert("RGB"))
-        if show_numbers:
-            pp.extra_images.append(pp.create_copy(Image.fromarray(face_numbers(pixels, settings)),
-                                                  nametags=["gpen-faces"],
-                                                  disable_processing=True))
+        if show_numbers:  # the numbered photo first, the photo as it was after it
+            numbered, found = face_numbers(pixels, settings)
+            pp.extra_images.append(pp.create_copy(pp.image, disable_processing=True))
+            pp.image = Image.fromarray(numbered)
+            pp.info[f"{NAME} faces found"] = f"{found}, numbered from 0 left to right"
             return
         with extras_progress():
             restored, result = restore_array(pixels, settings)
@@ -269,28 +270,29 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
 
 
 def face_numbers(pixels, settings):
-    """The photo with each face found boxed and numbered; the photo alone if that fails."""
+    """(the photo with each face found boxed and numbered, the number of faces); the photo
+    alone and 0 if that fails."""
     try:
         faces = SERVICE.detect(pixels, settings)
     except Exception as error:  # the host's own work must go on whatever happens here
         log.error("GPEN: faces could not be found: %s", error)
-        return pixels
+        return pixels, 0
     log.info("GPEN: %d face(s) found, numbered from 0 left to right", len(faces))
-    return numbered_faces(pixels, [face.box for face in faces])
+    return numbered_faces(pixels, [face.box for face in faces]), len(faces)
 
 
 class HostProgress:
-    """The faces restored so far, in the WebUI's own progress state and console, and its
-    Interrupt honoured between batches."""
+    """Each face through each stage in the WebUI's own progress state (its bar in tenths of
+    a face), and its Interrupt and Skip honoured at every stage."""
 
-    def __call__(self, done, total):
+    def __call__(self, progress):
         state = shared.state
-        if state.interrupted or getattr(state, "stopping_generation", False):
+        if state.interrupted or state.skipped or getattr(state, "stopping_generation", False):
             raise RestorationInterrupted()
-        state.sampling_steps, state.sampling_step = total, done
-        state.textinfo = f"GPEN: {done} of {total} face(s)"
-        if done:
-            log.info("GPEN: %d of %d face(s) restored", done, total)
+        state.sampling_steps = max(10 * progress.chosen, 1)
+        state.sampling_step = min(round(10 * progress.work), state.sampling_steps)
+        state.textinfo = "GPEN: finding faces" if progress.stage == "finding faces" else \
+            f"GPEN: {progress.restored} of {progress.chosen} face(s) restored"
 
 
 @contextlib.contextmanager
@@ -317,7 +319,7 @@ def infotext(settings, result):
             entries[infotext_key(option)] = round(value, 3) if option.kind == NUMBER else \
                 option.to_text(value) if option.kind in LIST_KINDS else value
     if result.interrupted:
-        entries[f"{NAME} stopped"] = f"after {len(result.faces)} of {result.found} faces"
+        entries[f"{NAME} stopped"] = f"after {len(result.faces)} of {result.to_restore} faces"
     return entries
 
 
@@ -361,8 +363,21 @@ def on_app_started(demo, app):
                                      max_megapixels=lambda: setting(MAX_MEGAPIXELS)))
 
 
+def show_info_in_console():
+    """The WebUI sets up no logging unless started with --loglevel, so only warnings reach
+    the console: GPEN's lines on what it does (faces to restore, batches, downloads) are
+    shown there all the same. A logging set-up of the host's own is left as it is."""
+    package = logging.getLogger("gpen_ext")
+    if not logging.getLogger().handlers and not package.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        package.addHandler(handler)
+        package.setLevel(logging.INFO)
+
+
 def install():
     """Called when the WebUI imports the extension's scripts (again on a UI reload)."""
+    show_info_in_console()
     shared.face_restorers[:] = [r for r in shared.face_restorers if r.name() != NAME]
     shared.face_restorers.append(GPENFaceRestoration())
     script_callbacks.on_ui_settings(on_ui_settings)

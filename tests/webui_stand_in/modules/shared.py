@@ -31,7 +31,7 @@ class State:
     """The host's progress and Interrupt (modules.shared_state.State), as Extras sets it."""
 
     def __init__(self):
-        self.interrupted = self.stopping_generation = False
+        self.interrupted = self.stopping_generation = self.skipped = False
         self.job_no = self.job_count = self.sampling_step = self.sampling_steps = 0
         self.textinfo = None
         self.seen = []  # (progress as the host computes it, textinfo) at each report
