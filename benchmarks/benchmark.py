@@ -168,12 +168,12 @@ class StageClock:
         setattr(owner, name, timed)
 
     def attach(self):
-        from gpen_ext import face_models, pipeline
+        from gpen_ext import compositing, face_models, pipeline
         self.wrap(face_models.FaceDetector, "detect", "detect")
         self.wrap(pipeline, "align_face", "align")
         self.wrap(NetworkRunner, "__call__", "network")
         self.wrap(face_models.FaceParser, "face_masks", "parse")
-        self.wrap(pipeline, "feathered_face_mask", "parse")
+        self.wrap(compositing, "feathered_face_mask", "parse")
         self.wrap(pipeline, "paste_face", "paste")
 
 

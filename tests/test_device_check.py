@@ -30,3 +30,13 @@ def test_the_memory_table_is_measured_on_the_device_path():
     batch_1, batch_4, per_face = map(float, row[1:])
     assert 0 < batch_1 < batch_4 and per_face > 0
     assert "parser, one face:" in result.stdout
+
+
+def test_the_benchmark_stage_clock_finds_every_stage_it_times():
+    """benchmark.py times the pipeline's stages by wrapping the functions that do them; a
+    function moved elsewhere must fail here, not half-way through an hour's benchmark."""
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); import benchmark; "
+            "benchmark.StageClock().attach()")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
