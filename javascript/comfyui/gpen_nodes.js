@@ -5,6 +5,19 @@ import { app } from "../../scripts/app.js";
 
 const CATEGORY = "image/restoration/GPEN";
 const WIDTH = 320; // the labels and values side by side, uncut
+const CHARACTER = 7; // the widgets' font, about this wide a character
+const PADDING = 70; // a widget's arrows, margins and the gap between label and value
+
+// Wide enough for every label beside its longest value: a combo's longest choice (e.g. a
+// release marked "downloaded on first use") would otherwise hide the label.
+function widthFor(widgets) {
+    const longest = widgets.map((widget) => {
+        const values = widget.options?.values;
+        const value = Array.isArray(values) ? Math.max(...values.map((v) => String(v).length)) : 0;
+        return (widget.label ?? widget.name).length + value;
+    });
+    return Math.max(WIDTH, CHARACTER * Math.max(0, ...longest) + PADDING);
+}
 
 app.registerExtension({
     name: "GPEN.nodes",
@@ -14,12 +27,14 @@ app.registerExtension({
         const created = nodeType.prototype.onNodeCreated;
         nodeType.prototype.onNodeCreated = function () {
             const result = created?.apply(this, arguments);
-            for (const widget of this.widgets ?? []) {
+            const widgets = this.widgets ?? [];
+            for (const widget of widgets) {
                 const options = specs[widget.name]?.[1] ?? {};
                 if (options.display_name) widget.label = options.display_name;
                 if (options.advanced) widget.advanced = true;
             }
-            this.size[0] = Math.max(this.size[0], WIDTH);
+            // sized afresh: the node was sized with the advanced widgets shown
+            this.setSize([Math.max(this.size[0], widthFor(widgets)), this.computeSize()[1]]);
             return result;
         };
     },
