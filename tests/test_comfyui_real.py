@@ -187,3 +187,37 @@ def test_the_example_workflow_changes_the_face_and_nothing_else(comfyui, tmp_pat
     changed = np.abs(restored.astype(int) - astronaut[..., ::-1]).max(axis=2) > 1
     assert changed.sum() > 1000 and (mask == 0).mean() > 0.2  # some of the image is no face
     assert not changed[mask == 0].any()
+
+
+def test_cancel_ends_a_cpu_run_within_seconds_keeping_nothing_half_done(comfyui, tmp_path,
+                                                                         astronaut):
+    """Issue 32's stop: a release-sized network with the parsing mask costs seconds a face on
+    a CPU; ComfyUI's Cancel (POST /interrupt) pressed mid-run ends the prompt within 5 s."""
+    from gpen_ext.registry import RELEASE_CONFIGS
+    torch.manual_seed(0)
+    model = COMFYUI / "models" / "gpen" / "gpen-test-release-512.pth"
+    torch.save(RELEASE_CONFIGS[512].build().state_dict(), model)
+    try:
+        source = tmp_path / "astronaut.png"
+        cv2.imwrite(str(source), astronaut[..., ::-1])
+        graph = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+        workflow = graph_to_api(graph, lambda kind: comfyui.input_types(kind))
+        workflow["1"]["inputs"]["image"] = comfyui.upload(source)
+        workflow["2"]["inputs"].update(model=model.name, precision="fp32")
+        workflow["3"]["inputs"].update(detection_model="retinaface_mobile0.25")  # ~9 faces
+        prompt = comfyui.submit(workflow)
+        time.sleep(12)  # loaded and into the faces (a face takes seconds here)
+        assert prompt not in json.loads(comfyui.get(f"/history/{prompt}")), "ended too soon"
+        pressed = time.monotonic()
+        urllib.request.urlopen(urllib.request.Request(comfyui.url + "/interrupt", data=b"",
+                                                      method="POST"), timeout=30).close()
+        while prompt not in (history := json.loads(comfyui.get(f"/history/{prompt}"))):
+            assert time.monotonic() - pressed < 30, "the run went on after Cancel"
+            time.sleep(0.1)
+        stopped = time.monotonic() - pressed
+        messages = [kind for kind, _ in history[prompt]["status"]["messages"]]
+        print(f"ComfyUI's Cancel took {stopped:.1f} s")
+        assert "execution_interrupted" in messages and "4" not in history[prompt]["outputs"]
+        assert stopped < 5
+    finally:
+        model.unlink()

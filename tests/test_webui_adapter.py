@@ -184,6 +184,12 @@ def test_extras_ui_controls_and_infotext(webui, astronaut):
     assert changed(pp.image, astronaut) > 0.5 and pp.extra_images == []
 
 
+def test_the_settings_page_lists_options_in_the_order_extras_shows_them(webui):
+    shown = [name for _, rows in webui.EXTRAS_GROUPS for row in rows for name in row]
+    settings = [option.name for option in webui.SETTING_OPTIONS]
+    assert [name for name in settings if name in shown] == shown
+
+
 def test_extras_face_choices_reach_the_pipeline_and_the_infotext(webui, astronaut, caplog):
     script = webui.GPENPostprocessing()
     pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
