@@ -130,26 +130,30 @@ class FaceRestorer:
     def restore_batch(self, batch, options, count=None):
         """Align, restore, mask and paste a batch of (PendingImage, tracking.TrackedFace),
         each face from its image's source into its image's output, with its record; `count`
-        (scheduling.FaceCount) is told each stage, the network's a few faces at a time, and
-        once it is stopped the faces not yet through the network are left as they are."""
+        (scheduling.FaceCount) is told each stage. The faces go through every stage a step
+        at a time (those the network runs side by side), so that a stop waits for one stage
+        of one step; once it is stopped the faces not yet pasted are left as they are."""
         count = FaceCount(None) if count is None else count
         self.prepare(options, detecting=False)  # the parser, loaded at the first batch
         aligned = [align_face(image.source, tracked.face.landmarks, self.size, options.template)
                    for image, tracked in batch]
         inputs = np.clip(np.stack([crop / image.layout.full_scale for (image, _), (crop, _)
                                    in zip(batch, aligned)]).astype(np.float32), 0, 1)
-        boxes = [tracked.face.box for _, tracked in batch]
-        restored, step = [], self.runner.faces_per_step(len(batch))
-        for start in range(0, len(batch), step):
-            if count.stopped:
+        step, done = self.runner.faces_per_step(len(batch)), 0
+        while done < len(batch) and not count.stopped:
+            part = slice(done, done + step)
+            if not self._restore_step(batch[part], aligned[part], inputs[part], options, count):
                 break
-            part = slice(start, start + step)
-            restored.extend(self.restore_crops(inputs[part], options, boxes[part]))
-            count.passed("network", len(inputs[part]))
-        for image, _ in batch[len(restored):]:
+            done += len(batch[part])
+        for image, _ in batch[done:]:
             image.skip()
-        if not restored:
-            return
+
+    def _restore_step(self, batch, aligned, inputs, options, count):
+        """restore_batch's faces of one step, pasted unless a stop comes after the network."""
+        restored = self.restore_crops(inputs, options, [tracked.face.box for _, tracked in batch])
+        count.passed("network", len(restored))
+        if count.stopped:
+            return False
         masks = self.paste_masks(restored, options)
         count.passed("masks", len(restored))
         for (image, tracked), (crop, forward), before, after, mask in zip(
@@ -158,6 +162,7 @@ class FaceRestorer:
                                 crop.astype(np.float32), mask, forward, options.visibility)
             image.add(FaceRecord.of(tracked, before, after, mask, options.keep_crops), pasted)
             count.passed("pasted", 1)
+        return True
 
     def restore_aligned(self, image, options=RestoreOptions(), any_float_range=False):
         """Restore an image that is already an aligned face crop, at its own size."""

@@ -12,6 +12,7 @@ from gpen_ext.registry import RELEASE_CONFIGS
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
+TEMPLATE = ROOT / "example_workflows" / "Restore faces with GPEN.json"  # ComfyUI titles its card so
 DATA = HERE / "data"
 SHARED = ROOT.parent / "shared"
 REFERENCE = SHARED / "reference"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import HERE, ROOT
+from helpers import HERE, ROOT, TEMPLATE
 
 sys.path.insert(0, str(HERE / "comfy_stand_in"))
 import folder_paths  # noqa: E402
@@ -223,9 +223,9 @@ def test_aligned_faces_and_interruption(comfy):
 def test_the_example_workflow_is_the_editors_and_gives_every_input_a_valid_value(comfy):
     import json
     from helpers import graph_to_api
-    graph = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+    graph = json.loads(TEMPLATE.read_text())
     assert graph["version"] == 0.4 and graph["nodes"] and graph["links"]  # the editor's format
-    assert (ROOT / "example_workflows" / "gpen_restore_faces.jpg").is_file()  # its thumbnail
+    assert TEMPLATE.with_suffix(".jpg").is_file()  # its thumbnail
     core = {"LoadImage": {"required": {"image": (["example.png"], {})}},
             "SaveImage": {"required": {"images": ("IMAGE",), "filename_prefix": ("STRING", {})}},
             "MaskToImage": {"required": {"mask": ("MASK",)}}}

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT, graph_to_api
+from helpers import ROOT, TEMPLATE, graph_to_api
 
 COMFYUI = Path(os.environ["COMFYUI_DIR"]) if os.environ.get("COMFYUI_DIR") else None
 pytestmark = pytest.mark.skipif(COMFYUI is None, reason="COMFYUI_DIR is not set")
@@ -145,16 +145,17 @@ def comfyui(tiny_state_dict, face_weights):
 
 def test_the_example_workflow_is_served_as_a_template(comfyui):
     templates = json.loads(comfyui.get("/workflow_templates"))
-    assert templates[PACK] == ["gpen_restore_faces"]
-    graph = json.loads(comfyui.get(f"/api/workflow_templates/{PACK}/gpen_restore_faces.json"))
+    assert templates[PACK] == [TEMPLATE.stem]  # the card's title and description
+    where = f"/api/workflow_templates/{PACK}/{urllib.parse.quote(TEMPLATE.stem)}"
+    graph = json.loads(comfyui.get(f"{where}.json"))
     assert graph["version"] == 0.4
-    assert comfyui.get(f"/api/workflow_templates/{PACK}/gpen_restore_faces.jpg")[:2] == b"\xff\xd8"
+    assert comfyui.get(f"{where}.jpg")[:2] == b"\xff\xd8"
     script = comfyui.get(f"/extensions/{PACK}/gpen_nodes.js").decode()  # labels, advanced
     assert "display_name" in script and "advanced" in script
 
 
 def test_a_bad_face_number_is_refused_before_the_run(comfyui):
-    graph = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+    graph = json.loads(TEMPLATE.read_text())
     workflow = graph_to_api(graph, lambda kind: comfyui.input_types(kind))
     workflow["2"]["inputs"]["model"] = MODEL
     workflow["3"]["inputs"]["face_indices"] = "first"
@@ -174,7 +175,7 @@ def test_the_pack_registers_its_nodes(comfyui):
 def test_the_example_workflow_changes_the_face_and_nothing_else(comfyui, tmp_path, astronaut):
     source = tmp_path / "astronaut.png"
     cv2.imwrite(str(source), astronaut[..., ::-1])
-    graph = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+    graph = json.loads(TEMPLATE.read_text())
     workflow = graph_to_api(graph, lambda kind: comfyui.input_types(kind))
     workflow["1"]["inputs"]["image"] = comfyui.upload(source)
     workflow["2"]["inputs"]["model"] = MODEL
@@ -200,7 +201,7 @@ def test_cancel_ends_a_cpu_run_within_seconds_keeping_nothing_half_done(comfyui,
     try:
         source = tmp_path / "astronaut.png"
         cv2.imwrite(str(source), astronaut[..., ::-1])
-        graph = json.loads((ROOT / "example_workflows" / "gpen_restore_faces.json").read_text())
+        graph = json.loads(TEMPLATE.read_text())
         workflow = graph_to_api(graph, lambda kind: comfyui.input_types(kind))
         workflow["1"]["inputs"]["image"] = comfyui.upload(source)
         workflow["2"]["inputs"].update(model=model.name, precision="fp32")

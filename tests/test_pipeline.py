@@ -230,7 +230,7 @@ def test_every_stage_takes_at_most_batch_size_faces(astronaut, face_weights, mon
     result = restorer(network, face_weights).restore(
         astronaut, RestoreOptions(mask="parsing", batch_size=4), landmarks=nine_faces())
     assert len(result.faces) == 9 and max(batches) <= 4 and sum(batches) == 9
-    assert parsed == [4, 4, 1]
+    assert max(parsed) <= 4 and sum(parsed) == 9
 
 
 def test_a_parser_that_cannot_load_fails_before_any_face_is_restored(astronaut, tmp_path):

@@ -113,11 +113,10 @@ def test_a_stop_keeps_what_is_restored_and_says_so(astronaut, astronaut_landmark
     assert sum(network.batches) == 2  # the faces after the stop never ran
 
 
-def test_a_stop_takes_effect_within_a_batch_keeping_the_faces_through_the_network(
-        astronaut, astronaut_landmarks):
-    """The network runs a step of faces at a time (one here), and progress is told each face
-    through each stage: a stop after the first face's network ends the batch there, that
-    face still masked and pasted, the other three left as they were."""
+def test_a_stop_takes_effect_within_a_batch_at_the_next_stage(astronaut, astronaut_landmarks):
+    """The faces go through every stage a step at a time (one face here), and progress is
+    told each face through each stage: a stop told after the first face's network ends the
+    batch there, before its mask; no face was pasted, so every image is left as it was."""
     seen = []
 
     def progress(where):
@@ -132,9 +131,10 @@ def test_a_stop_takes_effect_within_a_batch_keeping_the_faces_through_the_networ
     results = restoring.restore_images([astronaut] * 4, options,
                                        landmarks=[[astronaut_landmarks]] * 4, progress=progress)
     assert network.batches == [1]
-    assert [len(result.faces) for result in results] == [1, 0, 0, 0]
-    assert [result.interrupted for result in results] == [False, True, True, True]
-    assert [result.message for result in results[1:]] == ["stopped: restored 0 of 1 face(s)"] * 3
+    assert [len(result.faces) for result in results] == [0, 0, 0, 0]
+    assert all(result.interrupted and np.array_equal(result.image, astronaut)
+               for result in results)
+    assert [result.message for result in results] == ["stopped: restored 0 of 1 face(s)"] * 4
     assert [(where.stage, where.restored, where.chosen) for where in seen] == [
         ("faces found", 0, 1), ("faces found", 0, 2), ("faces found", 0, 3),
         ("faces found", 0, 4), ("network", 0, 4)]
@@ -143,7 +143,7 @@ def test_a_stop_takes_effect_within_a_batch_keeping_the_faces_through_the_networ
 
 def test_progress_moves_from_the_first_second_face_by_face(astronaut):
     """Finding the faces is said before the detector runs; then each face through each
-    stage, the work counted in faces rising to all of them."""
+    stage (a face a step here), the work counted in faces rising to all of them."""
     from gpen_ext.face_models import DetectedFace
     seen = []
     restoring = restorer(CountingNetwork(64))
@@ -159,8 +159,9 @@ def test_progress_moves_from_the_first_second_face_by_face(astronaut):
     restoring.face_models.detector = lambda name: Detector()
     restoring.restore(astronaut, RestoreOptions(mask="box", batch_size=2), progress=seen.append)
     assert [where.stage for where in seen] == ["finding faces", "faces found", "network",
-                                                "network", "masks", "pasted", "pasted"]
-    assert [where.work for where in seen] == pytest.approx([0, 0, 0.8, 1.6, 1.8, 1.9, 2.0])
+                                                "masks", "pasted", "network", "masks", "pasted"]
+    assert [where.work for where in seen] == pytest.approx([0, 0, 0.8, 0.9, 1, 1.8, 1.9, 2])
+    assert [where.restored for where in seen[-4:]] == [1, 1, 1, 2]  # a face a step
     assert seen[-1].restored == seen[-1].chosen == 2
 
 

@@ -19,6 +19,14 @@ function widthFor(widgets) {
     return Math.max(WIDTH, CHARACTER * Math.max(0, ...longest) + PADDING);
 }
 
+// An advanced input, shown by the node's "Show Advanced". This frontend (1.27) lays out and
+// makes room for hidden widgets too, which left a Restore Faces node 330 px of empty space:
+// while hidden, the widget takes no height.
+function hideUnlessAdvanced(node, widget) {
+    widget.advanced = true;
+    widget.computeSize = (width) => [width, node.showAdvanced ? LiteGraph.NODE_WIDGET_HEIGHT : -4];
+}
+
 app.registerExtension({
     name: "GPEN.nodes",
     async beforeRegisterNodeDef(nodeType, nodeData) {
@@ -31,7 +39,7 @@ app.registerExtension({
             for (const widget of widgets) {
                 const options = specs[widget.name]?.[1] ?? {};
                 if (options.display_name) widget.label = options.display_name;
-                if (options.advanced) widget.advanced = true;
+                if (options.advanced) hideUnlessAdvanced(this, widget);
             }
             // sized afresh: the node was sized with the advanced widgets shown
             this.setSize([Math.max(this.size[0], widthFor(widgets)), this.computeSize()[1]]);
