@@ -22,10 +22,8 @@ from .scheduling import (FaceCount, FaceProgress,  # noqa: F401 (part of the API
                          FrameScheduler, RestorationInterrupted)
 
 class FaceRestorer:
-    """The GPEN face pipeline around one loaded network.
-
-    `face_models` provides the detectors and the parser (`face_models.FaceModels`: each
-    loaded on first use); it moves with the restorer."""
+    """The GPEN face pipeline around one loaded network and its `face_models` (FaceModels:
+    the detectors and the parser, each loaded on first use, moved with the restorer)."""
 
     def __init__(self, network, face_models, device="cpu", precision="auto"):
         self.runner = NetworkRunner(network, device, precision)
@@ -58,8 +56,8 @@ class FaceRestorer:
         return self
 
     def prepare(self, options, detecting=True):
-        """Load the detector and parser that `options` need now: a missing package or weights
-        file is then reported before any face goes through the network."""
+        """Load the detector and parser that `options` need now (missing weights are then
+        reported before any face goes through the network)."""
         if detecting:
             self.face_models.detector(options.detection_model)
         if options.mask == "parsing":
@@ -131,8 +129,8 @@ class FaceRestorer:
         """Align, restore, mask and paste a batch of (PendingImage, tracking.TrackedFace),
         each face from its image's source into its image's output, with its record; `count`
         (scheduling.FaceCount) is told each stage. The faces go through every stage a step
-        at a time (those the network runs side by side), so that a stop waits for one stage
-        of one step; once it is stopped the faces not yet pasted are left as they are."""
+        at a time (those the network runs side by side): a stop waits for one stage of one
+        step, and leaves the faces not yet pasted as they are."""
         count = FaceCount(None) if count is None else count
         self.prepare(options, detecting=False)  # the parser, loaded at the first batch
         aligned = [align_face(image.source, tracked.face.landmarks, self.size, options.template)
@@ -140,29 +138,12 @@ class FaceRestorer:
         inputs = np.clip(np.stack([crop / image.layout.full_scale for (image, _), (crop, _)
                                    in zip(batch, aligned)]).astype(np.float32), 0, 1)
         step, done = self.runner.faces_per_step(len(batch)), 0
-        while done < len(batch) and not count.stopped:
-            part = slice(done, done + step)
-            if not self._restore_step(batch[part], aligned[part], inputs[part], options, count):
-                break
-            done += len(batch[part])
+        while done < len(batch) and not count.stopped and _restore_step(
+                self, *(faces[done:done + step] for faces in (batch, aligned, inputs)), options,
+                count):
+            done += step
         for image, _ in batch[done:]:
             image.skip()
-
-    def _restore_step(self, batch, aligned, inputs, options, count):
-        """restore_batch's faces of one step, pasted unless a stop comes after the network."""
-        restored = self.restore_crops(inputs, options, [tracked.face.box for _, tracked in batch])
-        count.passed("network", len(restored))
-        if count.stopped:
-            return False
-        masks = self.paste_masks(restored, options)
-        count.passed("masks", len(restored))
-        for (image, tracked), (crop, forward), before, after, mask in zip(
-                batch, aligned, inputs, restored, masks):
-            pasted = paste_face(image.output, after * image.layout.full_scale,
-                                crop.astype(np.float32), mask, forward, options.visibility)
-            image.add(FaceRecord.of(tracked, before, after, mask, options.keep_crops), pasted)
-            count.passed("pasted", 1)
-        return True
 
     def restore_aligned(self, image, options=RestoreOptions(), any_float_range=False):
         """Restore an image that is already an aligned face crop, at its own size."""
@@ -190,6 +171,25 @@ class FaceRestorer:
         parser = None if options.mask == "box" else self.face_models.parser()
         return paste_masks([uint8_of(crop) for crop in restored], parser and (
             lambda crops: parser.face_masks(crops, options.face_regions, self.precision)))
+
+
+
+def _restore_step(restorer, batch, aligned, inputs, options, count):
+    """FaceRestorer.restore_batch's faces of one step, pasted unless a stop comes after
+    the network."""
+    restored = restorer.restore_crops(inputs, options, [tracked.face.box for _, tracked in batch])
+    count.passed("network", len(restored))
+    if count.stopped:
+        return False
+    masks = restorer.paste_masks(restored, options)
+    count.passed("masks", len(restored))
+    for (image, tracked), (crop, forward), before, after, mask in zip(
+            batch, aligned, inputs, restored, masks):
+        pasted = paste_face(image.output, after * image.layout.full_scale,
+                            crop.astype(np.float32), mask, forward, options.visibility)
+        image.add(FaceRecord.of(tracked, before, after, mask, options.keep_crops), pasted)
+        count.passed("pasted", 1)
+    return True
 
 
 def _check_options(options):
