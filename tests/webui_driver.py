@@ -1,12 +1,12 @@
 """Run inside a real WebUI's Python (see test_webui_real.py): start the WebUI in-process the
 way its server does, exercise the extension through the host's own entry points, and print
-a JSON report. Arguments: WEBUI_DIR MODEL_NAME."""
+a JSON report. Arguments: WEBUI_DIR MODEL_NAME RELEASE_MODEL_NAME."""
 
 import json
 import os
 import sys
 
-webui_dir, model_name = sys.argv[1:3]
+webui_dir, model_name, release_model_name = sys.argv[1:4]
 os.chdir(webui_dir)
 sys.path.insert(0, webui_dir)
 sys.argv = ["launch.py", "--skip-torch-cuda-test", "--use-cpu", "all", "--no-half",
@@ -27,6 +27,8 @@ initialize.imports()
 initialize.initialize()
 
 import base64  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
 
 import cv2  # noqa: E402
 import gradio as gr  # noqa: E402
@@ -115,6 +117,33 @@ report["hostile_status"] = {name: client.post("/gpen/v1/restore", json={
 deep = '{"image": "%s", "landmarks": %s}' % (png, "[" * 950 + "]" * 950)
 report["hostile_status"]["deep"] = client.post(
     "/gpen/v1/restore", content=deep, headers={"content-type": "application/json"}).status_code
+
+# Issue 32's stop, timed through the host's own Extras API: a release-sized network with the
+# parsing mask costs seconds a face on a CPU; Interrupt pressed 3 s into the second step must
+# end the call within 5 s, keeping the faces done
+shared.opts.gpen_model, shared.opts.gpen_mask = release_model_name, "parsing"
+shared.opts.gpen_extras_enabled = True  # the extras API runs extension scripts from Settings
+reply, texts = {}, []
+shared.state.textinfo = None  # not the text an earlier run left
+started = time.monotonic()
+worker = threading.Thread(target=lambda: reply.update(client.post(
+    "/sdapi/v1/extra-single-image", json={"image": png, "upscaling_resize": 1}).json()))
+worker.start()
+pressed = None
+while worker.is_alive():
+    now, text = time.monotonic(), shared.state.textinfo or ""
+    if not texts or texts[-1][1] != text:
+        texts.append([round(now - started, 2), text])
+    second_step = next((at for at, seen_text in texts if " of " in seen_text
+                        and not seen_text.startswith("GPEN: 0 of")), None)
+    if pressed is None and second_step is not None and now - started > second_step + 3:
+        client.post("/sdapi/v1/interrupt")
+        pressed = now
+    time.sleep(0.05)
+report["stop_texts"] = texts
+report["stop_seconds"] = None if pressed is None else time.monotonic() - pressed
+report["stop_info"] = reply.get("html_info", "")
+shared.opts.gpen_model, shared.opts.gpen_mask = model_name, "box"
 
 shared.cmd_opts.api_auth = "alice:secret"  # as started with --api-auth alice:secret
 guarded = FastAPI()
