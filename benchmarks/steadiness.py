@@ -206,6 +206,19 @@ def clip_scores(restorer, name, frames, smoothing):
     return found
 
 
+def oracle_scores(restorer, name, frames):
+    """Error and excess flicker of an oracle that knows how each face moved exactly and takes
+    each point's median error over the whole clip: frames restored on the ideal points plus
+    that (steady) offset. No steadying of these detector points can do better on average."""
+    pictures, detected, ideal_points, _ = make_clip(name, frames)
+    ideals, _ = restore(restorer, pictures, ideal_points, 0)
+    ordered = ideal_points[:, np.argsort(ideal_points[0].mean(axis=1)[:, 0])]
+    offset = np.median(detected - ideal_points, axis=0)
+    errors, flickers = scores(restore(restorer, pictures, ideal_points + offset, 0)[0],
+                              ideals, ordered)
+    return errors.mean(), flickers.mean()
+
+
 def painted_face(size=256):
     """A network that paints the same detailed face (the one-face image's, aligned) into
     every crop of `size`."""
@@ -287,6 +300,10 @@ def table(smoothing=None):
                   f"{on['errors'].mean():>6.2f} {error:>6.1f}x {off['flickers'].mean():>12.2f} "
                   f"{on['flickers'].mean():>6.2f} {flicker:>6.1f}x {worst:>11.2f}x "
                   f"{off['where']:>10.2f} {on['where']:>6.2f} {lag}", flush=True)
+    oracle = ", ".join("%s %.2f / %.2f" % (name, *oracle_scores(restorer, name, 16))
+                       for name in CLIPS[1:5])
+    print(f"oracle, 16 frames (exact motion, each point's median error over the clip): "
+          f"error / flicker {oracle}")
     per_face, network, precision = motion_cost()
     print(f"motion measurement: {1000 * per_face:.1f} ms a face a frame, {per_face / network:.1%}"
           f" of the network's {network:.2f} s a face at 512 ({precision})")
