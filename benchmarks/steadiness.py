@@ -300,8 +300,8 @@ def table(smoothing=None):
                   f"{on['errors'].mean():>6.2f} {error:>6.1f}x {off['flickers'].mean():>12.2f} "
                   f"{on['flickers'].mean():>6.2f} {flicker:>6.1f}x {worst:>11.2f}x "
                   f"{off['where']:>10.2f} {on['where']:>6.2f} {lag}", flush=True)
-    oracle = ", ".join("%s %.2f / %.2f" % (name, *oracle_scores(restorer, name, 16))
-                       for name in CLIPS[1:5])
+    oracle = ", ".join(f"{name} {error:.2f} / {flicker:.2f}" for name, (error, flicker) in
+                       ((name, oracle_scores(restorer, name, 16)) for name in CLIPS[1:5]))
     print(f"oracle, 16 frames (exact motion, each point's median error over the clip): "
           f"error / flicker {oracle}")
     per_face, network, precision = motion_cost()
