@@ -127,15 +127,18 @@ def test_a_missing_model_returns_the_image_and_says_where_to_put_it(webui, astro
     assert str(webui.models_dir()) in caplog.text
 
 
-def test_model_switch_swaps_the_cached_network(webui, astronaut, tiny_state_dict):
+def test_model_switch_swaps_the_cached_network(webui, astronaut, tiny_state_dict, monkeypatch):
     torch.save(tiny_state_dict, webui.models_dir() / "other.pth")
     face_restoration.restore_faces(astronaut)
     first = webui.SERVICE._restorer
     face_restoration.restore_faces(astronaut)
     assert webui.SERVICE._restorer is first  # loaded once
     shared.opts.gpen_model = "other.pth"
+    texts = []
+    monkeypatch.setattr(webui.SERVICE.environment, "status", texts.append)
     face_restoration.restore_faces(astronaut)
     assert webui.SERVICE._restorer is not first
+    assert texts == ["GPEN: loading other.pth"]  # the bar moves while a model loads
 
 
 def test_host_device_and_unload_option(webui, astronaut, monkeypatch):

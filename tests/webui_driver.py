@@ -125,6 +125,10 @@ shared.opts.gpen_model, shared.opts.gpen_mask = release_model_name, "parsing"
 shared.opts.gpen_extras_enabled = True  # the extras API runs extension scripts from Settings
 reply, texts = {}, []
 shared.state.textinfo = None  # not the text an earlier run left
+handed_over = []  # when the host calls GPEN's section: Forge reads infotext for seconds first
+untimed_process = script.process
+script.process = lambda *args, **kwargs: (handed_over.append(time.monotonic() - started),
+                                          untimed_process(*args, **kwargs))[1]
 started = time.monotonic()
 worker = threading.Thread(target=lambda: reply.update(client.post(
     "/sdapi/v1/extra-single-image", json={"image": png, "upscaling_resize": 1}).json()))
@@ -140,7 +144,8 @@ while worker.is_alive():
         client.post("/sdapi/v1/interrupt")
         pressed = now
     time.sleep(0.05)
-report["stop_texts"] = texts
+script.process = untimed_process
+report["stop_texts"], report["stop_handed_over"] = texts, handed_over
 report["stop_seconds"] = None if pressed is None else time.monotonic() - pressed
 report["stop_info"] = reply.get("html_info", "")
 shared.opts.gpen_model, shared.opts.gpen_mask = model_name, "box"

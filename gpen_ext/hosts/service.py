@@ -81,10 +81,13 @@ class RestorationService:
                 if self._restorer is not None:
                     self._restorer.to("cpu")
                 self.environment.free_memory()
+                # the first thing a user waiting on a CPU sees move: loading takes seconds
                 if reference.release is not None and not reference.path.is_file():
                     text = f"GPEN: downloading {reference.name} (once; progress in the console)"
-                    log.info("%s", text)
-                    self.environment.status(text)
+                else:
+                    text = f"GPEN: loading {reference.name}"
+                log.info("%s", text)
+                self.environment.status(text)
                 restorer = load_restorer(reference, device=device, precision=precision,
                                          face_models_dir=self.environment.face_models_dir(),
                                          allow_paths=False)
