@@ -298,9 +298,11 @@ class HostProgress:
 @contextlib.contextmanager
 def extras_progress():
     """Extras counts an image done as it starts (its bar reads 100% at once): while GPEN
-    restores, the image counts as under way and its faces as the steps."""
+    restores, the image counts as under way and its faces as the steps, from none (the bar
+    must not read a previous image's steps while a model loads)."""
     state = shared.state
     state.job_no = max(state.job_no - 1, 0)
+    state.sampling_step = 0
     try:
         yield
     finally:
