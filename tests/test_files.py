@@ -103,8 +103,8 @@ def test_outputs_get_the_mode_of_any_new_file(tmp_path):
 
 
 def test_multi_strip_tiff_reads_and_writes(tmp_path):
-    """Pillow before 11 cannot write such a TIFF's tags back as EXIF: they are dropped with a
-    warning, the pixels never (.ci/run runs this file on the WebUI's Pillow 9.5 too)."""
+    """A TIFF of many strips, as OpenCV writes them, read and written as JPEG (.ci/run runs
+    this file on the WebUI's Pillow 9.5 too)."""
     pixels = np.random.default_rng(1).integers(0, 256, (300, 40, 3), dtype=np.uint8)
     data = encode_image(ImageFile(pixels), ".tif")  # OpenCV writes rows in many strips
     assert len(Image.open(io.BytesIO(data)).tag_v2[273]) > 1
@@ -112,6 +112,30 @@ def test_multi_strip_tiff_reads_and_writes(tmp_path):
     assert np.array_equal(picture.pixels, pixels)
     write_image(tmp_path / "out.jpg", picture)
     assert np.asarray(Image.open(tmp_path / "out.jpg")).shape == (300, 40, 3)
+
+
+def test_a_multi_strip_tiff_turned_upright_keeps_its_exif(tmp_path):
+    """Its layout tags (strips, size) are the file's, not the picture's: left out, the rest
+    of the EXIF goes with the upright pixels, orientation 1."""
+    tifffile = pytest.importorskip("tifffile")
+    stored = np.random.default_rng(5).integers(0, 256, (30, 8, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "in.tif", stored, photometric="rgb", rowsperstrip=4,
+                     extratags=[(0x0112, "H", 1, 5, True), (0x013B, "s", 0, "Ada", True)])
+    picture = read_image(tmp_path / "in.tif")
+    assert picture.pixels.shape == (8, 30, 3)  # orientation 5 turns it on its side
+    for name in ("out.jpg", "out.tif"):
+        write_image(tmp_path / name, picture)
+        exif = Image.open(tmp_path / name).getexif()
+        assert (exif.get(0x013B), exif.get(0x0112)) == ("Ada", 1), name
+
+
+def test_pillows_own_limit_gives_way_to_a_higher_one_asked_for(monkeypatch):
+    """Pillow refuses more than twice its MAX_IMAGE_PIXELS whatever the caller allows: raised
+    for the read to the limit asked for (here Pillow's made small), then set back."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    data = encode_image(ImageFile(np.zeros((100, 200, 3), np.uint8)), ".png")
+    assert decode_image(data, max_megapixels=1).pixels.shape == (100, 200, 3)
+    assert Image.MAX_IMAGE_PIXELS == 1000
 
 
 OLD_PILLOW = Path(__file__).resolve().parent.parent / ".ci" / "pillow-9.5"

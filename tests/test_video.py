@@ -4,6 +4,7 @@ apart clearly. The network is a stand-in and the faces supplied, so that the I/O
 
 import hashlib
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 
 from gpen_ext import cli
 from gpen_ext.face_models import FaceModels
+from gpen_ext.jobs import RestoreJob, plan
 from gpen_ext.options import RestoreOptions
 from gpen_ext.pipeline import FaceRestorer
 from gpen_ext.video import ClipError, open_sink, open_source, restore_clip
@@ -448,3 +450,36 @@ def test_a_sequence_with_a_frame_of_another_size_is_refused_as_a_video(tmp_path,
     sizes = [cv2.imread(str(tmp_path / "restored" / f"f{index}.png")).shape[:2]
              for index in range(4)]
     assert sizes == [(64, 80), (64, 80), (64, 96), (64, 80)]
+
+
+def test_a_10_bit_clip_keeps_its_depth_in_a_codec_players_take(tmp_path, caplog):
+    """auto: H.265 Main 10 (tagged hvc1 in MP4, as players and browsers want), not 10-bit
+    H.264; where the encoder here gives no more than 8 bits, that is said."""
+    clip = make_clip(tmp_path / "in.mkv", frames=4, audio=False, codec="ffv1",
+                     pixel_format="yuv420p10le")
+    restore(clip, tmp_path / "out.mp4", codec="auto")
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.name, stream.codec_context.pix_fmt, stream.codec_tag) == (
+            "hevc", "yuv420p10le", "hvc1")
+    with caplog.at_level(logging.WARNING):
+        restore(clip, tmp_path / "out.webm", codec="auto")
+    with av.open(str(tmp_path / "out.webm")) as container:
+        written = container.streams.video[0].codec_context.pix_fmt
+    assert written.endswith("10le") or "vp9 is written at 8" in caplog.text
+
+
+def test_containers_that_lose_a_clips_timing_are_read_but_never_written(tmp_path):
+    """AVI counts frames at one rate: a clip written there does not play as it went in. Named
+    as the output, it is refused before any work; met in a folder, the clip goes to .mkv."""
+    clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
+    with pytest.raises(cli.UsageError, match=r"as \.avi \(its frames' timing would not"):
+        plan(RestoreJob.from_flags([clip], tmp_path / "out.avi"))
+    assert cli.main(["restore", str(clip), "-o", str(tmp_path / "out.avi"), "--model",
+                     "GPEN-BFR-256", "--no-download"]) == cli.EXIT_USAGE
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    make_clip(archive / "old.avi", frames=3, audio=False, codec="mpeg4")
+    tasks = plan(RestoreJob.from_flags([archive], tmp_path / "restored"))
+    assert [task.target.name for task in tasks] == ["old.mkv"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["archive", "in.mp4"]
