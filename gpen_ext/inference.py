@@ -2,6 +2,7 @@
 
 import functools
 import logging
+import os
 import platform
 
 import numpy as np
@@ -56,11 +57,19 @@ def resolve_precision(precision, device, warn=True):
     return precision
 
 
+# oneDNN's own names for the instruction sets it may be capped at (ONEDNN_MAX_CPU_ISA) that
+# have no bf16 arithmetic: under such a cap its convolutions emulate bf16 as on an older CPU
+_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
 def cpu_has_native_bf16():
-    """Whether this CPU computes in bf16 natively (x86: AVX-512 BF16 or AMX); True where that
-    cannot be told (other CPUs, older torch), so that no false alarm is raised."""
+    """Whether this CPU computes in bf16 natively (x86: AVX-512 BF16 or AMX, and oneDNN not
+    capped below them); True where that cannot be told (other CPUs, older torch), so that no
+    false alarm is raised."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return True
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _ISAS_WITHOUT_BF16:
+        return False
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported",
                                                           "_is_amx_tile_supported")]
     probes = [probe for probe in probes if probe is not None]

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from . import winograd
 from .bands import band_rows, bands, rows_of
-from .threads import run_all
+from .threads import THIN_CHANNELS, run_all
 
 # Nearest-neighbour 2x upsampling then a 3-tap filter, as a stride-2 transposed filter of 4
 # taps: even outputs read (k0, k1 + k2) of the input rows (i - 1, i), odd ones (k0 + k1, k2)
@@ -87,7 +87,8 @@ class FastConv(nn.Module):
             if self.slope is not None:
                 F.leaky_relu_(written, self.slope)
         run_all([functools.partial(band, start, stop) for start, stop in
-                 bands(out.shape[2], band_rows(x, out_channels, stride) // stride)])
+                 bands(out.shape[2], band_rows(x, out_channels, stride) // stride)],
+                thin=min(self.weight.shape[:2]) < THIN_CHANNELS)
         return out
 
     def uses_winograd(self, x):

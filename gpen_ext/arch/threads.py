@@ -54,10 +54,26 @@ def bands_shared_by(workers, threads=1):
         _SHARERS.reset(token)
 
 
-def run_all(tasks):
+# Products with fewer inputs or outputs per pixel than this (a first layer reading RGB, a
+# to-RGB layer, the parser's 19 classes) go through gemm-based kernels whose sums torch splits
+# among its threads on some CPUs (seen on AVX2: the first 1x1 conv and the to-RGB product at
+# 1 against 2 threads); their bands each run on one torch thread instead (`run_all`).
+THIN_CHANNELS = 32
+
+
+def run_all(tasks, thin=False):
     """Call each of `tasks` (independent of each other: a map's bands), shared among threads
-    as `bands_shared_by` allows, else one after the other on the calling thread."""
-    share(tasks, *_SHARERS.get())
+    as `bands_shared_by` allows, else one after the other on the calling thread. `thin`: the
+    tasks are products with few channels (THIN_CHANNELS): each runs on one torch thread, the
+    tasks shared among as many threads as they would otherwise have used, so that their bits
+    do not depend on the thread count on any CPU."""
+    workers, threads = _SHARERS.get()
+    if not thin:
+        share(tasks, workers, threads)
+        return
+    workers = max(workers * (threads or 1), torch.get_num_threads())
+    with one_thread():  # the caller's share too
+        share(tasks, workers, 1)
 
 
 def share(tasks, workers, threads):

@@ -21,7 +21,8 @@ oracle it is tested against. What changes, all exact up to float rounding:
   (`winograd.py`): a quarter of the multiply-adds, written straight into the concatenated
   buffer. Elsewhere (GPU, bf16, narrow layers) the direct convolution is faster;
 - the style code, every layer's modulation and the layers on small maps run on one thread
-  (`threads.one_thread`), so that the output is the same to the bit on any thread count.
+  (`threads.one_thread`), and thin products (the RGB input, to-RGB) each band on one thread
+  (`run_all(thin=True)`), so that the output is the same to the bit on any thread count.
 """
 
 import contextlib
@@ -33,7 +34,7 @@ from torch.nn import functional as F
 
 from .. import winograd
 from ..bands import EdgeRows, band_rows, bands, rows_of
-from ..threads import one_thread, run_all
+from ..threads import THIN_CHANNELS, one_thread, run_all
 from .network import LEAKY_GAIN, LEAKY_SLOPE
 from .to_rgb import FastToRGB
 
@@ -71,7 +72,8 @@ class FastEncoderBlock(nn.Module):
                           dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
         rows = band_rows(x, self.weight.shape[0], multiple=halved) // halved
         run_all([functools.partial(self.band, x, out, start, stop)
-                 for start, stop in bands(out.shape[2], rows)])
+                 for start, stop in bands(out.shape[2], rows)],
+                thin=min(self.weight.shape[:2]) < THIN_CHANNELS)
         return out
 
     def band(self, x, out, start, stop):

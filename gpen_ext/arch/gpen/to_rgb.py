@@ -10,12 +10,6 @@ from torch.nn import functional as F
 from ..bands import band_rows, bands, rows_of
 from ..threads import one_thread, run_all
 
-# Maps of at most this many pixels get their RGB on one thread (see threads.one_thread): the
-# to-RGB product, three outputs a pixel, split its sums among threads on 8x8 and 16x16 maps on
-# a 2-core AVX-512 CPU at 1 to 4 threads; with a margin
-SMALL_RGB_MAP = 32 * 32
-
-
 class FastToRGB(nn.Module):
     def __init__(self, to_rgb, input_gain):
         super().__init__()
@@ -32,12 +26,8 @@ class FastToRGB(nn.Module):
         n, _, height, width = x.shape
         out = torch.empty((n, 3, height, width), dtype=x.dtype, device=x.device,
                           memory_format=torch.channels_last)
-        if height * width <= SMALL_RGB_MAP:
-            with one_thread():
-                self.rows(x, weight, skip, out, 0, height)
-        else:
-            run_all([functools.partial(self.rows, x[:, :, start:stop], weight, skip, out, start,
-                                       stop) for start, stop in bands(height, band_rows(x, 3))])
+        run_all([functools.partial(self.rows, x[:, :, start:stop], weight, skip, out, start,
+                                   stop) for start, stop in bands(height, band_rows(x, 3))])
         return out
 
     def face_weights(self, code, dtype):
@@ -53,12 +43,15 @@ class FastToRGB(nn.Module):
         out[:, :, start:stop] = rgb if skip is None else rgb.add_(upsample_rows(skip, start, stop))
 
     def rgb(self, x, weight):
-        """The 1x1 conv to three channels, bias included, of the rows of `x`."""
+        """The 1x1 conv to three channels, bias included, of the rows of `x`, on one thread: a
+        product with three outputs a pixel, whose sums torch's kernels split among threads on
+        some CPUs (threads.THIN_CHANNELS), and cheap."""
         n, channels, height, width = x.shape
         # a matrix product per face; on channels-last input it reads each pixel's channels
         # in place (einsum would reorder the whole map first)
         pixels = x.permute(0, 2, 3, 1).reshape(n, height * width, channels)
-        out = torch.bmm(pixels, weight.transpose(1, 2)).view(n, height, width, 3)
+        with one_thread():
+            out = torch.bmm(pixels, weight.transpose(1, 2)).view(n, height, width, 3)
         return out.permute(0, 3, 1, 2).add_(self.bias[:, None, None].to(x.dtype))
 
 
