@@ -30,7 +30,7 @@ class ClipInfo:
     """What a clip says about itself, and what its copy must say too."""
     width: int                     # as stored (before rotation)
     height: int
-    frames: int                    # as the container counts them; 0 where it does not
+    frames: int                    # expected: counted, or estimated from the duration; 0 if unknown
     rate: Fraction                 # average frames per second
     time_base: Fraction
     rotation: int = 0              # degrees counter-clockwise that show it upright

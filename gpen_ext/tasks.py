@@ -103,10 +103,6 @@ def restore_clip_file(restorer, task, job, landmarks, progress):
     if source.stopped:
         raise ClipError(f"{source.stopped}; the {frames} frame(s) before it were restored "
                         f"into {task.target}")
-    if source.info.frames and frames < source.info.frames:
-        raise ClipError(f"the file ends after frame {frames} of the {source.info.frames} it "
-                        f"declares (cut short?); the {frames} frame(s) there were restored "
-                        f"into {task.target}")
     return faces
 
 

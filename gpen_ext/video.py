@@ -84,6 +84,7 @@ class VideoSource(ClipSource):
             raise ClipError(str(error)) from None
         self.packets = self.container.demux(self.video, *self.other_streams)
         self.decoded = 0      # frames decoded so far
+        self.end = None       # seconds from the video's start to the end of the last frame
         self.first = None
         self.info = self._read_info()
 
@@ -113,25 +114,44 @@ class VideoSource(ClipSource):
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         bits = max(component.bits for component in frame.format.components)
         return ClipInfo(
-            context.width, context.height, self._declared_frames(Fraction(rate)), Fraction(rate),
+            context.width, context.height, self._expected_frames(Fraction(rate)), Fraction(rate),
             Fraction(stream.time_base), int(frame.rotation or 0) % 360,
             None if matrix is None else list(np.frombuffer(bytes(matrix), "<i4")),
             stream.sample_aspect_ratio, frame.format.name, bits > 8,
             {name: getattr(frame, name) for name in
              ("colorspace", "color_range", "color_primaries", "color_trc")})
 
-    def _declared_frames(self, rate):
-        """The frames the file says it holds: counted by its container, else the video's
-        duration at its rate, less one for rounding (Matroska, WebM and MPEG-TS count none;
-        Matroska keeps each track's duration as a tag); 0 where it says neither."""
+    def _expected_frames(self, rate):
+        """The frames a progress bar expects: counted by the container, else the video's
+        stated duration at its average rate (only an estimate where the rate varies); 0
+        where the file says neither."""
+        seconds = self._stated_seconds()
+        return self.video.frames or (max(1, round(seconds * rate)) if seconds else 0)
+
+    def _stated_seconds(self):
+        """The video's duration as the file states it (Matroska and WebM as a tag), or None."""
         stream = self.video
-        if stream.frames:
-            return stream.frames
-        seconds = stream.duration * stream.time_base if stream.duration else \
-            _seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
+        if stream.duration:
+            return Fraction(stream.duration * stream.time_base)
+        seconds = _seconds(stream.metadata.get("DURATION") or stream.metadata.get("duration"))
         if seconds is None and self.container.duration and not self.other_streams:
             seconds = Fraction(self.container.duration, 1_000_000)
-        return max(0, round(seconds * rate) - 1) if seconds else 0
+        return seconds
+
+    def _cut_short(self):
+        """Why the clip read to its end seems cut short, or None: fewer frames than the
+        container counts, else (Matroska, WebM and MPEG-TS count none) a last frame ending
+        over half a frame before the stated duration; never from an average rate, which
+        misjudges a variable frame rate."""
+        declared, decoded = self.video.frames, self.decoded
+        if declared:
+            return f"the file ends after frame {decoded} of the {declared} it declares " \
+                   "(cut short?)" if decoded < declared else None
+        seconds, end = self._stated_seconds(), self.end
+        if not seconds or end is None or end + self.last_duration / 2 >= seconds:
+            return None
+        return f"the file ends after frame {decoded}, at {float(end):.2f} s of the " \
+               f"{float(seconds):.2f} s it declares (cut short?)"
 
     def frames(self, copy):
         """ClipFrames in order; packets of the other streams go to `copy` as they come."""
@@ -156,6 +176,8 @@ class VideoSource(ClipSource):
                     yield "frame", self._frame(frame)
         except (av.FFmpegError, ValueError) as error:
             self.stopped = f"decoding stopped after frame {self.decoded}: {_reason(error)}"
+        else:
+            self.stopped = self._cut_short()
 
     def _frame(self, frame):
         self.decoded += 1
@@ -163,8 +185,10 @@ class VideoSource(ClipSource):
         info = self.info
         pts = frame.pts if frame.pts is not None else \
             round((self.decoded - 1) / (info.rate * info.time_base))
-        duration = frame.duration * info.time_base if frame.duration else 1 / info.rate
-        return ClipFrame(upright(pixels, info.rotation), pts, Fraction(duration))
+        duration = Fraction(frame.duration * info.time_base) if frame.duration else 1 / info.rate
+        self.end = (pts - (self.video.start_time or 0)) * info.time_base + duration
+        self.last_duration = duration
+        return ClipFrame(upright(pixels, info.rotation), pts, duration)
 
     def close(self):
         self.container.close()

@@ -251,7 +251,29 @@ def test_a_truncated_clip_fails_saying_where_it_stopped_and_keeps_what_was_resto
     error = capfd.readouterr().err
     frames = len(probe(tmp_path / f"out{suffix}")["pts"])
     assert code == 1 and 0 < frames < 30
-    assert re.search(rf"ends after frame {frames} of the \d+ it declares", error), error
+    # the true count decoded, and where it ends against what the file states
+    assert re.search(rf"ends after frame {frames}, at [\d.]+ s of the 1.20 s it declares", error), \
+        error
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm", ".mp4", ".mov"])
+def test_a_whole_variable_frame_rate_clip_is_no_cut_one(tmp_path, tiny_state_dict, capfd, suffix):
+    """12 frames at irregular times (0 to 640 ms, as phones and screen recorders write): an
+    average rate times the duration says 16 (or 11); the run restores all 12 and exits 0."""
+    import torch
+    pts = [0, 40, 80, 200, 240, 280, 400, 440, 480, 560, 600, 640]
+    codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
+    clip = make_clip(tmp_path / f"in{suffix}", frames=len(pts), pts=pts, audio=False,
+                     codec=codec)
+    torch.save(tiny_state_dict, tmp_path / "tiny.pth")
+    (tmp_path / "faces.json").write_text(json.dumps([face_in(96, 80)]))
+    code = cli.main(["restore", str(clip), "-o", str(tmp_path / f"out{suffix}"), "--model",
+                     str(tmp_path / "tiny.pth"), "--mask", "box", "--landmarks",
+                     str(tmp_path / "faces.json")])
+    error = capfd.readouterr().err
+    assert code == 0, error
+    before, after = probe(clip), probe(tmp_path / f"out{suffix}")
+    assert len(after["pts"]) == 12 and after["pts"] == pytest.approx(before["pts"])
 
 
 def test_an_interrupted_clip_leaves_a_playable_partial_file(tmp_path):
