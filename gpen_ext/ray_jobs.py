@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import pickle
+import socket
 import sys
 import time
 from pathlib import Path
@@ -174,13 +175,14 @@ class RayWorker:
 def run(tasks, job, landmarks):
     """Restore the planned tasks on Ray, once what every worker needs is in the models
     folder; the exit code."""
+    ray = import_ray()
+    check_reachable(job.ray)  # before any download
     try:
         fetch_models(job.model, job.models_dir, job.options, detecting=landmarks is None,
                      download=not job.no_download,
                      face_models=landmarks is None or faces_given(landmarks))
     except (DownloadError, CheckpointError, FaceModelError, ValueError) as error:
         raise UsageError(str(error)) from None
-    ray = import_ray()
     manifest = manifest_of(job)
     finished = manifest.done()
     todo = [task for task in tasks if str(task.source) not in finished]
@@ -240,6 +242,27 @@ def outcomes(ray, todo, job, landmarks):
         if outcome["index"] not in committed:
             committed.add(outcome["index"])
             yield outcome
+
+
+REACH_SECONDS = 10  # a cluster's head answers at once; Ray itself would retry for ever
+
+
+def check_reachable(address):
+    """Refuse a cluster address ("host:port", "ray://host:port") where nothing answers, before
+    Ray is started: given one, Ray rewrites the host to this machine's own and retries for
+    ever, saying nothing a user would see."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray {address}: give a cluster as HOST:PORT (or 'auto', or no "
+                         "address for a Ray of its own on this machine)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise UsageError(f"cannot reach Ray at {address}: nothing answers there ({reason}); "
+                         "is the address right and the cluster up?") from None
 
 
 def connect(ray, address):

@@ -194,3 +194,29 @@ def clip_command(archive, clips, output, *extra):
     return [sys.executable, "-m", "gpen_ext", "restore", str(clips), "-o", str(output),
             "--model", str(archive / "tiny.pth"), "--models-dir", str(archive), "--landmarks",
             str(archive / "faces.json"), "--no-download", "--mask", "box", *extra]
+
+
+def test_a_cluster_that_cannot_be_reached_is_named_within_seconds(archive, tmp_path):
+    """A typo in --ray's address: Ray itself would retry for ever; the run says which address
+    answers nothing and exits 2 quickly, writing nothing and leaving no process behind."""
+    import socket
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    output = tmp_path / "out"
+    started = time.monotonic()
+    process = subprocess.Popen(command(archive, output, "--ray", f"127.0.0.1:{port}"), cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               start_new_session=True)
+    try:
+        _, error = process.communicate(timeout=120)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
+    seconds = time.monotonic() - started
+    assert process.returncode == 2, error
+    assert f"127.0.0.1:{port}" in error and "Traceback" not in error
+    assert seconds < 30 and not output.exists()
+    time.sleep(1)
+    left = subprocess.run(["pgrep", "-s", str(process.pid)], capture_output=True, text=True)
+    assert left.stdout == "", "processes of the run left behind"
