@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from .images import row_bands
 from .options import MAX_MEGAPIXELS
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,8 @@ def decode_image(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
             from None
     if pixels is None:
         raise ImageFileError(f"cannot decode {name}: a format or variant OpenCV cannot read")
-    if pixels.ndim == 3:  # OpenCV's BGR(A) as RGB(A); float64 too, which cvtColor refuses
-        pixels = np.ascontiguousarray(pixels[:, :, [2, 1, 0, 3][:pixels.shape[2]]])
+    if pixels.ndim == 3 and pixels.shape[2] >= 3:  # OpenCV's BGR(A) as RGB(A)
+        swap_red_and_blue(pixels)
     if header.mode == "LA" and pixels.ndim == 3 and pixels.shape[2] == 4:
         pixels = np.ascontiguousarray(pixels[:, :, [0, 3]])  # OpenCV widens grey + alpha
     if pixels.dtype == np.float16:
@@ -85,6 +86,14 @@ def decode_image(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
     turned = header.format == "TIFF" and opencv_turns_tiffs()  # already upright then
     return ImageFile(pixels if turned else apply_orientation(pixels, header.orientation),
                      header.text, header.exif)
+
+
+def swap_red_and_blue(pixels):
+    """BGR(A) to RGB(A) or back, in place and a band of rows at a time, so that a huge image
+    takes no second copy (any sample type: float64 too, which cvtColor refuses)."""
+    for rows in row_bands(*pixels.shape[:2]):
+        band = pixels[rows]
+        band[:, :, [0, 2]] = band[:, :, [2, 0]]
 
 
 @functools.cache
@@ -337,8 +346,11 @@ def encode_image(image, suffix=".png"):
     else:
         if image.exif and suffix in FLOAT_CAPABLE:
             log.warning("EXIF is not written into %s TIFF files; dropped", pixels.dtype)
-        bgr = pixels[:, :, [2, 1, 0, 3][:pixels.shape[2]]] if pixels.ndim == 3 else pixels
-        ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr))
+        bgr = np.array(pixels, order="C")  # one copy, in the order OpenCV writes
+        if bgr.ndim == 3 and bgr.shape[2] >= 3:
+            swap_red_and_blue(bgr)
+        ok, encoded = cv2.imencode(suffix, bgr)
+        del bgr
         if not ok:
             raise ImageFileError(f"OpenCV could not encode a {suffix} image")
         data = encoded.tobytes()

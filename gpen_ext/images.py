@@ -72,11 +72,23 @@ def split_image(image, any_float_range=False):
     return np.ascontiguousarray(rgb), ImageLayout(image.shape, image.dtype, alpha)
 
 
+BAND_PIXELS = 1 << 20  # whole-image conversions go a band of rows this large at a time
+
+
+def row_bands(height, width):
+    """Slices of rows of about BAND_PIXELS pixels covering an image: a conversion's float
+    temporaries stay that small however large the image (a 100-megapixel scan)."""
+    rows = max(1, BAND_PIXELS // max(width, 1))
+    return [slice(start, min(start + rows, height)) for start in range(0, height, rows)]
+
+
 def merge_image(rgb, layout):
     """The working RGB image back in the caller's layout."""
     if layout.grayscale:
-        gray = rgb.astype(np.float64) @ LUMA
-        colour = to_dtype(gray, layout.dtype, layout.full_scale)[:, :, None]
+        colour = np.empty(rgb.shape[:2] + (1,), layout.dtype)
+        for rows in row_bands(*rgb.shape[:2]):
+            colour[rows, :, 0] = to_dtype(rgb[rows].astype(np.float64) @ LUMA, layout.dtype,
+                                          layout.full_scale)
     else:
         colour = rgb.astype(layout.dtype, copy=False)  # float16 is worked on as float32
     planes = colour if layout.alpha is None else np.dstack([colour, layout.alpha])
