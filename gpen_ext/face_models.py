@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import torch
 
+from .arch.bisenet import FastBiSeNet
 from .arch.parsenet import FastParseNet
 from .checkpoints import CheckpointError, read_state_dict
 from .cpu_threads import map_faces, threads_for_one
@@ -28,11 +29,14 @@ DETECTORS = {
     "retinaface_resnet50": ("resnet50", "detection_Resnet50_Final.pth", "v0.1.0"),
     "retinaface_mobile0.25": ("mobile0.25", "detection_mobilenet0.25_Final.pth", "v0.1.0"),
 }
-PARSENET_FILE, PARSENET_RELEASE = "parsing_parsenet.pth", "v0.2.2"
+# facexlib's face parsers: (weights file, release). ParseNet is the official GPEN pipeline's;
+# BiSeNet (ResNet-18), facexlib's own default, costs about a seventeenth of it at 512.
+PARSERS = {"parsenet": ("parsing_parsenet.pth", "v0.2.2"),
+           "bisenet": ("parsing_bisenet.pth", "v0.2.0")}
 PARSE_SIZE = 512
-# ParseNet's CelebAMask-HQ classes, grouped as a user names the parts of a face (background,
-# cloth and hat are never pasted). The default is the face itself, as the official pipeline
-# pastes it: hair and neck keep their own pixels.
+# The parsers' CelebAMask-HQ classes (both in one order), grouped as a user names the parts of
+# a face (background, cloth and hat are never pasted). The default is the face itself, as the
+# official pipeline pastes it: hair and neck keep their own pixels.
 FACE_REGIONS = {"skin": (1,), "brows": (2, 3), "eyes": (4, 5, 6), "ears": (7, 8, 9),
                 "nose": (10,), "mouth": (11, 12, 13), "neck": (14, 15), "hair": (17,)}
 DEFAULT_REGIONS = ("skin", "brows", "eyes", "ears", "nose", "mouth")
@@ -91,10 +95,19 @@ def build_detector_network(name):
         return RetinaFace(network_name=network_name, half=False, device="cpu")
 
 
-def build_parser_network(size=PARSE_SIZE):
-    """facexlib's ParseNet (19 CelebAMask-HQ classes); released at PARSE_SIZE."""
+def build_parser_network(name="parsenet", size=PARSE_SIZE):
+    """facexlib's parser `name` (19 CelebAMask-HQ classes); ParseNet released at PARSE_SIZE
+    (BiSeNet takes any size)."""
+    if name == "bisenet":
+        return facexlib_module("parsing.bisenet").BiSeNet(num_class=19)
     ParseNet = facexlib_module("parsing.parsenet").ParseNet
     return ParseNet(in_size=size, out_size=size, parsing_ch=19)
+
+
+def fast_parser_network(name, network):
+    """The fast path of a loaded facexlib parser (arch/), which computes its logits from
+    [-1, 1] input."""
+    return (FastBiSeNet if name == "bisenet" else FastParseNet)(network.eval()).eval()
 
 
 class FaceModels:
@@ -106,7 +119,7 @@ class FaceModels:
         self.download = download
         self.device = torch.device(device)
         self._detectors = {}
-        self._parser = None
+        self._parsers = {}
 
     def detector(self, name):
         if name not in DETECTORS:
@@ -118,11 +131,14 @@ class FaceModels:
                 name, _load_weights(build(), self.weights(filename, release, build)), self.device)
         return self._detectors[name]
 
-    def parser(self):
-        if self._parser is None:
-            path = self.weights(PARSENET_FILE, PARSENET_RELEASE, build_parser_network)
-            self._parser = FaceParser(_load_weights(build_parser_network(), path), self.device)
-        return self._parser
+    def parser(self, name="parsenet"):
+        if name not in PARSERS:
+            raise ValueError(f"unknown face parser '{name}': choose one of {list(PARSERS)}")
+        if name not in self._parsers:
+            build = functools.partial(build_parser_network, name)
+            network = _load_weights(build(), self.weights(*PARSERS[name], build))
+            self._parsers[name] = FaceParser(fast_parser_network(name, network), self.device)
+        return self._parsers[name]
 
     def fetch(self, options, detecting=True):
         """The weights files that `options` need (the detector's, if detecting; the parser's
@@ -132,7 +148,8 @@ class FaceModels:
             self.weights(filename, release, lambda: build_detector_network(
                 options.detection_model))
         if options.mask == "parsing":
-            self.weights(PARSENET_FILE, PARSENET_RELEASE, build_parser_network)
+            self.weights(*PARSERS[options.parser],
+                         functools.partial(build_parser_network, options.parser))
 
     def weights(self, filename, release, build):
         """The weights file, downloaded if missing and allowed (checked by loading it into
@@ -152,14 +169,14 @@ class FaceModels:
 
     def networks(self):
         """The networks loaded so far, by name."""
-        loaded = {f"detector_{name}": detector.network for name, detector in self._detectors.items()}
-        return loaded if self._parser is None else {**loaded, "parser": self._parser.network}
+        return {**{f"detector_{name}": detector.network
+                   for name, detector in self._detectors.items()},
+                **{f"parser_{name}": parser.network for name, parser in self._parsers.items()}}
 
     def move_to(self, device):
         self.device = torch.device(device)
-        for model in [*self._detectors.values(), self._parser]:
-            if model is not None:
-                model.move_to(self.device)
+        for model in [*self._detectors.values(), *self._parsers.values()]:
+            model.move_to(self.device)
 
 
 class FaceDetector:
@@ -191,11 +208,11 @@ class FaceDetector:
 
 
 class FaceParser:
-    """ParseNet segmentation of aligned face crops into face / not face, through the fast
-    path built from facexlib's loaded network (arch/parsenet.py)."""
+    """Segmentation of aligned face crops into face / not face, through a parser's fast path
+    (arch/parsenet.py, arch/bisenet.py: [-1, 1] in, logits out)."""
 
-    def __init__(self, parsenet, device="cpu"):
-        self.network = FastParseNet(parsenet.eval()).eval()
+    def __init__(self, network, device="cpu"):
+        self.network = network
         # in a reduced precision, the logits stay fp32: each pixel's class is their argmax
         self.precisions = Precisions(self.network, kept_fp32=("logits",))
         self.move_to(device)

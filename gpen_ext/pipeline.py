@@ -61,7 +61,7 @@ class FaceRestorer:
         if detecting:
             self.face_models.detector(options.detection_model)
         if options.mask == "parsing":
-            self.face_models.parser()
+            self.face_models.parser(options.parser)
 
     def restore(self, image, options=RestoreOptions(), landmarks=None, any_float_range=False,
                 progress=None):
@@ -172,7 +172,7 @@ class FaceRestorer:
 
     def paste_masks(self, restored, options):
         """Paste masks in crop coordinates for restored float crops."""
-        parser = None if options.mask == "box" else self.face_models.parser()
+        parser = None if options.mask == "box" else self.face_models.parser(options.parser)
         return paste_masks([uint8_of(crop) for crop in restored], parser and (
             lambda crops: parser.face_masks(crops, options.face_regions, self.precision)))
 

@@ -6,7 +6,7 @@ random weights: its masks are arbitrary but have the real shapes and code paths.
 
 import torch
 
-from gpen_ext.face_models import build_detector_network, build_parser_network
+from gpen_ext.face_models import PARSERS, build_detector_network, build_parser_network
 
 # Landmark offsets in units of 0.1 x anchor size (RetinaFace's landmark variance).
 FACE_LAYOUT = [(-1.5, -1.0), (1.5, -1.0), (0.0, 0.5), (-1.2, 2.0), (1.2, 2.0)]
@@ -30,6 +30,6 @@ def write_face_weights(folder):
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(rigged_mobilenet_detector(), folder / "detection_mobilenet0.25_Final.pth")
-    torch.save(build_parser_network().state_dict(),
-               folder / "parsing_parsenet.pth")
+    for name, (filename, _) in PARSERS.items():
+        torch.save(build_parser_network(name).state_dict(), folder / filename)
     return folder

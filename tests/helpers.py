@@ -81,12 +81,9 @@ def solvay():
     return rgba, np.array(landmarks, float)
 
 
-def random_parsenet(size=512, seed=0):
-    """facexlib's ParseNet with random weights and batch-norm statistics far from the
-    defaults, so that folding them is exercised."""
-    from gpen_ext.face_models import build_parser_network
-    torch.manual_seed(seed)
-    network = build_parser_network(size).eval()
+def randomise_batch_norms(network):
+    """Batch-norm statistics and affine values far from the defaults, so that folding them is
+    exercised."""
     with torch.no_grad():
         for module in network.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -95,6 +92,21 @@ def random_parsenet(size=512, seed=0):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.2, 0.2)
     return network
+
+
+def random_bisenet(seed=0):
+    """facexlib's BiSeNet with random weights (batch norms as random_parsenet's)."""
+    from gpen_ext.face_models import build_parser_network
+    torch.manual_seed(seed)
+    return randomise_batch_norms(build_parser_network("bisenet").eval())
+
+
+def random_parsenet(size=512, seed=0):
+    """facexlib's ParseNet with random weights and batch-norm statistics far from the
+    defaults, so that folding them is exercised."""
+    from gpen_ext.face_models import build_parser_network
+    torch.manual_seed(seed)
+    return randomise_batch_norms(build_parser_network(size=size).eval())
 
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")

@@ -14,13 +14,14 @@ import torch
 
 from gpen_ext import cpu_threads
 from gpen_ext.arch.gpen.fast import FastGPEN
+from gpen_ext.arch.bisenet import FastBiSeNet
 from gpen_ext.arch.parsenet import FastParseNet
 from gpen_ext.arch.threads import bands_shared_by, torch_threads
 from gpen_ext.device_memory import Precisions
 from gpen_ext.inference import NetworkRunner
 from gpen_ext.registry import RELEASE_CONFIGS
 
-from helpers import random_parsenet
+from helpers import random_bisenet, random_parsenet
 
 
 def on_threads(network, x, counts=(1, 2, 3), sharers=(1, 2)):
@@ -75,11 +76,20 @@ def test_the_same_bits_and_the_bf16_bound_hold_with_avx2_kernels_only():
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
          f"{tests / 'test_cpu_threads.py'}::test_the_network_gives_the_same_bits_on_any_thread_count",
          f"{tests / 'test_cpu_threads.py'}::test_the_parser_gives_the_same_bits_on_any_thread_count[fp32]",
+         f"{tests / 'test_cpu_threads.py'}::test_the_light_parser_gives_the_same_bits_on_any_thread_count[fp32]",
          f"{tests / 'test_fast_path.py'}::test_bf16_stays_above_its_bound_against_fp32_on_every_parity_face"],
         cwd=tests.parent, env={**os.environ, **AVX2_ONLY}, capture_output=True, text=True,
         timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_light_parser_gives_the_same_bits_on_any_thread_count(precision):
+    network = Precisions(FastBiSeNet(random_bisenet()).eval(), kept_fp32=("logits",))
+    x = torch.rand(1, 3, 512, 512) * 2 - 1
+    first, *others = on_threads(functools.partial(network, precision=precision), x, (1, 2))
+    assert all(torch.equal(first, other) for other in others)
 
 
 def test_the_callers_thread_count_is_given_back_also_on_errors():

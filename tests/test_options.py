@@ -105,7 +105,8 @@ def test_where_an_option_applies_is_described_with_it():
     options = {option.name: option for option in restore_option_list()}
     assert [name for name, option in options.items() if option.aligned] == \
         ["weight", "color_correction", "batch_size"]
-    assert [name for name, option in options.items() if option.parsing_mask] == ["face_regions"]
+    assert [name for name, option in options.items() if option.parsing_mask] == \
+        ["parser", "face_regions"]
     assert (options["face_indices"].kind, options["face_regions"].kind) == (FACE_NUMBERS, NAMES)
     assert {option.type for option in options.values() if option.kind in LIST_KINDS} == {tuple}
     changed = RestoreOptions(face_regions=("skin",))

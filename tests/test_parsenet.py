@@ -69,13 +69,13 @@ def test_bf16_changes_a_class_only_where_fp32_nearly_ties(astronaut, astronaut_l
     at region borders, never inside a region. (Random weights with the last layer scaled up,
     so that the crop parses into several regions with many near-ties.)"""
     from gpen_ext.alignment import align_face
-    from gpen_ext.face_models import FaceParser
+    from gpen_ext.face_models import FaceParser, fast_parser_network
     network = random_parsenet(512)
     with torch.no_grad():
         network.out_mask_conv.conv2d.weight.mul_(10)
     crop = align_face(astronaut, astronaut_landmarks, 512)[0]
     x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 127.5 - 1
-    parser = FaceParser(network)
+    parser = FaceParser(fast_parser_network("parsenet", network))
     with torch.inference_mode():
         fp32, bf16 = (parser.precisions(x, precision) for precision in ("fp32", "bf16"))
     copy = parser.precisions.copy
