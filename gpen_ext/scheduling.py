@@ -256,8 +256,8 @@ def _next_landmarks(supplied):
 def select_faces(faces, options, image_shape, numbers=None, previous=None):
     """The positions in `faces` (left to right) of the faces to restore: those whose number
     (their position, or `numbers`) is in `face_indices` (all if none), no smaller than
-    `min_face_size`, then the largest or the most central if so chosen, at most `max_faces`
-    of them (the largest). `previous`: the numbers chosen in a video's frame before, which
+    `min_face_size` nor than `min_face_ratio` of the largest face found, then the largest or
+    the most central if so chosen, at most `max_faces` of them (the largest). `previous`: the numbers chosen in a video's frame before, which
     count HYSTERESIS times larger (or nearer the centre), so that jitter flips no choice."""
     numbers = list(range(len(faces))) if numbers is None else numbers
     favour = [HYSTERESIS if previous is not None and number in previous else 1.0
@@ -265,7 +265,9 @@ def select_faces(faces, options, image_shape, numbers=None, previous=None):
     side = lambda position: face_side(faces[position].box) * favour[position]  # noqa: E731
     chosen = [position for position, number in enumerate(numbers)
               if not options.face_indices or number in options.face_indices]
-    chosen = [position for position in chosen if side(position) >= options.min_face_size]
+    smallest = max(options.min_face_size, options.min_face_ratio * max(
+        (face_side(face.box) for face in faces), default=0))
+    chosen = [position for position in chosen if side(position) >= smallest]
     if chosen and options.face_selection == "largest":
         chosen = [max(chosen, key=side)]
     elif chosen and options.face_selection == "center":

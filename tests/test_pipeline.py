@@ -185,6 +185,11 @@ def test_face_selection():
     assert pick(face_indices=(2,), min_face_size=30) == []
     assert pick(min_face_size=30) == [10, 300]
     assert pick(max_faces=2) == [10, 300]
+    # relative to the largest face found (80): background faces left alone
+    assert pick(min_face_ratio=0.3) == [10, 300]
+    assert pick(min_face_ratio=0.5) == [10, 300] and pick(min_face_ratio=0.51) == [10]
+    assert pick(face_indices=(2,), min_face_ratio=0.3) == []  # the largest of all, not of those
+    assert pick(min_face_ratio=0.3, min_face_size=45) == [10]  # both hold
 
 
 @pytest.mark.parametrize("options,message", [

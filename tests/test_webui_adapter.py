@@ -161,7 +161,7 @@ def test_scripts_expose_only_the_gpen_postprocessing_class(webui):
     assert classes == [webui.GPENPostprocessing] and classes[0].name == "GPEN"
 
 
-EXTRAS_CONTROLS = ["enable", "model", "weight", "visibility", "face_selection", "face_indices", "min_face_size", "max_faces", "face_regions", "show_numbers", "show_faces"]
+EXTRAS_CONTROLS = ["enable", "model", "weight", "visibility", "face_selection", "face_indices", "min_face_size", "min_face_ratio", "max_faces", "face_regions", "show_numbers", "show_faces"]
 
 
 def test_extras_ui_controls_and_infotext(webui, astronaut):

@@ -63,7 +63,7 @@ def test_restore_faces_through_the_host_changes_the_face(report):
 
 def test_extras_script_runs_and_writes_infotext(report):
     assert report["extras_controls"] == ["enable", "model", "weight", "visibility",
-                                         "face_selection", "face_indices", "min_face_size", "max_faces", "face_regions", "show_numbers",
+                                         "face_selection", "face_indices", "min_face_size", "min_face_ratio", "max_faces", "face_regions", "show_numbers",
                                          "show_faces"]
     assert report["extras_info"] == {"GPEN visibility": 1.0, "GPEN weight": 0.5, "GPEN model": MODEL}
     assert report["extras_change"] > 0.5

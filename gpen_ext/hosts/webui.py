@@ -34,7 +34,7 @@ EXTRAS_ENABLED = "gpen_extras_enabled"
 # options come from Settings, in the same order.
 EXTRAS_GROUPS = ((None, (("model",), ("weight", "visibility"))),
                  ("Which faces", (("face_selection", "face_indices"),
-                                  ("min_face_size", "max_faces"))),
+                                  ("min_face_size", "min_face_ratio", "max_faces"))),
                  ("Which parts of the face", (("face_regions",),)))
 SHOW_NUMBERS, SHOW_FACES = "show_numbers", "show_faces"
 DIAGNOSTICS = {
