@@ -39,8 +39,8 @@ INSTALL = "pip install -r requirements-ray.txt"
 MANIFEST = "gpen-manifest.jsonl"
 
 
-class RayUnavailable(RuntimeError):
-    """Ray is not installed, or the cluster cannot be reached."""
+class RayUnavailable(UsageError):
+    """Ray is not installed, or the cluster cannot be reached: a usage error (exit 2)."""
 
 
 def import_ray():
@@ -255,14 +255,14 @@ def check_reachable(address):
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise UsageError(f"--ray {address}: give a cluster as HOST:PORT (or 'auto', or no "
-                         "address for a Ray of its own on this machine)")
+        raise RayUnavailable(f"--ray {address}: give a cluster as HOST:PORT (or 'auto', or "
+                             "no address for a Ray of its own on this machine)")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_SECONDS).close()
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise UsageError(f"cannot reach Ray at {address}: nothing answers there ({reason}); "
-                         "is the address right and the cluster up?") from None
+        raise RayUnavailable(f"cannot reach Ray at {address}: nothing answers there "
+                             f"({reason}); is the address right and the cluster up?") from None
 
 
 def connect(ray, address):

@@ -386,3 +386,20 @@ def test_a_huge_image_is_restored_in_memory_near_its_own_size(workspace, tmp_pat
     assert code == 0 and (tmp_path / "out" / "scan.png").is_file()
     per_pixel = peak / (height * width) / np.dtype(dtype).itemsize
     assert per_pixel <= 12, f"{per_pixel:.1f} bytes a pixel"
+
+
+def test_ray_asked_for_but_not_installed_is_a_usage_error_before_any_work(workspace, tmp_path):
+    """Where `import ray` fails (a stand-in package that says so), --ray says what to install
+    and exits 2 before any model is fetched or file written, with no traceback."""
+    fake = tmp_path / "no_ray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named ray (stand-in)')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake.parent), str(ROOT)]))
+    result = subprocess.run(
+        [sys.executable, "-m", "gpen_ext", "restore", str(workspace / "photos" / "webui.png"),
+         "-o", str(tmp_path / "out"), "--model", "GPEN-BFR-2048", "--models-dir",
+         str(tmp_path / "models"), "--ray"], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "--ray needs Ray" in result.stderr and "requirements-ray.txt" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "models").exists()
