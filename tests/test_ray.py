@@ -103,14 +103,18 @@ def test_a_folder_on_ray_is_restored_as_the_command_line_restores_it(archive, pl
 def test_a_stopped_run_resumes_with_only_what_is_missing(archive, tmp_path):
     output = tmp_path / "out"
     process = subprocess.Popen(command(archive, output, *ON_RAY), cwd=ROOT, text=True,
-                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                               stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         if (output / "gpen-manifest.jsonl").is_file() and len(manifest(output)) >= 3:
             break
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)  # Ctrl-C
+    pressed = time.monotonic()
     process.communicate(timeout=120)
+    assert time.monotonic() - pressed < 15  # within seconds (2.6 s measured)
+    assert left_behind(process.pid) == []
     first = manifest(output)
     before = {row["input"] for row in first if not row["error"]}
     assert before, "the first run should have finished a few files"
@@ -120,6 +124,18 @@ def test_a_stopped_run_resumes_with_only_what_is_missing(archive, tmp_path):
     assert not {row["input"] for row in again} & before  # nothing done twice
     done = [row["input"] for row in first + again if not row["error"]]
     assert len(done) == len(set(done)) == 8  # every photo exactly once
+
+
+def left_behind(session, seconds=10):
+    """The processes of a run's session still alive `seconds` after it ended (Ray's own
+    shut down with the run), as pgrep lists them."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = subprocess.run(["pgrep", "-a", "-s", str(session)], capture_output=True,
+                               text=True).stdout.splitlines()
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
 
 
 def run_killing_a_worker(arguments, name, marker):
@@ -217,6 +233,4 @@ def test_a_cluster_that_cannot_be_reached_is_named_within_seconds(archive, tmp_p
     assert process.returncode == 2, error
     assert f"127.0.0.1:{port}" in error and "Traceback" not in error
     assert seconds < 30 and not output.exists()
-    time.sleep(1)
-    left = subprocess.run(["pgrep", "-s", str(process.pid)], capture_output=True, text=True)
-    assert left.stdout == "", "processes of the run left behind"
+    assert left_behind(process.pid) == []
