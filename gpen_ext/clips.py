@@ -8,6 +8,8 @@ a folder its frames' names) without asking the source. A sink's file appears onl
 complete (files.AtomicFile).
 """
 
+import queue
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -205,3 +207,40 @@ def frame_files(folder):
     """A folder's image files in name order: a clip's frames."""
     return sorted(path for path in Path(folder).iterdir()
                   if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def read_ahead(items, most):
+    """`items` iterated in a thread of its own, at most `most` ahead of the reader: the next
+    frames decode while the faces of these are restored. The thread stops when the reader
+    does."""
+    ahead, done, end = queue.Queue(maxsize=most), threading.Event(), object()
+
+    def put(item):
+        while not done.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put(item):  # the reader stopped
+                    return
+        finally:
+            put(end)
+
+    worker = threading.Thread(target=produce, daemon=True)
+    worker.start()
+    try:
+        while (item := ahead.get()) is not end:
+            yield item
+    finally:
+        done.set()
+        while worker.is_alive():  # let a blocked put() see `done`
+            try:
+                ahead.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)

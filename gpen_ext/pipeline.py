@@ -71,12 +71,8 @@ class FaceRestorer:
         `check_landmarks`); only those are restored and no detector runs. `any_float_range`:
         float samples outside [0, 1] are kept as they are away from the faces. `progress` as
         for restore_images."""
-        # one image is no clip: nothing to steady it against, and no grey copy of a huge
-        # scan made for the motion between frames
-        _check_options(options)
-        return self.restore_images([image], options.overlay(temporal_smoothing=0),
-                                   None if landmarks is None else [landmarks], any_float_range,
-                                   progress)[0]
+        return self.restore_images([image], _one_image(options), None if landmarks is None
+                                   else [landmarks], any_float_range, progress)[0]
 
     def restore_images(self, images, options=RestoreOptions(), landmarks=None,
                        any_float_range=False, progress=None):
@@ -194,6 +190,13 @@ def _restore_step(restorer, batch, aligned, inputs, options, count):
         image.add(FaceRecord.of(tracked, before, after, mask, options.keep_crops), pasted)
         count.passed("pasted", 1)
     return True
+
+
+def _one_image(options):
+    """The options for one image, which is no clip: nothing to steady it against, and no grey
+    copy of a huge scan made for the motion between frames."""
+    _check_options(options)
+    return options.overlay(temporal_smoothing=0)
 
 
 def _check_options(options):

@@ -14,15 +14,13 @@ playable file named `.partial`.
 """
 
 import logging
-import queue
-import threading
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from .clips import (ANIMATION_SUFFIXES, AnimationSink, AnimationSource, ClipError, ClipFrame,
-                    ClipInfo, ClipSink, ClipSource, FolderSink, FolderSource)
+                    ClipInfo, ClipSink, ClipSource, FolderSink, FolderSource, read_ahead)
 from .encoders import ENCODERS, codec_for
 from .files import AtomicFile, ImageFileError, check_pixels
 from .options import VIDEO_CODEC, VIDEO_QUALITY
@@ -155,7 +153,7 @@ class VideoSource(ClipSource):
 
     def frames(self, copy):
         """ClipFrames in order; packets of the other streams go to `copy` as they come."""
-        for kind, item in _read_ahead(self._decoded(), DECODED_AHEAD):
+        for kind, item in read_ahead(self._decoded(), DECODED_AHEAD):
             if kind == "packet":
                 copy(item)
             else:
@@ -192,43 +190,6 @@ class VideoSource(ClipSource):
 
     def close(self):
         self.container.close()
-
-
-def _read_ahead(items, most):
-    """`items` iterated in a thread of its own, at most `most` ahead of the reader: the next
-    frames decode while the faces of these are restored. The thread stops when the reader
-    does."""
-    ahead, done, end = queue.Queue(maxsize=most), threading.Event(), object()
-
-    def put(item):
-        while not done.is_set():
-            try:
-                ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce():
-        try:
-            for item in items:
-                if not put(item):  # the reader stopped
-                    return
-        finally:
-            put(end)
-
-    worker = threading.Thread(target=produce, daemon=True)
-    worker.start()
-    try:
-        while (item := ahead.get()) is not end:
-            yield item
-    finally:
-        done.set()
-        while worker.is_alive():  # let a blocked put() see `done`
-            try:
-                ahead.get_nowait()
-            except queue.Empty:
-                worker.join(0.05)
 
 
 def _seconds(text):
