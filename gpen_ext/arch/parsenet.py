@@ -88,7 +88,7 @@ class FastConv(nn.Module):
                 F.leaky_relu_(written, self.slope)
         run_all([functools.partial(band, start, stop) for start, stop in
                  bands(out.shape[2], band_rows(x, out_channels, stride) // stride)],
-                thin=min(self.weight.shape[:2]) < THIN_CHANNELS)
+                in_order=min(self.weight.shape[:2]) < THIN_CHANNELS)
         return out
 
     def uses_winograd(self, x):

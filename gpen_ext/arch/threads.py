@@ -57,18 +57,19 @@ def bands_shared_by(workers, threads=1):
 # Products with fewer inputs or outputs per pixel than this (a first layer reading RGB, a
 # to-RGB layer, the parser's 19 classes) go through gemm-based kernels whose sums torch splits
 # among its threads on some CPUs (seen on AVX2: the first 1x1 conv and the to-RGB product at
-# 1 against 2 threads); their bands each run on one torch thread instead (`run_all`).
+# 1 against 2 threads); their bands each run on one torch thread (`run_all(in_order=True)`),
+# as do the Winograd layers' batched products, which MKL may split likewise.
 THIN_CHANNELS = 32
 
 
-def run_all(tasks, thin=False):
+def run_all(tasks, in_order=False):
     """Call each of `tasks` (independent of each other: a map's bands), shared among threads
-    as `bands_shared_by` allows, else one after the other on the calling thread. `thin`: the
-    tasks are products with few channels (THIN_CHANNELS): each runs on one torch thread, the
-    tasks shared among as many threads as they would otherwise have used, so that their bits
-    do not depend on the thread count on any CPU."""
+    as `bands_shared_by` allows, else one after the other on the calling thread.
+    `in_order`: each task sums on one torch thread, the tasks shared among as many threads
+    as they would otherwise have used, so that their bits do not depend on the thread count
+    on any CPU (for products a kernel may split, see THIN_CHANNELS)."""
     workers, threads = _SHARERS.get()
-    if not thin:
+    if not in_order:
         share(tasks, workers, threads)
         return
     workers = max(workers * (threads or 1), torch.get_num_threads())

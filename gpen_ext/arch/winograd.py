@@ -96,8 +96,9 @@ def conv3x3(x, weight, in_scale, out_scale, bias, out, band_tiles=None, padding=
              for first in range(0, tiles_down, band_rows)]
     edges = EdgeRows(x.permute(0, 3, 1, 2), [(first * TILE, (first + rows) * TILE)
                                              for first, rows in spans]) if over_input else None
+    # each band's products on one thread: MKL may split a product's sums among its threads
     run_all([functools.partial(_band, x, weight, in_scale, first, rows, padding, edges, finish)
-             for first, rows in spans])
+             for first, rows in spans], in_order=True)
     return out
 
 

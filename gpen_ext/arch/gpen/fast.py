@@ -21,8 +21,9 @@ oracle it is tested against. What changes, all exact up to float rounding:
   (`winograd.py`): a quarter of the multiply-adds, written straight into the concatenated
   buffer. Elsewhere (GPU, bf16, narrow layers) the direct convolution is faster;
 - the style code, every layer's modulation and the layers on small maps run on one thread
-  (`threads.one_thread`), and thin products (the RGB input, to-RGB) each band on one thread
-  (`run_all(thin=True)`), so that the output is the same to the bit on any thread count.
+  (`threads.one_thread`); thin products (the RGB input, to-RGB) and the Winograd layers each
+  band on one thread (`run_all(in_order=True)`): the output is the same to the bit on any
+  thread count.
 """
 
 import contextlib
@@ -73,7 +74,7 @@ class FastEncoderBlock(nn.Module):
         rows = band_rows(x, self.weight.shape[0], multiple=halved) // halved
         run_all([functools.partial(self.band, x, out, start, stop)
                  for start, stop in bands(out.shape[2], rows)],
-                thin=min(self.weight.shape[:2]) < THIN_CHANNELS)
+                in_order=min(self.weight.shape[:2]) < THIN_CHANNELS)
         return out
 
     def band(self, x, out, start, stop):
