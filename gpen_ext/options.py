@@ -162,7 +162,7 @@ class RestoreOptions:
         INTEGER, 0, "minimum face size", "Leave faces smaller than this alone: pixels, shorter "
         "side of the face box; 0 = no limit", minimum=0, maximum=8192, step=1)
     min_face_ratio: float = _option(
-        NUMBER, 0.0, "minimum size to the largest", "Leave faces smaller than this share of "
+        NUMBER, 0.0, "share of largest", "Leave faces smaller than this share of "
         "the largest face found alone (shorter sides of the face boxes): 0.3 restores the "
         "faces at least 30% of the largest's size, leaving small background faces as they "
         "are; 0 = no limit", minimum=0.0, maximum=1.0, step=0.05)
