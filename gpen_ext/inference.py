@@ -118,7 +118,7 @@ class NetworkRunner:
         CPU those it runs side by side anyway (cpu_threads.plan), on a device the batch."""
         return plan(faces)[0] if self.device.type == "cpu" else faces
 
-    def restore_crops(self, crops, batch_size):
+    def run_crops(self, crops, batch_size):
         """Aligned float RGB crops (N, S, S, 3) in [0, 1] -> the network's crops, the same,
         `batch_size` at a time."""
         restored = np.empty_like(crops)

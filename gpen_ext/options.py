@@ -249,11 +249,6 @@ def restore_option_list():
     return list(RESTORE_OPTIONS)
 
 
-def restore_options(**values):
-    """RestoreOptions from the given fields, None meaning 'the default'."""
-    return RestoreOptions().overlay(**values)
-
-
 MODEL = Option("model", TEXT, DEFAULT_MODEL, "model",
                "GPEN checkpoint: a release (GPEN-BFR-512 suits most photos; 1024 and 2048 for "
                "large faces), or a checkpoint file in the models folder. A missing release is "

@@ -158,7 +158,7 @@ class FaceRestorer:
     def restore_crops(self, crops, options, boxes=None):
         """Aligned float RGB crops (N, S, S, 3) in [0, 1] -> restored crops, blended (faces
         smaller than SMALL_FACE_PX smoothed, where their `boxes` are given)."""
-        restored = self.runner.restore_crops(crops, options.batch_size)
+        restored = self.runner.run_crops(crops, options.batch_size)
         for index, crop in enumerate(restored):
             small = boxes is not None and face_side(boxes[index]) < SMALL_FACE_PX
             restored[index] = blend_crop(crop, crops[index], options.weight,
