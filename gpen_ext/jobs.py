@@ -180,7 +180,7 @@ def expand_inputs(job, remote_files=None):
     animations in it. `remote_files(uri)`: (URI, relative path) of a URI's files (Ray)."""
     found = []
     for pattern in job.inputs:
-        if "://" in pattern:  # read by the workers of a Ray run
+        if is_remote(pattern):  # read by the workers of a Ray run
             if remote_files is None:
                 raise UsageError(f"{pattern}: URIs are read on Ray (--ray)")
             try:
@@ -246,8 +246,13 @@ def _target(output, single_file, relative, kind, codec):
     return target
 
 
+def is_remote(source):
+    """A URI that pyarrow reads (s3://, gs://, hdfs://, file://, ...), not a local path."""
+    return "://" in str(source)
+
+
 def _refuse_clashes(tasks, job, finished):
-    sources = {Path(task.source).resolve() for task in tasks if "://" not in str(task.source)}
+    sources = {Path(task.source).resolve() for task in tasks if not is_remote(task.source)}
     clashes = [str(task.target) for task in tasks if task.target.resolve() in sources]
     if clashes:
         raise UsageError(f"refusing to overwrite an input: {clashes[0]}")

@@ -27,7 +27,7 @@ from .checkpoints import CheckpointError
 from .download import DownloadError
 from .face_models import FaceModelError
 from .files import decode_image, leftover_temporaries, write_file
-from .jobs import (EXIT_OK, EXIT_SOME_FAILED, IMAGE, INPUT_SUFFIXES, Task, UsageError,
+from .jobs import (EXIT_OK, EXIT_SOME_FAILED, IMAGE, INPUT_SUFFIXES, Task, UsageError, is_remote,
                    faces_given)
 from .restorers import fetch_models
 from .tasks import (Progress, Report, failure, image_outputs, open_restorer,
@@ -50,11 +50,6 @@ def import_ray():
     except ImportError as error:
         raise RayUnavailable(f"--ray needs Ray with Ray Data: {INSTALL} ({error})") from None
     return ray
-
-
-def is_remote(source):
-    """A URI that pyarrow reads (s3://, gs://, hdfs://, file://, ...), not a local path."""
-    return "://" in str(source)
 
 
 def expand_remote(pattern):
