@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .allocator import keep_freed_memory
-from .download import DownloadError, ensure_model
+from .download import ensure_model
 from .engine import EXIT_OK, EXIT_USAGE, run
 from .inference import DEVICES
 from .jobs import RestoreJob, UsageError
@@ -20,7 +20,7 @@ from .options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, INTEGER, LIST
                       MAX_MEGAPIXELS, MODEL, NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC,
                       VIDEO_QUALITY, RestoreOptions, restore_option_list)
 from .registry import KNOWN_MODELS, default_models_dir, list_models, resolve_model
-from .tasks import Terminated
+from .tasks import Terminated, set_up
 
 log = logging.getLogger("gpen_ext")
 
@@ -207,14 +207,12 @@ def run_models(args):
 
 def run_download(args):
     folder = args.models_dir or default_models_dir()
-    try:
+    with set_up():
         model = resolve_model(args.name, folder)
         if model.release is None:
             raise UsageError(f"'{args.name}' is not a release: choose one of "
                              f"{', '.join(KNOWN_MODELS)}")
         path = ensure_model(model)
-    except (DownloadError, ValueError) as error:
-        raise UsageError(str(error)) from None
     print(f"{path}")
     return EXIT_OK
 

@@ -23,14 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-from .checkpoints import CheckpointError
-from .download import DownloadError
-from .face_models import FaceModelError
 from .files import decode_image, leftover_temporaries, write_file
 from .jobs import (EXIT_OK, EXIT_SOME_FAILED, IMAGE, INPUT_SUFFIXES, Task, UsageError, is_remote,
                    faces_given)
 from .restorers import fetch_models
-from .tasks import (Progress, Report, failure, image_outputs, open_restorer,
+from .tasks import (Progress, Report, failure, image_outputs, open_restorer, set_up,
                     restore_clip_file)
 
 log = logging.getLogger(__name__)
@@ -172,12 +169,10 @@ def run(tasks, job, landmarks):
     folder; the exit code."""
     ray = import_ray()
     check_reachable(job.ray)  # before any download
-    try:
+    with set_up():
         fetch_models(job.model, job.models_dir, job.options, detecting=landmarks is None,
                      download=not job.no_download,
                      face_models=landmarks is None or faces_given(landmarks))
-    except (DownloadError, CheckpointError, FaceModelError, ValueError) as error:
-        raise UsageError(str(error)) from None
     manifest = manifest_of(job)
     finished = manifest.done()
     todo = [task for task in tasks if str(task.source) not in finished]

@@ -3,6 +3,7 @@ failure is told, the report at the end, and the bars on the terminal. Used alike
 here (engine.py) and by the workers of a Ray run (ray_jobs.py).
 """
 
+import contextlib
 import itertools
 import logging
 import sys
@@ -30,17 +31,25 @@ class Terminated(BaseException):
     half-written files are cleaned up as on Ctrl-C."""
 
 
+@contextlib.contextmanager
+def set_up():
+    """A block that finds, downloads or loads what a job needs: its failures (a download, a
+    checkpoint, facexlib, a bad value) are the user's to fix, so they are UsageErrors."""
+    try:
+        yield
+    except (DownloadError, CheckpointError, FaceModelError, ValueError) as error:
+        raise UsageError(str(error)) from None
+
+
 def open_restorer(job, landmarks, download=None):
     """The restorer `job` needs, with the face models it will use loaded now (none where the
     landmarks file gives no face at all), so that a missing package or file is told once,
     before any face goes through the network; a set-up problem is a UsageError."""
-    try:
+    with set_up():
         restorer = load_restorer(job.model, job.models_dir, job.device, job.precision,
                                  download=not job.no_download if download is None else download)
         if not job.aligned and (landmarks is None or faces_given(landmarks)):
             restorer.prepare(job.options, detecting=landmarks is None)
-    except (DownloadError, CheckpointError, FaceModelError, ValueError) as error:
-        raise UsageError(str(error)) from None
     if job.size and restorer.size != job.size:
         raise UsageError(f"--size {job.size} does not match the checkpoint ({restorer.size})")
     return restorer
