@@ -346,8 +346,9 @@ def encode_image(image, suffix=".png"):
     else:
         if image.exif and suffix in FLOAT_CAPABLE:
             log.warning("EXIF is not written into %s TIFF files; dropped", pixels.dtype)
-        bgr = np.array(pixels, order="C")  # one copy, in the order OpenCV writes
-        if bgr.ndim == 3 and bgr.shape[2] >= 3:
+        bgr = np.ascontiguousarray(pixels)
+        if bgr.ndim == 3 and bgr.shape[2] >= 3:  # one copy, in the order OpenCV writes
+            bgr = bgr.copy() if bgr is pixels else bgr
             swap_red_and_blue(bgr)
         ok, encoded = cv2.imencode(suffix, bgr)
         del bgr

@@ -257,8 +257,9 @@ def select_faces(faces, options, image_shape, numbers=None, previous=None):
     """The positions in `faces` (left to right) of the faces to restore: those whose number
     (their position, or `numbers`) is in `face_indices` (all if none), no smaller than
     `min_face_size` nor than `min_face_ratio` of the largest face found, then the largest or
-    the most central if so chosen, at most `max_faces` of them (the largest). `previous`: the numbers chosen in a video's frame before, which
-    count HYSTERESIS times larger (or nearer the centre), so that jitter flips no choice."""
+    the most central if so chosen, at most `max_faces` of them (the largest). `previous`: the
+    numbers chosen in a video's frame before, which count HYSTERESIS times larger (or nearer
+    the centre), so that jitter flips no choice."""
     numbers = list(range(len(faces))) if numbers is None else numbers
     favour = [HYSTERESIS if previous is not None and number in previous else 1.0
               for number in numbers]

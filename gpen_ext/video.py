@@ -83,6 +83,7 @@ class VideoSource(ClipSource):
         self.packets = self.container.demux(self.video, *self.other_streams)
         self.decoded = 0      # frames decoded so far
         self.end = None       # seconds from the video's start to the end of the last frame
+        self.last_duration = None  # seconds the last frame decoded is shown for
         self.first = None
         self.info = self._read_info()
 

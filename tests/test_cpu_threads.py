@@ -72,12 +72,14 @@ def test_the_same_bits_and_the_bf16_bound_hold_with_avx2_kernels_only():
     suite failed on an AVX2-only AMD EPYC), and bf16 is emulated (the parser's bf16 is left
     to the suite on such a CPU: emulated, it takes a minute)."""
     tests = Path(__file__).parent
+    same_bits = "gives_the_same_bits_on_any_thread_count"
+    chosen = [f"test_cpu_threads.py::test_the_network_{same_bits}",
+              f"test_cpu_threads.py::test_the_parser_{same_bits}[fp32]",
+              f"test_cpu_threads.py::test_the_light_parser_{same_bits}[fp32]",
+              "test_fast_path.py::test_bf16_stays_above_its_bound_against_fp32_on_every_parity_face"]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         f"{tests / 'test_cpu_threads.py'}::test_the_network_gives_the_same_bits_on_any_thread_count",
-         f"{tests / 'test_cpu_threads.py'}::test_the_parser_gives_the_same_bits_on_any_thread_count[fp32]",
-         f"{tests / 'test_cpu_threads.py'}::test_the_light_parser_gives_the_same_bits_on_any_thread_count[fp32]",
-         f"{tests / 'test_fast_path.py'}::test_bf16_stays_above_its_bound_against_fp32_on_every_parity_face"],
+         *(str(tests / test) for test in chosen)],
         cwd=tests.parent, env={**os.environ, **AVX2_ONLY}, capture_output=True, text=True,
         timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

@@ -111,7 +111,8 @@ class FastBiSeNet(nn.Module):
                                                   resnet.layer4))
         self.global_context = conv_bn_relu(context.conv_avg)
         self.refine32, self.refine16 = refinement(context.arm32), refinement(context.arm16)
-        self.head32, self.head16 = conv_bn_relu(context.conv_head32), conv_bn_relu(context.conv_head16)
+        self.head32 = conv_bn_relu(context.conv_head32)
+        self.head16 = conv_bn_relu(context.conv_head16)
         fusion = bisenet.ffm
         self.fuse = conv_bn_relu(fusion.convblk)
         self.fuse_attention = Attention([Conv(fusion.conv1), Conv(fusion.conv2, relu=False)],
