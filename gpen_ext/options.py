@@ -182,8 +182,7 @@ class RestoreOptions:
     parser: str = _option(
         CHOICE, "parsenet", "face parser", "Which network finds the parts of each face for "
         "the parsing mask: ParseNet, the official GPEN pipeline's; BiSeNet (ResNet-18), "
-        "facexlib's own default, over ten times faster on a CPU, with a little coarser "
-        "edges", choices=tuple(PARSERS), choice_labels=("ParseNet", "BiSeNet"),
+        "facexlib's own default, over ten times faster on a CPU", choices=tuple(PARSERS), choice_labels=("ParseNet", "BiSeNet"),
         parsing_mask=True)
     face_regions: tuple = _option(
         NAMES, DEFAULT_REGIONS, "face regions", "Which parts of each face take the restored "
