@@ -7,6 +7,7 @@
     python benchmarks/benchmark.py --no-networks --ray  # pipeline, video and Ray (README)
     python benchmarks/benchmark.py --quality            # bf16 against fp32, the photo's faces
     python benchmarks/benchmark.py --contention         # quiet and beside busy processes
+    python benchmarks/benchmark.py --per-face           # --model auto, --parser bisenet
 
 Pipeline: GPEN-BFR-512 with every option at its default (parsing mask, batch 4, precision
 auto), on the 29-face Solvay photo and on a one-face image, the photo again in fp32, each in a
@@ -130,15 +131,26 @@ def in_subprocess(*arguments, keep=False):
 
 # ---------------------------------------------------------------- the pipeline
 
+PORTRAIT_FACE_PX = 700  # the portrait's face box: a face auto sends to a larger release
+
+
 def images():
-    """name -> (RGB(A) image, landmarks): the 29-face photo and a one-face image."""
+    """name -> (RGB(A) image, landmarks): the 29-face photo, a one-face image, and the same
+    enlarged into a portrait whose face box is PORTRAIT_FACE_PX wide."""
     import cv2
     from skimage import data
+
+    from gpen_ext.landmarks import face_from_landmarks
     rgba = cv2.cvtColor(cv2.imread(str(SOLVAY), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
     photo = json.loads((SOLVAY.parent / "solvay_landmarks.json").read_text())["landmarks"]
     example = json.loads((SHARED / "reference" / "alignment.json").read_text())["example"]
-    return {"photo": (rgba, np.array(photo, float)),
-            "one-face": (data.astronaut(), np.array([example["landmarks"]], float))}
+    face = np.array([example["landmarks"]], float)
+    box = face_from_landmarks(face[0], 512).box
+    scale = PORTRAIT_FACE_PX / (box[2] - box[0])
+    portrait = cv2.resize(data.astronaut(), None, fx=scale, fy=scale,
+                          interpolation=cv2.INTER_CUBIC)
+    return {"photo": (rgba, np.array(photo, float)), "one-face": (data.astronaut(), face),
+            "portrait": (portrait, face * scale)}
 
 
 def face_weights(folder):
@@ -178,20 +190,23 @@ class StageClock:
         self.wrap(pipeline, "paste_face", "paste")
 
 
-def pipeline_run(image_name, mask, parser, precision, repeats):
-    """Our pipeline, default options but `mask`, `parser` and `precision`: time and stages of
-    the best run, peak."""
+def pipeline_run(image_name, model, mask, parser, precision, repeats):
+    """Our pipeline, default options but `model` (a release's size, or auto), `mask`,
+    `parser` and `precision`: time and stages of the best run, peak, faces by release."""
     from gpen_ext.face_models import FaceModels
     from gpen_ext.options import RestoreOptions
     from gpen_ext.pipeline import FaceRestorer
+    from gpen_ext.releases import RELEASE_SIZES, ReleaseNetworks
 
     image, landmarks = images()[image_name]
     clock = StageClock()
     clock.attach()
     with tempfile.TemporaryDirectory() as folder:
         face_weights(Path(folder))
-        restorer = FaceRestorer(FastGPEN(release_network(512)), FaceModels(folder, False),
-                                precision=precision)
+        network = ReleaseNetworks(lambda size: FastGPEN(release_network(size)), RELEASE_SIZES,
+                                  "cpu", precision) if model == "auto" else \
+            FastGPEN(release_network(int(model)))
+        restorer = FaceRestorer(network, FaceModels(folder, False), precision=precision)
         options = RestoreOptions(mask=mask, parser=parser, keep_crops=False)
         faces = []
 
@@ -209,7 +224,9 @@ def pipeline_run(image_name, mask, parser, precision, repeats):
             runs.append((time.perf_counter() - start, dict(clock.seconds)))
     seconds, stages = min(runs, key=lambda run: run[0])
     return {"seconds": seconds, "stages": stages, "faces": len(faces),
-            "peak_mb": peak_resident_bytes() / 2 ** 20, "precision": restorer.precision}
+            "peak_mb": peak_resident_bytes() / 2 ** 20, "precision": restorer.precision,
+            "releases": {str(size): sum(face.release == size for face in faces)
+                         for size in sorted({face.release for face in faces} - {None})}}
 
 
 def precision_quality():
@@ -278,34 +295,36 @@ def reference_run(image_name, repeats):
             "peak_mb": peak_resident_bytes() / 2 ** 20}
 
 
+def pipeline(image, repeats, model="512", mask="parsing", parser="parsenet", precision="auto"):
+    """pipeline_run in a fresh process set up as the command line's."""
+    return in_subprocess("--pipeline", image, model, mask, parser, precision, repeats, keep=True)
+
+
+def stage_row(label, result):
+    stages = "".join(f"{result['stages'][s]:>9.2f}" if s in result["stages"] else f"{'':>9}"
+                     for s in STAGES)
+    print(f"{label:>34} {result['faces']:>5} {result['seconds']:>8.2f}{stages} "
+          f"{result['peak_mb']:>8.0f}", flush=True)
+
+
 def pipeline_table(repeats):
     print(f"\nThe pipeline, default options (GPEN-BFR-512, parsing mask, batch 4, precision "
           f"auto), cpu, allocator as the command line sets it")
     print(f"{'':>34} {'faces':>5} {'total s':>8}" + "".join(f"{s:>9}" for s in STAGES)
           + f" {'peak MB':>8}")
-
-    def row(label, result):
-        stages = "".join(f"{result['stages'][s]:>9.2f}" if s in result["stages"] else f"{'':>9}"
-                         for s in STAGES)
-        print(f"{label:>34} {result['faces']:>5} {result['seconds']:>8.2f}{stages} "
-              f"{result['peak_mb']:>8.0f}", flush=True)
-
-    photo = in_subprocess("--pipeline", "photo", "parsing", "parsenet", "auto", repeats, keep=True)
-    row(f"Solvay photo ({photo['precision']})", photo)
-    one = in_subprocess("--pipeline", "one-face", "parsing", "parsenet", "auto", repeats, keep=True)
-    row(f"one-face image ({one['precision']})", one)
+    photo = pipeline("photo", repeats)
+    stage_row(f"Solvay photo ({photo['precision']})", photo)
+    one = pipeline("one-face", repeats)
+    stage_row(f"one-face image ({one['precision']})", one)
     if photo["precision"] != "fp32":
-        fp32 = in_subprocess("--pipeline", "photo", "parsing", "parsenet", "fp32", repeats,
-                             keep=True)
-        row("Solvay photo, fp32", fp32)
+        fp32 = pipeline("photo", repeats, precision="fp32")
+        stage_row("Solvay photo, fp32", fp32)
     reference = in_subprocess("--reference", "photo", repeats, keep=True)
-    row("reference arithmetic, same faces", reference)
+    stage_row("reference arithmetic, same faces", reference)
     plain = in_subprocess("--reference", "photo", repeats, keep=False)
-    row("  the same under glibc's malloc", plain)
-    box = in_subprocess("--pipeline", "photo", "box", "parsenet", "auto", repeats, keep=True)
-    row("Solvay photo, box mask", box)
-    light = in_subprocess("--pipeline", "photo", "parsing", "bisenet", "auto", repeats, keep=True)
-    row("Solvay photo, --parser bisenet", light)
+    stage_row("  the same under glibc's malloc", plain)
+    box = pipeline("photo", repeats, mask="box")
+    stage_row("Solvay photo, box mask", box)
     per_face = lambda result: result["seconds"] / result["faces"]  # noqa: E731
     for label, base in (("the reference arithmetic", reference),
                         ("the same in a plain Python process", plain)):
@@ -322,12 +341,32 @@ def pipeline_table(repeats):
     print(f"peak memory: photo {photo['peak_mb']:.0f} MB, {photo['peak_mb'] / one['peak_mb']:.2f}"
           f" of the one-face image's; the box mask saves {photo['seconds'] - box['seconds']:.1f} s"
           f" on the photo ({box['seconds'] / photo['seconds']:.2f} of the time)")
-    parse_s = {name: result["stages"]["parse"] / result["faces"]
-               for name, result in (("photo", photo), ("light", light))}
-    print(f"--parser bisenet: {photo['seconds'] / light['seconds']:.2f}x faster than the "
-          f"defaults on the photo (parsing {parse_s['photo'] / parse_s['light']:.1f}x faster: "
-          f"{parse_s['light']:.3f} against {parse_s['photo']:.3f} s a face), peak "
-          f"{light['peak_mb']:.0f} MB")
+    per_face_cost_table(repeats, photo)
+
+
+def per_face_cost_table(repeats, photo):
+    """What each face costs with the release sized to it (--model auto) and the light parser
+    (--parser bisenet), against the defaults (`photo`, measured in the same run); and a
+    portrait's face, which auto sends to a larger release."""
+    runs = {"--model auto": pipeline("photo", repeats, model="auto"),
+            "--parser bisenet": pipeline("photo", repeats, parser="bisenet"),
+            "both": pipeline("photo", repeats, model="auto", parser="bisenet")}
+    for label, result in runs.items():
+        stage_row(f"Solvay photo, {label}", result)
+    portrait = {model: pipeline("portrait", repeats, model=model) for model in ("512", "auto")}
+    for model, result in portrait.items():
+        stage_row(f"{PORTRAIT_FACE_PX}-px face, {model}", result)
+    for label, result in runs.items():
+        parse = result["stages"]["parse"] / photo["stages"]["parse"]
+        print(f"{label}: {photo['seconds'] / result['seconds']:.2f}x faster than the defaults on the "
+              f"photo (network {photo['stages']['network'] / result['stages']['network']:.1f}x,"
+              f" parsing {1 / parse:.1f}x), peak {result['peak_mb']:.0f} MB against "
+              f"{photo['peak_mb']:.0f}; faces by release {result['releases'] or '512 (all)'}")
+    network = {model: result["stages"]["network"] for model, result in portrait.items()}
+    print(f"{PORTRAIT_FACE_PX}-px face under auto: releases {portrait['auto']['releases']}, "
+          f"network {network['auto']:.2f} s against {network['512']:.2f} s for GPEN-BFR-512 "
+          f"({network['auto'] / network['512']:.2f}x); whole image "
+          f"{portrait['auto']['seconds'] / portrait['512']['seconds']:.2f}x")
 
 
 # ---------------------------------------------------------------- the network alone
@@ -495,7 +534,8 @@ def clip_run(path, how, special=False):
         else:
             sink = open_sink(Path(folder) / f"out{path.suffix}", source)
             start = time.perf_counter()
-            count, faces = restore_clip(restorer, source, sink, options, iter(landmarks))
+            count, tally = restore_clip(restorer, source, sink, options, iter(landmarks))
+            faces = tally.total()
             probe = clip_probe(path), clip_probe(sink.path)
         seconds = time.perf_counter() - start
     result = {"seconds": seconds, "frames": count, "faces": faces,
@@ -629,7 +669,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=2,
                         help="timed runs per measurement, the best kept (default 2)")
     parser.add_argument("--measure", nargs=6, help=argparse.SUPPRESS)
-    parser.add_argument("--pipeline", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--pipeline", nargs=6, help=argparse.SUPPRESS)
     parser.add_argument("--quality", action="store_true",
                         help="only bf16 against fp32 on the photo's faces (JSON)")
     parser.add_argument("--reference", nargs=2, help=argparse.SUPPRESS)
@@ -645,6 +685,9 @@ def main():
                         help="only the network, parser and pipeline quiet and beside busy "
                              "processes, against ONNX Runtime (benchmarks/requirements.txt)")
     parser.add_argument("--contended", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--per-face", action="store_true",
+                        help="only the photo with the defaults, --model auto, --parser bisenet "
+                             "and both, and a portrait's face with 512 and auto")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -655,8 +698,9 @@ def main():
         print(json.dumps(measure(int(size), int(batch), path, device, precision, int(repeats))))
         return
     if args.pipeline:
-        image, mask, face_parser, precision, repeats = args.pipeline
-        print(json.dumps(pipeline_run(image, mask, face_parser, precision, int(repeats))))
+        image, model, mask, face_parser, precision, repeats = args.pipeline
+        print(json.dumps(pipeline_run(image, model, mask, face_parser, precision,
+                                      int(repeats))))
         return
     if args.quality:
         print(json.dumps(precision_quality()))
@@ -682,6 +726,11 @@ def main():
         return
     if args.steadiness:
         steadiness.table()
+        return
+    if args.per_face:
+        photo = pipeline("photo", args.repeats)
+        stage_row(f"Solvay photo ({photo['precision']})", photo)
+        per_face_cost_table(args.repeats, photo)
         return
     if not args.no_pipeline and args.device == "cpu" and SOLVAY.is_file():
         pipeline_table(args.repeats)

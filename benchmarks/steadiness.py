@@ -268,7 +268,7 @@ def motion_cost():
     for grey in greys[1:]:
         placed = [reference.place(grey, guess) for reference, guess in zip(references, placed)]
     per_face = (time.perf_counter() - start) / (len(greys) - 1) / len(references)
-    runner = network_restorer(512, painted=False).runner
+    runner = network_restorer(512, painted=False).networks.runner(512)
     x = torch.rand(1, 3, 512, 512) * 2 - 1
     runner(x)
     start = time.perf_counter()

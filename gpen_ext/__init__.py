@@ -3,7 +3,7 @@
 Layers, each using only those before it: `arch` (the GPEN network, its state-dict loader and
 fast path; shared band, thread and Winograd helpers) -> `checkpoints`, `registry`,
 `download`, `encoders`, `options` -> `images`, `alignment`, `landmarks`, `face_models`,
-`cpu_threads`, `inference`, `compositing`, `tracking`, `scheduling`, `pipeline` ->
+`cpu_threads`, `inference`, `releases`, `compositing`, `tracking`, `scheduling`, `pipeline` ->
 `restorers` (a ready pipeline from a model name) -> `files`, `clips`, `video`, `sheets` ->
 `jobs`, `tasks`, `ray_jobs`, `engine` (files restored as a job) -> `cli` and `hosts` (a
 service, HTTP routes, the WebUI, ComfyUI). From Python: `load_restorer` for arrays,

@@ -16,24 +16,28 @@ def restore_aligned_crops(restorer, images, options, any_float_range=False, prog
     not restored then coming back as they were, marked `interrupted`."""
     images = list(images)
     split = [split_image(image, any_float_range) for image in images]
-    crops = np.stack([np.clip(resized(rgb, restorer.size) / layout.full_scale, 0, 1)
+    networks = restorer.networks  # under auto, the release the largest crop calls for
+    runner = networks.runner(networks.release_for(max(
+        (max(rgb.shape[:2]) for rgb, _ in split), default=0)))
+    crops = np.stack([np.clip(resized(rgb, runner.size) / layout.full_scale, 0, 1)
                       for rgb, layout in split])
     count = FaceCount(progress)
     count.found(len(crops))
-    restored, step = [], restorer.runner.faces_per_step(min(len(crops), options.batch_size))
+    restored, step = [], restorer.faces_per_step(min(len(crops), options.batch_size))
     for start in range(0, len(crops), step):
         if count.stopped:
             break
-        restored.extend(restorer.restore_crops(crops[start:start + step], options))
+        restored.extend(restorer.restore_crops(runner, crops[start:start + step], options))
         for stage in ("network", "masks", "pasted"):  # no masks or pastes: at once
             count.passed(stage, len(restored) - start)
-    return [_result(rgb, layout, crop, after, options, restorer.size)
+    release = runner.size if restorer.auto else None
+    return [_result(rgb, layout, crop, after, options, runner.size, release)
             for (rgb, layout), crop, after in zip(split, crops, restored)] + \
         [RestoreResult(image.copy(), [], 1, interrupted=True, chosen=1)
          for image in images[len(restored):]]
 
 
-def _result(rgb, layout, crop, restored, options, size):
+def _result(rgb, layout, crop, restored, options, size, release):
     """The restored crop back at the image's size, shown by `visibility`, with its record."""
     height, width = rgb.shape[:2]
     back = resized(restored, (height, width))
@@ -42,7 +46,7 @@ def _result(rgb, layout, crop, restored, options, size):
     output = to_dtype(blended, layout.dtype, layout.full_scale)
     box = np.array([0.0, 0.0, width, height])
     template = template_points(options.template, size) * [width / size, height / size]
-    record = FaceRecord(0, box, template, 1.0)
+    record = FaceRecord(0, box, template, 1.0, release=release)
     if options.keep_crops:
         record.aligned, record.restored = uint8_of(crop), uint8_of(restored)
         record.mask = np.ones((height, width), np.float32)

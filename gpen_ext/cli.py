@@ -19,7 +19,7 @@ from .jobs import RestoreJob, UsageError
 from .options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, INTEGER, LIST_KINDS,
                       MAX_MEGAPIXELS, MODEL, NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC,
                       VIDEO_QUALITY, RestoreOptions, restore_option_list)
-from .registry import KNOWN_MODELS, default_models_dir, list_models, resolve_model
+from .registry import AUTO_MODEL, KNOWN_MODELS, default_models_dir, list_models, resolve_model
 from .tasks import Terminated, set_up
 
 log = logging.getLogger("gpen_ext")
@@ -199,6 +199,10 @@ def run_models(args):
     folder = args.models_dir or default_models_dir()
     print(f"models folder: {folder}")
     for listing in list_models(folder):
+        if listing.name == AUTO_MODEL:
+            print(f"  {listing.name:<22} {'':>7}  each face through the release its size "
+                  "calls for")
+            continue
         state = "installed" if listing.installed else "not installed"
         size = f"{listing.size:>5}px" if listing.size else f"{'?':>5}  "
         print(f"  {listing.name:<22} {size}  {state:<13} {folder / listing.file}")

@@ -47,7 +47,7 @@ def run(job):
         if report.failed and job.fail_fast:
             break
     progress.close()
-    print(report.summary(), file=sys.stderr)
+    print(report.summary(restorer.networks.substitutes()), file=sys.stderr)
     return EXIT_SOME_FAILED if report.failed else EXIT_OK
 
 

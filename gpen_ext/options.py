@@ -19,7 +19,7 @@ from .compositing import SMALL_FACE_PX
 from .encoders import ENCODERS, HIGHEST_CRF, crf_ceilings
 from .face_models import DEFAULT_REGIONS, DETECTORS, FACE_REGIONS, PARSERS
 from .inference import PRECISIONS
-from .registry import DEFAULT_MODEL
+from .registry import DEFAULT_MODEL, ENLARGEMENT
 
 SELECTIONS = ("all", "largest", "center")
 MASKS = ("parsing", "box")
@@ -182,7 +182,8 @@ class RestoreOptions:
     parser: str = _option(
         CHOICE, "parsenet", "face parser", "Which network finds the parts of each face for "
         "the parsing mask: ParseNet, the official GPEN pipeline's; BiSeNet (ResNet-18), "
-        "facexlib's own default, over ten times faster on a CPU", choices=tuple(PARSERS), choice_labels=("ParseNet", "BiSeNet"),
+        "facexlib's own default, over ten times faster on a CPU", choices=tuple(PARSERS),
+        choice_labels=("ParseNet", "BiSeNet"),
         parsing_mask=True)
     face_regions: tuple = _option(
         NAMES, DEFAULT_REGIONS, "face regions", "Which parts of each face take the restored "
@@ -250,8 +251,11 @@ def restore_option_list():
 
 MODEL = Option("model", TEXT, DEFAULT_MODEL, "model",
                "GPEN checkpoint: a release (GPEN-BFR-512 suits most photos; 1024 and 2048 for "
-               "large faces), or a checkpoint file in the models folder. A missing release is "
-               "downloaded on first use")
+               "large faces); auto: each face through the smallest release whose output, "
+               f"enlarged at most {ENLARGEMENT}x, covers the face where it is pasted (256 for small "
+               "faces, 1024 or 2048 for portraits), each downloaded when first needed; or a "
+               "checkpoint file in the models folder. A missing release is downloaded on "
+               "first use")
 MAX_MEGAPIXELS = Option("max_megapixels", NUMBER, 150, "largest image, in megapixels",
                         "Images larger than this (in millions of pixels: 150 takes a 12000 x "
                         "12000 photo) are refused before they are decoded", minimum=1.0,

@@ -14,46 +14,64 @@ from .alignment import align_face
 from .compositing import SMALL_FACE_PX, blend_crop, paste_face, paste_masks
 from .face_models import face_side, left_to_right
 from .images import split_image, to_dtype, uint8_of
-from .inference import NetworkRunner
+from .cpu_threads import plan
 from .landmarks import check_landmarks, face_from_landmarks
 from .options import RestoreOptions
+from .releases import OneNetwork, ReleaseNetworks, pasted_side
 from .results import FaceRecord, RestoreResult  # noqa: F401 (part of the API)
 from .scheduling import (FaceCount, FaceProgress,  # noqa: F401 (part of the API)
                          FrameScheduler, RestorationInterrupted)
 
 class FaceRestorer:
-    """The GPEN face pipeline around one loaded network and its `face_models` (FaceModels:
-    the detectors and the parser, each loaded on first use, moved with the restorer)."""
+    """The GPEN face pipeline around its networks and its `face_models` (FaceModels: the
+    detectors and the parser, each loaded on first use, moved with the restorer)."""
 
     def __init__(self, network, face_models, device="cpu", precision="auto"):
-        self.runner = NetworkRunner(network, device, precision)
-        self.size = self.runner.size
+        """`network`: a loaded GPEN network, run on `device` in `precision`; or, for
+        `model: auto`, a releases.ReleaseNetworks (which has its own)."""
+        self.networks = network if isinstance(network, ReleaseNetworks) else \
+            OneNetwork(network, device, precision)
         self.face_models = face_models
         face_models.move_to(self.device)
 
     @property
+    def size(self):
+        """The network's crop size; under auto, the largest a face may get."""
+        return self.networks.size
+
+    @property
+    def auto(self):
+        """Whether each face's release is chosen by its size (`model: auto`)."""
+        return self.networks.auto
+
+    @property
     def device(self):
-        return self.runner.device
+        return self.networks.device
 
     @property
     def precision(self):
         """The precision the network runs in (see inference.resolve_precision)."""
-        return self.runner.precision
+        return self.networks.precision
 
     @property
     def requested_precision(self):
         """The precision asked for ("auto", ...): a move to another device resolves it again."""
-        return self.runner.asked_precision
+        return self.networks.asked_precision
 
-    def networks(self):
+    def networks_loaded(self):
         """The networks loaded so far, by name: GPEN's, then the face models'."""
-        return {"network": self.runner.network, **self.face_models.networks()}
+        return {**self.networks.loaded(), **self.face_models.networks()}
 
     def to(self, device):
-        """Move the network and the face models (e.g. to the CPU between uses)."""
-        for part in (self.runner, self.face_models):
+        """Move the networks and the face models (e.g. to the CPU between uses)."""
+        for part in (self.networks, self.face_models):
             part.move_to(torch.device(device))
         return self
+
+    def faces_per_step(self, faces):
+        """Faces to hand the network at once so that a stop waits for one step only: on the
+        CPU those it runs side by side anyway (cpu_threads.plan), on a device the batch."""
+        return plan(faces)[0] if self.device.type == "cpu" else faces
 
     def prepare(self, options, detecting=True):
         """Load the detector and parser that `options` need now (missing weights are then
@@ -103,7 +121,8 @@ class FaceRestorer:
         for image in schedule.run(images, landmarks, any_float_range, tagged, found,
                                   lambda batch, count: self.restore_batch(batch, options,
                                                                           count)):
-            yield RestoreResult(image.merged(), image.records, len(image.faces),
+            records = sorted(image.records, key=lambda record: record.number)  # auto: by release
+            yield RestoreResult(image.merged(), records, len(image.faces),
                                 image.paste_mask, f"{self.device} ({self.precision})",
                                 image.skipped > 0 or image.unexamined, image.tag,
                                 len(image.chosen))
@@ -117,7 +136,8 @@ class FaceRestorer:
         """Faces, ordered left to right by their box centres: the supplied ones, or those the
         detector finds (on 8-bit pixels)."""
         if landmarks is not None:
-            faces = [face_from_landmarks(points, self.size) for points in check_landmarks(landmarks)]
+            faces = [face_from_landmarks(points, self.size)
+                     for points in check_landmarks(landmarks)]
         else:
             preview = rgb if rgb.dtype == np.uint8 else \
                 to_dtype(rgb * (255.0 / layout.full_scale), np.uint8, 255.0)
@@ -128,22 +148,34 @@ class FaceRestorer:
     def restore_batch(self, batch, options, count=None):
         """Align, restore, mask and paste a batch of (PendingImage, tracking.TrackedFace),
         each face from its image's source into its image's output, with its record; `count`
-        (scheduling.FaceCount) is told each stage. The faces go through every stage a step
-        at a time (those the network runs side by side): a stop waits for one stage of one
-        step, and leaves the faces not yet pasted as they are."""
+        (scheduling.FaceCount) is told each stage. Under auto the faces go release by
+        release. The faces go through every stage a step at a time (those the network runs
+        side by side): a stop waits for one stage of one step, and leaves the faces not yet
+        pasted as they are."""
         count = FaceCount(None) if count is None else count
         self.prepare(options, detecting=False)  # the parser, loaded at the first batch
-        aligned = [align_face(image.source, tracked.face.landmarks, self.size, options.template)
-                   for image, tracked in batch]
+        wanted = [self.networks.release_for(pasted_side(
+            (tracked.typical or tracked.face).landmarks, options.template))
+            for _, tracked in batch]
+        for release in dict.fromkeys(wanted):
+            faces = [item for item, want in zip(batch, wanted) if want == release]
+            done = 0 if count.stopped else self._restore_faces(
+                self.networks.runner(release), faces, options, count)
+            for image, _ in faces[done:]:
+                image.skip()
+
+    def _restore_faces(self, runner, faces, options, count):
+        """restore_batch's faces of one release, through `runner`: how many were pasted."""
+        aligned = [align_face(image.source, tracked.face.landmarks, runner.size,
+                              options.template) for image, tracked in faces]
         inputs = np.clip(np.stack([crop / image.layout.full_scale for (image, _), (crop, _)
-                                   in zip(batch, aligned)]).astype(np.float32), 0, 1)
-        step, done = self.runner.faces_per_step(len(batch)), 0
-        while done < len(batch) and not count.stopped and _restore_step(
-                self, *(faces[done:done + step] for faces in (batch, aligned, inputs)), options,
-                count):
+                                   in zip(faces, aligned)]).astype(np.float32), 0, 1)
+        step, done = self.faces_per_step(len(faces)), 0
+        while done < len(faces) and not count.stopped and _restore_step(
+                self, runner, *(items[done:done + step] for items in (faces, aligned, inputs)),
+                options, count):
             done += step
-        for image, _ in batch[done:]:
-            image.skip()
+        return done
 
     def restore_aligned(self, image, options=RestoreOptions(), any_float_range=False):
         """Restore an image that is already an aligned face crop, at its own size."""
@@ -155,10 +187,11 @@ class FaceRestorer:
         _check_options(options)
         return restore_aligned_crops(self, images, options, any_float_range, progress)
 
-    def restore_crops(self, crops, options, boxes=None):
-        """Aligned float RGB crops (N, S, S, 3) in [0, 1] -> restored crops, blended (faces
-        smaller than SMALL_FACE_PX smoothed, where their `boxes` are given)."""
-        restored = self.runner.run_crops(crops, options.batch_size)
+    def restore_crops(self, runner, crops, options, boxes=None):
+        """Aligned float RGB crops (N, S, S, 3) in [0, 1] through `runner` (one of
+        self.networks') -> restored crops, blended (faces smaller than SMALL_FACE_PX
+        smoothed, where their `boxes` are given)."""
+        restored = runner.run_crops(crops, options.batch_size)
         for index, crop in enumerate(restored):
             small = boxes is not None and face_side(boxes[index]) < SMALL_FACE_PX
             restored[index] = blend_crop(crop, crops[index], options.weight,
@@ -174,10 +207,12 @@ class FaceRestorer:
 
 
 
-def _restore_step(restorer, batch, aligned, inputs, options, count):
+def _restore_step(restorer, runner, batch, aligned, inputs, options, count):
     """FaceRestorer.restore_batch's faces of one step, pasted unless a stop comes after
     the network."""
-    restored = restorer.restore_crops(inputs, options, [tracked.face.box for _, tracked in batch])
+    restored = restorer.restore_crops(runner, inputs, options,
+                                      [tracked.face.box for _, tracked in batch])
+    release = runner.size if restorer.auto else None
     count.passed("network", len(restored))
     if count.stopped:
         return False
@@ -187,7 +222,8 @@ def _restore_step(restorer, batch, aligned, inputs, options, count):
             batch, aligned, inputs, restored, masks):
         pasted = paste_face(image.output, after * image.layout.full_scale,
                             crop.astype(np.float32), mask, forward, options.visibility)
-        image.add(FaceRecord.of(tracked, before, after, mask, options.keep_crops), pasted)
+        image.add(FaceRecord.of(tracked, before, after, mask, options.keep_crops, release),
+                  pasted)
         count.passed("pasted", 1)
     return True
 

@@ -4,12 +4,12 @@ holding one loaded restorer, resumable, nothing lost.
 Ray Data schedules: the files go through `map_batches` one at a time into a pool of actors
 (on a GPU each where there are GPUs, else on CPU cores), and come back to this process as
 they finish. Each worker restores with the same code as a run here (tasks.py) and sends the
-files back as bytes; this process writes each one into place atomically, once,
-and then its line in the manifest (JSON lines: input, output, faces, seconds, error). A
-worker that dies has its file retried elsewhere by Ray; whatever attempt finishes first is
-the one written, so no file is lost or written twice. A run started again skips what the
-manifest and the output folder show as done. Clips are one task each; their worker writes
-them itself (their target must be on a file system the workers share).
+files back as bytes; this process writes each one into place atomically, once, and then its
+line in the manifest (JSON lines: input, output, faces, under auto the faces by release,
+seconds, error). A worker that dies has its file retried elsewhere by Ray; whatever attempt
+finishes first is the one written, so no file is lost or written twice. A run started again
+skips what the manifest and the output folder show as done. Clips are one task each; their
+worker writes them itself (their target must be on a file system the workers share).
 
 Ray is imported here only, and only when `--ray` is given.
 """
@@ -21,6 +21,7 @@ import pickle
 import socket
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from .files import decode_image, leftover_temporaries, write_file
@@ -111,6 +112,12 @@ def manifest_of(job):
     return Manifest(path)
 
 
+def releases_of(faces):
+    """A manifest row's faces by release (a Counter from results.face_tally), under auto."""
+    releases = {str(size): count for size, count in sorted(faces.items()) if size}
+    return {"releases": releases} if releases else {}
+
+
 def finished_inputs(job):
     """The inputs an earlier run restored into what is still there: a run resumes them."""
     return set(manifest_of(job).done())
@@ -137,7 +144,7 @@ class RayWorker:
         rows = []
         for index, source, target, kind in zip(batch["index"], batch["source"],
                                                batch["target"], batch["kind"]):
-            started, written, faces, error = time.monotonic(), [], 0, None
+            started, written, faces, error = time.monotonic(), [], Counter(), None
             task = Task(str(source) if is_remote(str(source)) else Path(str(source)),
                         Path(str(target)), str(kind))
             try:
@@ -191,7 +198,8 @@ def run(tasks, job, landmarks):
         except OSError as problem:
             error = str(problem)
         manifest.append({"input": str(task.source), "output": str(task.target),
-                         "faces": outcome["faces"], "seconds": outcome["seconds"],
+                         "faces": outcome["faces"].total(), **releases_of(outcome["faces"]),
+                         "seconds": outcome["seconds"],
                          "error": error, "worker": outcome["worker"]})
         if error:
             report.fail(task.source, error)

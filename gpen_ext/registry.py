@@ -12,6 +12,7 @@ MODELSCOPE_HIRES = ("https://www.modelscope.cn/models/iic/"
                     "cv_gpen_image-portrait-enhancement-hires/resolve/master/")
 MODELS_DIR_VARIABLE = "GPEN_MODELS_DIR"
 DEFAULT_MODEL = "GPEN-BFR-512"
+AUTO_MODEL = "auto"  # each face through the release its size calls for (releases.py)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,18 @@ KNOWN_MODELS = {info.name: info for info in (
               (OFFICIAL_BUCKET + "GPEN-BFR-2048.pth", MODELSCOPE_HIRES + "pytorch_model-2048.pt")),
 )}
 RELEASE_CONFIGS = {info.size: info.config for info in KNOWN_MODELS.values()}
+RELEASE_SIZES = tuple(sorted(RELEASE_CONFIGS))
+# Under auto, how much larger than its release a face may be pasted (README, "model: auto"):
+# a real face enlarged 1.5x keeps 34 dB of its detail (36 at 1.25x, 32 at 2x), and a
+# portrait's face 700 px wide goes to GPEN-BFR-1024, where 1x would send it to 2048 at twice
+# the time.
+ENLARGEMENT = 1.5
+
+
+def release_for(side, sizes=RELEASE_SIZES):
+    """Under auto, the smallest of `sizes` whose output, enlarged at most ENLARGEMENT times,
+    covers a face pasted `side` pixels wide (releases.pasted_side); the largest beyond."""
+    return next((size for size in sorted(sizes) if size * ENLARGEMENT >= side), max(sizes))
 
 
 def default_models_dir():
@@ -76,6 +89,11 @@ class ModelRef:
     name: str
     path: Path
     release: ModelInfo = None
+    folders: tuple = ()  # for auto: the models folders its releases are looked for in
+
+    @property
+    def auto(self):
+        return self.name == AUTO_MODEL
 
 
 def release_named(name):
@@ -103,8 +121,9 @@ def model_folders(models_dirs):
 
 
 def resolve_model(name, models_dirs, allow_paths=False):
-    """The one way every host turns a model name into a ModelRef: a release (by any name
-    `release_named` takes), or a checkpoint file inside a models folder. `models_dirs`: one
+    """The one way every host turns a model name into a ModelRef: "auto" (every release, each
+    face through the one its size calls for), a release (by any name `release_named` takes),
+    or a checkpoint file inside a models folder. `models_dirs`: one
     folder or several, searched in order; a release found in none is to be downloaded into
     the first. A path elsewhere only where the caller is the local user (`allow_paths`: the
     CLI and the Python API)."""
@@ -114,6 +133,8 @@ def resolve_model(name, models_dirs, allow_paths=False):
     if not text or len(text) > limit or (not allow_paths and len(os.fsencode(text)) > limit):
         raise UnknownModelError(f"model name must be 1 to {limit} characters ({limit} bytes "
                                 f"as a file name), got {len(text)}")
+    if text.lower() == AUTO_MODEL:
+        return ModelRef(AUTO_MODEL, folders[0], folders=tuple(folders))
     release = release_named(text)
     if release is not None:
         places = [folder / release.filename for folder in folders]
@@ -146,9 +167,10 @@ def _is_file(path):
 @dataclass(frozen=True)
 class ModelListing:
     name: str
-    size: int         # crop size; None for a file that is not a release (known once loaded)
+    size: int         # crop size; None for auto, and a file that is not a release (known once
+    #                   loaded)
     installed: bool
-    file: str         # relative to the models folder
+    file: str         # relative to the models folder; "" for auto
     urls: tuple = ()
 
 
@@ -166,10 +188,12 @@ def unmarked(name):
 
 
 def list_models(models_dir):
-    """The releases, installed or not, then every other checkpoint file in the folder."""
+    """The releases, installed or not, "auto" (which downloads the ones it needs), then
+    every other checkpoint file in the folder."""
     folder = Path(models_dir)
     listings = [ModelListing(info.name, info.size, (folder / info.filename).is_file(),
                              info.filename, info.urls) for info in KNOWN_MODELS.values()]
+    listings.append(ModelListing(AUTO_MODEL, None, True, ""))
     release_files = {info.filename for info in KNOWN_MODELS.values()}
     listings += [ModelListing(path.name, None, True, path.name)
                  for path in installed_checkpoints(folder) if path.name not in release_files]

@@ -1,5 +1,6 @@
 """What a restoration gives back: the image, and a record of each face restored."""
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,13 +17,14 @@ class FaceRecord:
     aligned: np.ndarray = None   # RGB uint8 crop given to the network
     restored: np.ndarray = None  # RGB uint8 crop after blending, before pasting
     mask: np.ndarray = None      # its paste mask, float in [0, 1], in crop coordinates
+    release: int = None          # under `model: auto`, the release that restored it (its size)
 
     @classmethod
-    def of(cls, tracked, before, after, mask, keep_crops):
+    def of(cls, tracked, before, after, mask, keep_crops, release=None):
         """The record of a tracking.TrackedFace restored from float crop `before` into
         `after` (both in [0, 1]), pasted through `mask`; the crops kept if asked."""
         face = tracked.face
-        record = cls(tracked.number, face.box, face.landmarks, face.score)
+        record = cls(tracked.number, face.box, face.landmarks, face.score, release=release)
         if keep_crops:
             record.aligned, record.restored, record.mask = uint8_of(before), uint8_of(after), mask
         return record
@@ -45,6 +47,11 @@ class RestoreResult:
         return self.found if self.chosen is None else self.chosen
 
     @property
+    def releases(self):
+        """Under `model: auto`, how many faces each release restored (release_counts)."""
+        return Counter(face.release for face in self.faces if face.release is not None)
+
+    @property
     def message(self):
         if self.interrupted:
             return f"stopped: restored {len(self.faces)} of {self.to_restore} face(s)" if \
@@ -53,4 +60,17 @@ class RestoreResult:
             return "no faces found; image unchanged"
         if not self.faces:
             return f"{self.found} face(s) found, none selected; image unchanged"
-        return f"restored {len(self.faces)} of {self.found} face(s)"
+        return f"restored {len(self.faces)} of {self.found} face(s)" + (
+            f" ({release_counts(self.releases)})" if self.releases else "")
+
+
+def face_tally(result):
+    """A result's faces restored by release, for adding up over files and frames: a Counter
+    by size under auto, else under None."""
+    return Counter(face.release for face in result.faces)
+
+
+def release_counts(releases):
+    """How many faces each release restored under auto, as every host tells it: "auto: 256 x
+    28, 1024 x 1" (`releases`: a Counter by release size)."""
+    return "auto: " + ", ".join(f"{size} x {count}" for size, count in sorted(releases.items()))

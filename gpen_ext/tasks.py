@@ -8,6 +8,7 @@ import itertools
 import logging
 import sys
 import time
+from collections import Counter
 
 from .checkpoints import CheckpointError
 from .download import DownloadError
@@ -16,6 +17,7 @@ from .files import AnimationError, ImageFile, ImageFileError, encode_image, read
 from .images import ImageError, side_by_side
 from .jobs import ANIMATION_SUFFIXES, ClipLandmarks, UsageError, faces_given
 from .restorers import load_restorer
+from .results import face_tally, release_counts
 from .sheets import face_strip
 from .video import ClipError, open_sink, open_source, restore_clip
 
@@ -87,7 +89,7 @@ def image_outputs(restorer, picture, task, job, landmarks, progress=None):
     if job.save_faces:
         written += [(target.with_name(f"{target.stem}_face{face.number:02d}.png"),  # 0: leftmost
                      encode_image(ImageFile(face_strip(face)), ".png")) for face in result.faces]
-    return written, len(result.faces)
+    return written, face_tally(result)
 
 
 def restore_clip_file(restorer, task, job, landmarks, progress):
@@ -132,21 +134,27 @@ class Report:
 
     def __init__(self, where=""):
         self.where, self.started = where, time.monotonic()
-        self.restored = self.faces = 0
+        self.restored = 0
+        self.faces = Counter()  # by the release that restored them (results.face_tally)
         self.failed = []  # (source, reason)
 
     def done(self, faces):
         self.restored += 1
-        self.faces += faces
+        self.faces.update(faces)
 
     def fail(self, source, reason):
         self.failed.append((source, reason))
         log.error("%s: %s", source, reason)
 
-    def summary(self):
-        """Printed at the end: files and faces restored, time, and each failure."""
-        line = f"{self.restored} file(s) restored{self.where}, {self.faces} face(s), in " \
-            f"{time.monotonic() - self.started:.1f} s"
+    def summary(self, substitutes=None):
+        """Printed at the end: files and faces restored (under auto, by release, and the
+        releases that could not be had: `substitutes`), time, and each failure."""
+        releases = Counter({size: count for size, count in self.faces.items() if size})
+        line = f"{self.restored} file(s) restored{self.where}, {self.faces.total()} face(s)" + \
+            (f" ({release_counts(releases)})" if releases else "") + \
+            "".join(f"; GPEN-BFR-{size} could not be had, its faces went through "
+                    f"GPEN-BFR-{instead}" for size, instead in (substitutes or {}).items()) + \
+            f", in {time.monotonic() - self.started:.1f} s"
         if self.failed:
             line += f"; {len(self.failed)} failed:" + "".join(
                 f"\n  {source}: {reason}" for source, reason in self.failed)

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .alignment import invert_affine, similarity_transform
-from .face_models import left_to_right
+from .face_models import face_side, left_to_right
 from .motion import IDENTITY, FaceReference, apply, compose, face_motion
 
 SIGNATURE_SIDE = 16       # frames are compared as 16 x 16 grey thumbnails
@@ -66,6 +66,7 @@ class TrackedFace:
     steadied; `face.landmarks` is where it is aligned from."""
     number: int
     face: object  # face_models.DetectedFace
+    typical: object = None  # its track's face at its typical size (the release it goes to)
 
 
 @dataclass
@@ -83,6 +84,15 @@ class Track:
     #                                             first frame -> this one), where measured
     references: dict = field(default_factory=dict)  # chain -> motion.FaceReference
     chains: int = 0                                 # chains started
+    typical: object = None  # the face at its median size when first handed out, then kept
+
+    def typical_face(self):
+        """The face at its typical size, decided once (the frames seen by then: those up to
+        the tracker's look-ahead), so that the track keeps one release its whole life."""
+        if self.typical is None:
+            by_size = sorted(self.seen.values(), key=lambda face: face_side(face.box))
+            self.typical = by_size[len(by_size) // 2]
+        return self.typical
 
     def last(self):
         return self.seen[max(self.seen)]
@@ -194,7 +204,8 @@ class FaceTracker:
         done = []
         while self.waiting and self.waiting[0][0] <= through:
             index, new_shot, tracks = self.waiting.popleft()
-            faces = [TrackedFace(track.number, self._steadied(track, index)) for track in tracks
+            faces = [TrackedFace(track.number, self._steadied(track, index),
+                                 track.typical_face()) for track in tracks
                      if self._present(track, index)]
             done.append(TrackedFrame(index, left_to_right(faces, box=lambda item: item.face.box),
                                      new_shot))

@@ -14,6 +14,7 @@ playable file named `.partial`.
 """
 
 import logging
+from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .clips import (ANIMATION_SUFFIXES, AnimationSink, AnimationSource, ClipErro
 from .encoders import ENCODERS, codec_for
 from .files import AtomicFile, ImageFileError, check_pixels
 from .options import VIDEO_CODEC, VIDEO_QUALITY
+from .results import face_tally
 
 log = logging.getLogger(__name__)
 
@@ -402,18 +404,19 @@ def restore_clip(restorer, source, sink, options, landmarks=None, on_frame=None)
     """Restore a clip from `source` into `sink` (open_source, open_sink), frame by frame
     through FaceRestorer.restore_stream, each frame tagged with its ClipFrame; `landmarks`:
     None, or an iterable with one list of faces per frame. `on_frame(frames done, faces in
-    this one)` after each frame. Returns (frames, faces). The sink is closed (the file put in
+    this one)` after each frame. Returns (frames, faces: a Counter by the release that restored
+    them, as face_tally counts them). The sink is closed (the file put in
     place) when the clip is done; on a failure it is discarded, and on an interruption
     (Ctrl-C, SIGTERM) what was written is kept as a partial file, named in the exception's
     `partial` attribute."""
-    faces = 0
+    faces = Counter()
     feed = ((frame.pixels, frame) for frame in source.frames(sink.copy))
     stream = restorer.restore_stream(feed, options, landmarks, any_float_range=True,
                                      tagged=True)
     try:
         for result in stream:
             sink.write(result.image, result.tag)
-            faces += len(result.faces)
+            faces.update(face_tally(result))
             if on_frame is not None:
                 on_frame(sink.written, len(result.faces))
     except BaseException as error:

@@ -142,7 +142,7 @@ def test_auto_precision_is_the_one_comfyui_picks_for_its_device(comfy, monkeypat
     monkeypatch.setattr(model_management, "should_use_fp16", lambda *args, **kwargs: fp16)
     monkeypatch.setattr(model_management, "should_use_bf16", lambda *args, **kwargs: bf16)
     model, = nodes(comfy)["GPENModelLoader"].load("tiny.pth", "auto")
-    assert model.restorer.runner.asked_precision == expected
+    assert model.restorer.requested_precision == expected
 
 
 def test_a_missing_release_names_its_urls_and_folder(comfy, tmp_path, monkeypatch):

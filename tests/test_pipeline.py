@@ -79,7 +79,7 @@ def test_all_faces_go_through_the_network_in_batches(astronaut, monkeypatch):
     honoured between steps); the network itself gets a face at a time."""
     network, batches = CountingNetwork(64), runner_batches(monkeypatch)
     pipeline = restorer(network)
-    step = pipeline.runner.faces_per_step(4)
+    step = pipeline.faces_per_step(4)
     result = pipeline.restore(astronaut, RestoreOptions(mask="box", batch_size=4),
                               landmarks=nine_faces())
     in_steps = [min(step, faces - start) for faces in (4, 4, 1)

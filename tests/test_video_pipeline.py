@@ -126,7 +126,7 @@ def test_a_stop_takes_effect_within_a_batch_at_the_next_stage(astronaut, astrona
 
     network = CountingNetwork(64, brighten)
     restoring = restorer(network)
-    restoring.runner.faces_per_step = lambda faces: 1
+    restoring.faces_per_step = lambda faces: 1
     options = RestoreOptions(mask="box", batch_size=4, temporal_smoothing=0)
     results = restoring.restore_images([astronaut] * 4, options,
                                        landmarks=[[astronaut_landmarks]] * 4, progress=progress)
@@ -147,7 +147,7 @@ def test_progress_moves_from_the_first_second_face_by_face(astronaut):
     from gpen_ext.face_models import DetectedFace
     seen = []
     restoring = restorer(CountingNetwork(64))
-    restoring.runner.faces_per_step = lambda faces: 1
+    restoring.faces_per_step = lambda faces: 1
     box = np.array([100.0, 100.0, 200.0, 200.0])
     points = np.array([[130, 140], [170, 140], [150, 160], [135, 180], [165, 180]], float)
 

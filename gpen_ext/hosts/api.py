@@ -76,6 +76,8 @@ class FaceInfo(BaseModel):
     box: List[float]
     score: float
     landmarks: List[List[float]]
+    release: Optional[int] = Field(None, description="under model auto, the release that "
+                                   "restored the face (its size)")
 
 
 class RestoreResponse(BaseModel):
@@ -147,8 +149,8 @@ def response_of(result, model):
     """The HTTP answer for a pipeline.RestoreResult: the image as base64 PNG and each face."""
     png = encode_image(ImageFile(result.image), ".png")
     faces = [FaceInfo(number=face.number, box=[float(v) for v in face.box],
-                      score=float(face.score), landmarks=np.asarray(face.landmarks, float).tolist())
-             for face in result.faces]
+                      score=float(face.score), landmarks=np.asarray(face.landmarks, float).tolist(),
+                      release=face.release) for face in result.faces]
     return RestoreResponse(image=base64.b64encode(png).decode(), faces=faces,
                            message=result.message, model=model, ran_on=result.ran_on)
 

@@ -5,7 +5,9 @@ Inputs are derived from the option descriptions in options.py; models resolve th
 registry like everywhere else; the device and its memory are ComfyUI's (model_management).
 """
 
+import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +22,10 @@ from ..device_memory import PARSER_MB, network_mb_per_face
 from ..inference import resolve_precision
 from ..options import (CHOICE, FACE_NUMBERS, FLAG, INTEGER, MODEL, NAMES, PRECISION,
                        RESTORE_OPTIONS, RestoreOptions)
-from ..registry import KNOWN_MODELS, list_models, resolve_model, shown_name, unmarked
+from ..registry import (AUTO_MODEL, KNOWN_MODELS, list_models, resolve_model, shown_name,
+                        unmarked)
 from ..restorers import load_restorer
+from ..results import release_counts
 from .service import ConsoleProgress
 
 CATEGORY = "image/restoration/GPEN"
@@ -31,6 +35,8 @@ GPEN_MODEL = "GPEN_MODEL"
 MODEL_FOLDERS = ("gpen", "facerestore_models")
 FACE_MODELS_FOLDER = "facedetection"
 MB = 2 ** 20
+
+log = logging.getLogger(__name__)
 
 
 def _register_folders():
@@ -52,7 +58,7 @@ def model_choices():
     restorers)."""
     installed = {item.name for folder in model_folders() for item in list_models(folder)
                  if item.installed}
-    names = [shown_name(name, name in installed) for name in KNOWN_MODELS]
+    names = [shown_name(name, name in installed) for name in KNOWN_MODELS] + [AUTO_MODEL]
     own = set(folder_paths.get_folder_paths("gpen"))
     for folder in model_folders():
         names += [item.name for item in list_models(folder) if item.name not in KNOWN_MODELS
@@ -74,7 +80,7 @@ class RestorerModule(torch.nn.Module):
         self.device = restorer.device
 
     def state_dict(self, *args, **kwargs):
-        return {f"{name}.{key}": tensor for name, network in self.restorer.networks().items()
+        return {f"{name}.{key}": tensor for name, network in self.restorer.networks_loaded().items()
                 for key, tensor in network.state_dict().items()}
 
     def to(self, device, *args, **kwargs):
@@ -180,6 +186,13 @@ def _progress(restorer, options):
                            f"{restorer.device} ({restorer.precision})")
 
 
+def _log_releases(results):
+    """Under auto, the faces each release restored, in ComfyUI's console."""
+    releases = sum((result.releases for result in results), Counter())
+    if releases:
+        log.info("GPEN: %s", release_counts(releases))
+
+
 def _frames(image):
     """ComfyUI's IMAGE batch (B, H, W, C) float as the pipeline's float32 frames."""
     return [frame for frame in image.detach().cpu().float().numpy()]
@@ -274,6 +287,7 @@ class GPENRestoreFaces:
         restorer = gpen_model.on_device(options)
         results = restorer.restore_images(_frames(image), options, any_float_range=True,
                                           progress=_progress(restorer, options))
+        _log_releases(results)
         images = torch.from_numpy(np.stack([result.image for result in results]))
         masks = torch.from_numpy(np.stack([result.paste_mask for result in results]))
         return images.to(image.dtype), masks
@@ -303,6 +317,7 @@ class GPENRestoreAlignedFaces:
         restorer = gpen_model.on_device(options, aligned=True)
         results = restorer.restore_aligned_images(_frames(image), options, any_float_range=True,
                                                   progress=_progress(restorer, options))
+        _log_releases(results)
         return (torch.from_numpy(np.stack([result.image for result in results])).to(image.dtype),)
 
 

@@ -84,13 +84,15 @@ class RestorationService:
                 # the first thing a user waiting on a CPU sees move: loading takes seconds
                 if reference.release is not None and not reference.path.is_file():
                     text = f"GPEN: downloading {reference.name} (once; progress in the console)"
+                elif reference.auto:
+                    text = "GPEN: auto: each release loads when a face first needs it"
                 else:
                     text = f"GPEN: loading {reference.name}"
                 log.info("%s", text)
                 self.environment.status(text)
                 restorer = load_restorer(reference, device=device, precision=precision,
                                          face_models_dir=self.environment.face_models_dir(),
-                                         allow_paths=False)
+                                         allow_paths=False, status=self.environment.status)
                 self.unload()
                 self._restorer, self._key = restorer, key
             elif self._restorer.device != device:

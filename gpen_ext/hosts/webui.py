@@ -21,6 +21,7 @@ from ..options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, HOST_OPTIONS
 from ..pipeline import RestorationInterrupted
 from ..sheets import face_sheet, numbered_faces
 from ..registry import list_models, shown_name, unmarked
+from ..results import release_counts
 from .api import create_router
 from .service import HostEnvironment, RestorationService
 
@@ -312,7 +313,8 @@ def extras_progress():
 
 def infotext(settings, result):
     """What GPEN did, for the image's infotext: visibility, weight and model, every other
-    option of the Extras section that is not at its default, and a stop part way."""
+    option of the Extras section that is not at its default, the faces by release under
+    auto, and a stop part way."""
     entries = {}
     for name in (name for _, rows in EXTRAS_GROUPS for row in rows for name in row):
         option = OPTIONS_BY_NAME[name]
@@ -320,6 +322,8 @@ def infotext(settings, result):
         if name in ("model", "weight", "visibility") or value != option.default:
             entries[infotext_key(option)] = round(value, 3) if option.kind == NUMBER else \
                 option.to_text(value) if option.kind in LIST_KINDS else value
+    if result.releases:
+        entries[f"{NAME} releases"] = release_counts(result.releases)
     if result.interrupted:
         entries[f"{NAME} stopped"] = f"after {len(result.faces)} of {result.to_restore} faces"
     return entries
