@@ -17,7 +17,7 @@ from .images import split_image, to_dtype, uint8_of
 from .cpu_threads import plan
 from .landmarks import check_landmarks, face_from_landmarks
 from .options import RestoreOptions
-from .releases import OneNetwork, ReleaseNetworks, pasted_side
+from .releases import SIDE_AT, OneNetwork, ReleaseNetworks, pasted_side
 from .results import FaceRecord, RestoreResult  # noqa: F401 (part of the API)
 from .scheduling import (FaceCount, FaceProgress,  # noqa: F401 (part of the API)
                          FrameScheduler, RestorationInterrupted)
@@ -129,21 +129,10 @@ class FaceRestorer:
 
     def detect(self, image, options=RestoreOptions(), any_float_range=False):
         """The faces of an image, left to right: a face's number is its place here."""
-        rgb, layout = split_image(image, any_float_range)
-        return self.find_faces(rgb, layout, options)
+        return detect_faces(self.face_models, image, options, any_float_range)
 
     def find_faces(self, rgb, layout, options, landmarks=None):
-        """Faces, ordered left to right by their box centres: the supplied ones, or those the
-        detector finds (on 8-bit pixels)."""
-        if landmarks is not None:
-            faces = [face_from_landmarks(points, self.size)
-                     for points in check_landmarks(landmarks)]
-        else:
-            preview = rgb if rgb.dtype == np.uint8 else \
-                to_dtype(rgb * (255.0 / layout.full_scale), np.uint8, 255.0)
-            faces = self.face_models.detector(options.detection_model).detect(
-                preview, options.detection_threshold, options.detection_max_side)
-        return left_to_right(faces)
+        return find_faces(self.face_models, rgb, layout, options, landmarks)
 
     def restore_batch(self, batch, options, count=None):
         """Align, restore, mask and paste a batch of (PendingImage, tracking.TrackedFace),
@@ -205,6 +194,26 @@ class FaceRestorer:
         return paste_masks([uint8_of(crop) for crop in restored], parser and (
             lambda crops: parser.face_masks(crops, options.face_regions, self.precision)))
 
+
+
+def detect_faces(face_models, image, options=RestoreOptions(), any_float_range=False):
+    """The faces of an image (see images.py for accepted layouts), left to right, as the
+    detector of `face_models` (FaceModels) finds them: no GPEN network is needed."""
+    rgb, layout = split_image(image, any_float_range)
+    return find_faces(face_models, rgb, layout, options)
+
+
+def find_faces(face_models, rgb, layout, options, landmarks=None):
+    """Faces, ordered left to right by their box centres: the supplied ones, or those the
+    detector finds (on 8-bit pixels)."""
+    if landmarks is not None:
+        faces = [face_from_landmarks(points, SIDE_AT) for points in check_landmarks(landmarks)]
+    else:
+        preview = rgb if rgb.dtype == np.uint8 else \
+            to_dtype(rgb * (255.0 / layout.full_scale), np.uint8, 255.0)
+        faces = face_models.detector(options.detection_model).detect(
+            preview, options.detection_threshold, options.detection_max_side)
+    return left_to_right(faces)
 
 
 def _restore_step(restorer, runner, batch, aligned, inputs, options, count):

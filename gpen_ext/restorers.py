@@ -19,13 +19,15 @@ log = logging.getLogger(__name__)
 
 
 def load_restorer(model=MODEL.default, models_dir=None, device="auto", precision="auto",
-                  download=True, face_models_dir=None, allow_paths=True, status=None):
+                  download=True, face_models_dir=None, allow_paths=True, status=None,
+                  face_models=None):
     """A FaceRestorer on `device` for `model`: "auto", a release name ("GPEN-BFR-512", "512"),
     a checkpoint file in `models_dir` (a folder or a list of folders searched in order;
     default $GPEN_MODELS_DIR, else the user's cache folder), or, unless `allow_paths` is off
     (hosts serving others), any checkpoint path; or a ModelRef already resolved. facexlib's
     detection and parsing weights live in `face_models_dir`, by default the first models
-    folder. `status(text)`: told (besides the log) when auto loads or downloads a release."""
+    folder, unless `face_models` (a FaceModels, e.g. a host's, already finding faces) is
+    given. `status(text)`: told (besides the log) when auto loads or downloads a release."""
     folders = model_folders(models_dir if models_dir is not None else default_models_dir())
     reference = model if isinstance(model, ModelRef) else \
         resolve_model(model, folders, allow_paths)
@@ -35,8 +37,8 @@ def load_restorer(model=MODEL.default, models_dir=None, device="auto", precision
                                   _installed_releases(reference.folders), device, precision)
     else:
         network = load_model(ensure_model(reference, download=download))
-    return FaceRestorer(network, FaceModels(face_models_dir or folders[0], download),
-                        device, precision)
+    face_models = face_models or FaceModels(face_models_dir or folders[0], download)
+    return FaceRestorer(network, face_models, device, precision)
 
 
 def _release_loader(folders, download, status=None):

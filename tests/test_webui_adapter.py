@@ -483,8 +483,13 @@ def test_show_face_numbers_draws_the_faces_and_restores_nothing(webui, astronaut
     boxed = np.asarray(pp.image)  # the numbered photo first, then the photo as it was
     assert boxed.shape == astronaut.shape and changed(boxed, astronaut) > 0
     assert np.array_equal(np.asarray(pp.extra_images[0].image), astronaut)
+    assert webui.SERVICE._restorer is None  # the detector alone: no GPEN network loaded
     found = len(webui.SERVICE.detect(astronaut, webui.current_settings()))
-    assert pp.info == {"GPEN faces found": f"{found}, numbered from 0 left to right"}
+    assert pp.info == pp.extra_images[0].info == {
+        "GPEN faces found": f"{found}, numbered from 0 left to right"}
+    assert webui.SERVICE._restorer is None
+    restorer = webui.SERVICE.restorer("GPEN-BFR-512")
+    assert restorer.face_models is webui.SERVICE.face_models()  # its detector loaded once
 
 
 def test_extras_progress_counts_faces_and_interrupt_stops_them(webui, astronaut, caplog,

@@ -1,5 +1,7 @@
 """GPEN as a long-lived service inside a host program: one cached restorer, moved and freed
-the way the host wants, and a restore call that never loses the caller's image."""
+the way the host wants, and a restore call that never loses the caller's image. The face
+models (detector, parser) are the service's, lent to each restorer it loads, so that faces are
+found without any GPEN network."""
 
 import gc
 import logging
@@ -11,8 +13,10 @@ from typing import Callable
 
 import torch
 
+from ..face_models import FaceModels
 from ..inference import resolve_precision
 from ..options import FACES_PER_IMAGE, PRECISION
+from ..pipeline import detect_faces
 from ..registry import resolve_model
 from ..restorers import load_restorer
 
@@ -64,7 +68,20 @@ class RestorationService:
         self.environment = environment
         self._restorer = None
         self._key = None
+        self._face_models = None
         self._lock = threading.RLock()
+
+    def face_models(self):
+        """The detector and parser (FaceModels, each loaded on first use) on the host's
+        device, shared with the restorer."""
+        device = torch.device(self.environment.device())
+        with self._lock:
+            if self._face_models is None:
+                self._face_models = FaceModels(self.environment.face_models_dir(),
+                                               device=device)
+            elif self._face_models.device != device:
+                self._face_models.move_to(device)
+            return self._face_models
 
     def restorer(self, model, precision="auto"):
         """The restorer for this model (a release or a checkpoint's file name in the models
@@ -91,10 +108,11 @@ class RestorationService:
                 log.info("%s", text)
                 self.environment.status(text)
                 restorer = load_restorer(reference, device=device, precision=precision,
-                                         face_models_dir=self.environment.face_models_dir(),
-                                         allow_paths=False, status=self.environment.status)
-                self.unload()
+                                         allow_paths=False, status=self.environment.status,
+                                         face_models=self.face_models())
                 self._restorer, self._key = restorer, key
+                gc.collect()  # the old restorer's network
+                self.environment.collect_garbage()
             elif self._restorer.device != device:
                 self._restorer.to(device)
             return self._restorer
@@ -115,10 +133,10 @@ class RestorationService:
                 self.environment.collect_garbage()
 
     def detect(self, image, settings):
-        """The faces of an image, left to right, as the restorer for `settings` finds them."""
+        """The faces of an image, left to right, as the restorer for `settings` finds them:
+        the detector alone, no GPEN network loaded for it."""
         with self._lock:
-            return self.restorer(settings.model, settings.precision).detect(image,
-                                                                           settings.options)
+            return detect_faces(self.face_models(), image, settings.options)
 
     def restore_safely(self, image, settings, progress=None):
         """(image, result): restored, or, if anything fails, the image as given, None and a
@@ -136,6 +154,6 @@ class RestorationService:
 
     def unload(self):
         with self._lock:
-            self._restorer, self._key = None, None
+            self._restorer, self._key, self._face_models = None, None, None
             gc.collect()
             self.environment.collect_garbage()

@@ -254,9 +254,10 @@ class GPENPostprocessing(scripts_postprocessing.ScriptPostprocessing):
         pixels = np.array(pp.image if keep_mode else pp.image.convert("RGB"))
         if show_numbers:  # the numbered photo first, the photo as it was after it
             numbered, found = face_numbers(pixels, settings)
+            # on both: the page shows the info of the last image, the plain copy
+            pp.info[f"{NAME} faces found"] = f"{found}, numbered from 0 left to right"
             pp.extra_images.append(pp.create_copy(pp.image, disable_processing=True))
             pp.image = Image.fromarray(numbered)
-            pp.info[f"{NAME} faces found"] = f"{found}, numbered from 0 left to right"
             return
         with extras_progress():
             restored, result = restore_array(pixels, settings)
