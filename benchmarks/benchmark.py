@@ -8,6 +8,7 @@
     python benchmarks/benchmark.py --quality            # bf16 against fp32, the photo's faces
     python benchmarks/benchmark.py --contention         # quiet and beside busy processes
     python benchmarks/benchmark.py --per-face           # --model auto, --parser bisenet
+    python benchmarks/benchmark.py --stop               # a stop's landing, quiet and busy
 
 Pipeline: GPEN-BFR-512 with every option at its default (parsing mask, batch 4, precision
 auto), on the 29-face Solvay photo and on a one-face image, the photo again in fp32, each in a
@@ -685,6 +686,9 @@ def main():
                         help="only the network, parser and pipeline quiet and beside busy "
                              "processes, against ONNX Runtime (benchmarks/requirements.txt)")
     parser.add_argument("--contended", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--stop", action="store_true",
+                        help="only how long a stop takes to land, quiet and beside busy "
+                             "processes")
     parser.add_argument("--per-face", action="store_true",
                         help="only the photo with the defaults, --model auto, --parser bisenet "
                              "and both, and a portrait's face with 512 and auto")
@@ -723,6 +727,10 @@ def main():
     if args.contention:
         with tempfile.TemporaryDirectory() as folder:
             contention.table(folder, max(args.repeats, 3))
+        contention.stop_table()
+        return
+    if args.stop:
+        contention.stop_table()
         return
     if args.steadiness:
         steadiness.table()

@@ -91,7 +91,41 @@ def onnx_runtime(path, repeats):
 
 def pipeline_seconds():
     from benchmark import pipeline_run
-    return pipeline_run("photo", "parsing", "auto", 1)["seconds"]
+    return pipeline_run("photo", "512", "parsing", "parsenet", "auto", 1)["seconds"]
+
+
+def stop_seconds(pressed_after=1.0):
+    """How long a stop takes to land, as a user pressing Stop a second into the third face:
+    the photo's eight largest faces, default options; (seconds from the press to the restore
+    returning, the longest network step seen before it)."""
+    import tempfile
+
+    from benchmark import face_weights, images, release_network
+    from gpen_ext.arch.gpen.fast import FastGPEN
+    from gpen_ext.face_models import FaceModels
+    from gpen_ext.options import RestoreOptions
+    from gpen_ext.pipeline import FaceRestorer, RestorationInterrupted
+
+    image, landmarks = images()["photo"]
+    moments = {"steps": []}
+
+    def progress(where):
+        now = time.monotonic()
+        if where.stage in ("faces found", "pasted"):
+            moments["step"] = now
+        if where.stage == "network":
+            moments["steps"].append(now - moments["step"])
+        if where.stage == "pasted" and where.restored == 2:
+            moments.setdefault("press", now + pressed_after)
+        if now >= moments.get("press", float("inf")):
+            raise RestorationInterrupted()
+    with tempfile.TemporaryDirectory() as folder:
+        face_weights(Path(folder))
+        restorer = FaceRestorer(FastGPEN(release_network(512)), FaceModels(folder, False))
+        result = restorer.restore(image, RestoreOptions(max_faces=8, keep_crops=False),
+                                  landmarks, progress=progress)
+    assert result.interrupted
+    return time.monotonic() - moments["press"], max(moments["steps"])
 
 
 def measured(busy, *arguments):
@@ -115,7 +149,20 @@ def contended(what, *arguments):
         return straightforward(arguments[0], int(arguments[1]))
     if what == "onnx":
         return onnx_runtime(arguments[0], int(arguments[1]))
+    if what == "stop":
+        return stop_seconds()
     return pipeline_seconds()
+
+
+def stop_table():
+    """A stop pressed a second into the third of eight faces, quiet and beside busy
+    processes: how long it takes to land, against a network step then."""
+    print("\nA stop (pressed a second into the third of the photo's eight largest faces, "
+          "default options): seconds until the restore returned")
+    for name, busy in CONDITIONS:
+        landed, step = measured(busy, "stop")
+        print(f"{name:>8}: landed in {landed:.2f} s; a network step took up to {step:.2f} s",
+              flush=True)
 
 
 def table(folder, repeats=3):

@@ -7,7 +7,7 @@ import numpy as np
 from .alignment import template_points
 from .images import merge_image, split_image, to_dtype, uint8_of
 from .results import FaceRecord, RestoreResult
-from .scheduling import FaceCount
+from .progress import FaceCount, RestorationInterrupted
 
 
 def restore_aligned_crops(restorer, images, options, any_float_range=False, progress=None):
@@ -25,9 +25,12 @@ def restore_aligned_crops(restorer, images, options, any_float_range=False, prog
     count.found(len(crops))
     restored, step = [], restorer.faces_per_step(min(len(crops), options.batch_size))
     for start in range(0, len(crops), step):
-        if count.stopped:
+        try:
+            with count.checker("network", len(crops[start:start + step])):
+                restored.extend(restorer.restore_crops(runner, crops[start:start + step],
+                                                       options))
+        except RestorationInterrupted:
             break
-        restored.extend(restorer.restore_crops(runner, crops[start:start + step], options))
         for stage in ("network", "masks", "pasted"):  # no masks or pastes: at once
             count.passed(stage, len(restored) - start)
     release = runner.size if restorer.auto else None

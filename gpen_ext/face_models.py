@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .arch.bisenet import FastBiSeNet
+from .arch.interrupts import interruptible
 from .arch.parsenet import FastParseNet
 from .checkpoints import CheckpointError, read_state_dict
 from .cpu_threads import map_faces, threads_for_one
@@ -183,7 +184,7 @@ class FaceDetector:
     """RetinaFace with five landmarks per face."""
 
     def __init__(self, name, network, device="cpu"):
-        self.network = network.eval()
+        self.network = interruptible(network.eval())
         self.name = name
         self.move_to(device)
 
@@ -212,7 +213,7 @@ class FaceParser:
     (arch/parsenet.py, arch/bisenet.py: [-1, 1] in, logits out)."""
 
     def __init__(self, network, device="cpu"):
-        self.network = network
+        self.network = interruptible(network)
         # in a reduced precision, the logits stay fp32: each pixel's class is their argmax
         self.precisions = Precisions(self.network, kept_fp32=("logits",))
         self.move_to(device)

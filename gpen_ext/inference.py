@@ -8,6 +8,7 @@ import platform
 import numpy as np
 import torch
 
+from .arch.interrupts import interruptible
 from .cpu_threads import map_faces, plan
 from .device_memory import REDUCED_DTYPES, Precisions, faces_that_fit, placed, run_fitting
 
@@ -99,7 +100,7 @@ class NetworkRunner:
         self.device = torch.device(device)
         self.asked_precision = precision
         self.precision = resolve_precision(precision, self.device)
-        self.network = network.to(self.device).float().eval()
+        self.network = interruptible(network.to(self.device).float().eval())
         self.precisions = Precisions(self.network)
         self.size = network.size
 

@@ -19,8 +19,9 @@ from .landmarks import check_landmarks, face_from_landmarks
 from .options import RestoreOptions
 from .releases import SIDE_AT, OneNetwork, ReleaseNetworks, pasted_side
 from .results import FaceRecord, RestoreResult  # noqa: F401 (part of the API)
-from .scheduling import (FaceCount, FaceProgress,  # noqa: F401 (part of the API)
-                         FrameScheduler, RestorationInterrupted)
+from .progress import (FaceCount, FaceProgress,  # noqa: F401 (part of the API)
+                       RestorationInterrupted)
+from .scheduling import FrameScheduler
 
 class FaceRestorer:
     """The GPEN face pipeline around its networks and its `face_models` (FaceModels: the
@@ -217,15 +218,20 @@ def find_faces(face_models, rgb, layout, options, landmarks=None):
 
 
 def _restore_step(restorer, runner, batch, aligned, inputs, options, count):
-    """FaceRestorer.restore_batch's faces of one step, pasted unless a stop comes after
-    the network."""
-    restored = restorer.restore_crops(runner, inputs, options,
-                                      [tracked.face.box for _, tracked in batch])
-    release = runner.size if restorer.auto else None
-    count.passed("network", len(restored))
-    if count.stopped:
+    """FaceRestorer.restore_batch's faces of one step, pasted unless a stop comes before
+    they are all through the network and the parser (checked inside them too)."""
+    try:
+        with count.checker("network", len(inputs)):
+            restored = restorer.restore_crops(runner, inputs, options,
+                                              [tracked.face.box for _, tracked in batch])
+        count.passed("network", len(restored))
+        if count.stopped:
+            return False
+        with count.checker("masks", len(restored)):
+            masks = restorer.paste_masks(restored, options)
+    except RestorationInterrupted:
         return False
-    masks = restorer.paste_masks(restored, options)
+    release = runner.size if restorer.auto else None
     count.passed("masks", len(restored))
     for (image, tracked), (crop, forward), before, after, mask in zip(
             batch, aligned, inputs, restored, masks):

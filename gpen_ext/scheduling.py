@@ -20,15 +20,12 @@ import numpy as np
 from .face_models import face_side
 from .images import merge_image, split_image
 from .motion import grey_frame
+from .progress import FaceCount, RestorationInterrupted
 from .tracking import FaceTracker, scene_signature
 
 log = logging.getLogger(__name__)
 
 HYSTERESIS = 1.1  # in a video, a face chosen before stays chosen against a face 10% better
-
-
-class RestorationInterrupted(Exception):
-    """Raised by a progress callback to stop restoring: what is restored so far is kept."""
 
 
 class PendingImage:
@@ -81,56 +78,6 @@ class PendingImage:
         return merge_image(self.output, self.layout) if self.records else self.image.copy()
 
 
-@dataclass(frozen=True)
-class FaceProgress:
-    """Where a restoration is, as a progress callback is told: the faces restored of those
-    chosen so far, the work done counted in faces (those restored and the parts done of the
-    faces under way, so that a bar moves face by face through each stage), and the stage
-    just passed: "finding faces", "faces found", "network", "masks" or "pasted"."""
-    restored: int
-    chosen: int
-    work: float
-    stage: str
-
-
-# each face's share of its work, by stage: the network takes nearly all of it on a CPU
-STAGE_SHARE = {"network": 0.8, "masks": 0.1, "pasted": 0.1}
-
-
-class FaceCount:
-    """Faces chosen and restored, reported to a progress callback at every stage, which may
-    stop the work by raising RestorationInterrupted: it is then stopped at the next stage."""
-
-    def __init__(self, progress):
-        self.progress = progress
-        self.chosen = self.restored = 0
-        self.work = 0.0
-        self.stopped = False
-
-    def finding(self):
-        self._report("finding faces")
-
-    def found(self, count):
-        self.chosen += count
-        self._report("faces found")
-
-    def passed(self, stage, faces):
-        """`faces` faces have passed `stage` (STAGE_SHARE); "pasted" counts them restored."""
-        self.work += STAGE_SHARE[stage] * faces
-        if stage == "pasted":
-            self.restored += faces
-        self._report(stage)
-
-    def _report(self, stage):
-        if self.progress is None or self.stopped:
-            return
-        try:
-            self.progress(FaceProgress(self.restored, self.chosen, self.work, stage))
-        except RestorationInterrupted:
-            self.stopped = True
-            log.warning("GPEN: stopped after %d of %d face(s)", self.restored, self.chosen)
-
-
 class FrameScheduler:
     """Images in, batches of faces to restore, images out in order (see the module's text)."""
 
@@ -163,11 +110,22 @@ class FrameScheduler:
             given = None if supplied is None else _next_landmarks(supplied)
             if not self.stopped and given is None:
                 self.count.finding()
-            pending.unexamined = self.stopped  # no more looking for faces once stopped
-            self.add(pending, [] if self.stopped else find_faces(pending, given))
+            self.add(pending, self._faces_of(pending, given, find_faces))
             yield from self._restore(restore_batch, whole_only=True)
         self.finish()
         yield from self._restore(restore_batch, whole_only=False)
+
+    def _faces_of(self, pending, given, find_faces):
+        """The faces found in (or given for) an image; none once stopped, which may come while
+        the detector works: the image is then marked unexamined."""
+        if not self.stopped:
+            try:
+                with self.count.checker("finding faces"):
+                    return find_faces(pending, given)
+            except RestorationInterrupted:
+                pass
+        pending.unexamined = True  # no more looking for faces once stopped
+        return []
 
     def _restore(self, restore_batch, whole_only):
         for batch in self.batches(whole_only):

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import torch
 
+from .interrupts import between_steps
+
 
 @contextlib.contextmanager
 def torch_threads(count):
@@ -82,10 +84,11 @@ def share(tasks, workers, threads):
     MOST_SHARERS threads in all), each running torch's operations on `threads` threads and
     taking the next task as it finishes one, so that a thread slowed by other programs holds
     up no one. The first error is raised once every thread has stopped (the others stop after
-    the task at hand)."""
+    the task at hand). A stop (interrupts.checked_by) is checked before each task."""
     workers = min(workers, len(tasks), MOST_SHARERS)
     if workers <= 1:
         for task in tasks:
+            between_steps()
             task()
         return
     order = itertools.count()
@@ -96,6 +99,7 @@ def share(tasks, workers, threads):
             index = next(order)
             while index < len(tasks) and not stop.is_set():
                 try:
+                    between_steps()
                     tasks[index]()
                 except BaseException:
                     stop.set()
