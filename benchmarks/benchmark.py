@@ -16,8 +16,8 @@ fresh process set up as the command line sets it up (gpen_ext/allocator.py). Tim
 and stage by stage (detect, align, network, parse, paste), peak resident memory of the whole
 process. In the same run, the reference arithmetic for the same faces: the straightforward
 network and facexlib's ParseNet, one face at a time, fp32; and where auto is not fp32, its
-quality against fp32 (PSNR of each restored face, parsed masks). The faces are the supplied landmarks (the weights here are random, so a
-detector would find nothing); the detector still runs on each image, as it would without
+quality against fp32 (PSNR of each restored face, parsed masks). The faces are the supplied
+landmarks (the weights here are random, so a detector would find nothing); the detector still runs on each image, as it would without
 landmarks, and its time is one of the stages.
 
 Video: a 720p clip with one face and the 29-face photo as a clip, restored with default
@@ -359,8 +359,8 @@ def per_face_cost_table(repeats, photo):
         stage_row(f"{PORTRAIT_FACE_PX}-px face, {model}", result)
     for label, result in runs.items():
         parse = result["stages"]["parse"] / photo["stages"]["parse"]
-        print(f"{label}: {photo['seconds'] / result['seconds']:.2f}x faster than the defaults on the "
-              f"photo (network {photo['stages']['network'] / result['stages']['network']:.1f}x,"
+        print(f"{label}: {photo['seconds'] / result['seconds']:.2f}x faster than the defaults "
+              f"on the photo (network {photo['stages']['network'] / result['stages']['network']:.1f}x,"
               f" parsing {1 / parse:.1f}x), peak {result['peak_mb']:.0f} MB against "
               f"{photo['peak_mb']:.0f}; faces by release {result['releases'] or '512 (all)'}")
     network = {model: result["stages"]["network"] for model, result in portrait.items()}

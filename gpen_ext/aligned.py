@@ -5,9 +5,10 @@ import cv2
 import numpy as np
 
 from .alignment import template_points
+from .compositing import restored_crops
 from .images import merge_image, split_image, to_dtype, uint8_of
-from .results import FaceRecord, RestoreResult
 from .progress import FaceCount, RestorationInterrupted
+from .results import FaceRecord, RestoreResult
 
 
 def restore_aligned_crops(restorer, images, options, any_float_range=False, progress=None):
@@ -27,13 +28,12 @@ def restore_aligned_crops(restorer, images, options, any_float_range=False, prog
     for start in range(0, len(crops), step):
         try:
             with count.checker("network", len(crops[start:start + step])):
-                restored.extend(restorer.restore_crops(runner, crops[start:start + step],
-                                                       options))
+                restored.extend(restored_crops(runner, crops[start:start + step], options))
         except RestorationInterrupted:
             break
         for stage in ("network", "masks", "pasted"):  # no masks or pastes: at once
             count.passed(stage, len(restored) - start)
-    release = runner.size if restorer.auto else None
+    release = runner.size if networks.auto else None
     return [_result(rgb, layout, crop, after, options, runner.size, release)
             for (rgb, layout), crop, after in zip(split, crops, restored)] + \
         [RestoreResult(image.copy(), [], 1, interrupted=True, chosen=1)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from .alignment import invert_affine
-from .face_models import PARSE_SIZE
+from .face_models import PARSE_SIZE, face_side
 from .images import FULL_SCALE, to_dtype
 
 PASTE_MASK_SIZE = PARSE_SIZE
@@ -45,6 +45,19 @@ def feathered_face_mask(face):
     for _ in range(2):
         mask = cv2.GaussianBlur(mask, (0, 0), PARSE_FEATHER_SIGMA)
     return mask
+
+
+def restored_crops(runner, crops, options, boxes=None):
+    """Aligned float RGB crops (N, S, S, 3) in [0, 1] through `runner` (an
+    inference.NetworkRunner) -> the restored crops, blended (see blend_crop; faces smaller
+    than SMALL_FACE_PX smoothed, where their `boxes` are given)."""
+    restored = runner.run_crops(crops, options.batch_size)
+    for index, crop in enumerate(restored):
+        small = boxes is not None and face_side(boxes[index]) < SMALL_FACE_PX
+        restored[index] = blend_crop(crop, crops[index], options.weight,
+                                     options.small_face_smoothing and small,
+                                     options.color_correction)
+    return restored
 
 
 def blend_crop(restored, aligned, weight, smooth, match_colours):

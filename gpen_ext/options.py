@@ -252,8 +252,8 @@ def restore_option_list():
 MODEL = Option("model", TEXT, DEFAULT_MODEL, "model",
                "GPEN checkpoint: a release (GPEN-BFR-512 suits most photos; 1024 and 2048 for "
                "large faces); auto: each face through the smallest release whose output, "
-               f"enlarged at most {ENLARGEMENT}x, covers the face where it is pasted (256 for small "
-               "faces, 1024 or 2048 for portraits), each downloaded when first needed; or a "
+               f"enlarged at most {ENLARGEMENT}x, covers the face where it is pasted (256 for "
+               "small faces, 1024 or 2048 for portraits), each downloaded when first needed; or a "
                "checkpoint file in the models folder. A missing release is downloaded on "
                "first use")
 MAX_MEGAPIXELS = Option("max_megapixels", NUMBER, 150, "largest image, in megapixels",

@@ -11,17 +11,18 @@ import torch
 
 from .aligned import restore_aligned_crops
 from .alignment import align_face
-from .compositing import SMALL_FACE_PX, blend_crop, paste_face, paste_masks
-from .face_models import face_side, left_to_right
+from .compositing import paste_face, paste_masks, restored_crops
+from .face_models import left_to_right
 from .images import split_image, to_dtype, uint8_of
 from .cpu_threads import plan
 from .landmarks import check_landmarks, face_from_landmarks
 from .options import RestoreOptions
-from .releases import SIDE_AT, OneNetwork, ReleaseNetworks, pasted_side
-from .results import FaceRecord, RestoreResult  # noqa: F401 (part of the API)
 from .progress import (FaceCount, FaceProgress,  # noqa: F401 (part of the API)
                        RestorationInterrupted)
+from .releases import SIDE_AT, OneNetwork, ReleaseNetworks, pasted_side
+from .results import FaceRecord, RestoreResult  # noqa: F401 (part of the API)
 from .scheduling import FrameScheduler
+
 
 class FaceRestorer:
     """The GPEN face pipeline around its networks and its `face_models` (FaceModels: the
@@ -39,11 +40,6 @@ class FaceRestorer:
     def size(self):
         """The network's crop size; under auto, the largest a face may get."""
         return self.networks.size
-
-    @property
-    def auto(self):
-        """Whether each face's release is chosen by its size (`model: auto`)."""
-        return self.networks.auto
 
     @property
     def device(self):
@@ -117,8 +113,8 @@ class FaceRestorer:
         restored (the others left as they were, their images marked `interrupted`)."""
         _check_options(options)
         schedule = FrameScheduler(options, progress)
-        found = lambda image, given: self.find_faces(  # noqa: E731
-            image.source, image.layout, options, given)
+        found = lambda image, given: find_faces(  # noqa: E731
+            self.face_models, image.source, image.layout, options, given)
         for image in schedule.run(images, landmarks, any_float_range, tagged, found,
                                   lambda batch, count: self.restore_batch(batch, options,
                                                                           count)):
@@ -131,9 +127,6 @@ class FaceRestorer:
     def detect(self, image, options=RestoreOptions(), any_float_range=False):
         """The faces of an image, left to right: a face's number is its place here."""
         return detect_faces(self.face_models, image, options, any_float_range)
-
-    def find_faces(self, rgb, layout, options, landmarks=None):
-        return find_faces(self.face_models, rgb, layout, options, landmarks)
 
     def restore_batch(self, batch, options, count=None):
         """Align, restore, mask and paste a batch of (PendingImage, tracking.TrackedFace),
@@ -177,25 +170,6 @@ class FaceRestorer:
         _check_options(options)
         return restore_aligned_crops(self, images, options, any_float_range, progress)
 
-    def restore_crops(self, runner, crops, options, boxes=None):
-        """Aligned float RGB crops (N, S, S, 3) in [0, 1] through `runner` (one of
-        self.networks') -> restored crops, blended (faces smaller than SMALL_FACE_PX
-        smoothed, where their `boxes` are given)."""
-        restored = runner.run_crops(crops, options.batch_size)
-        for index, crop in enumerate(restored):
-            small = boxes is not None and face_side(boxes[index]) < SMALL_FACE_PX
-            restored[index] = blend_crop(crop, crops[index], options.weight,
-                                         options.small_face_smoothing and small,
-                                         options.color_correction)
-        return restored
-
-    def paste_masks(self, restored, options):
-        """Paste masks in crop coordinates for restored float crops."""
-        parser = None if options.mask == "box" else self.face_models.parser(options.parser)
-        return paste_masks([uint8_of(crop) for crop in restored], parser and (
-            lambda crops: parser.face_masks(crops, options.face_regions, self.precision)))
-
-
 
 def detect_faces(face_models, image, options=RestoreOptions(), any_float_range=False):
     """The faces of an image (see images.py for accepted layouts), left to right, as the
@@ -222,16 +196,16 @@ def _restore_step(restorer, runner, batch, aligned, inputs, options, count):
     they are all through the network and the parser (checked inside them too)."""
     try:
         with count.checker("network", len(inputs)):
-            restored = restorer.restore_crops(runner, inputs, options,
-                                              [tracked.face.box for _, tracked in batch])
+            restored = restored_crops(runner, inputs, options,
+                                      [tracked.face.box for _, tracked in batch])
         count.passed("network", len(restored))
         if count.stopped:
             return False
         with count.checker("masks", len(restored)):
-            masks = restorer.paste_masks(restored, options)
+            masks = _masks_of(restorer, restored, options)
     except RestorationInterrupted:
         return False
-    release = runner.size if restorer.auto else None
+    release = runner.size if restorer.networks.auto else None
     count.passed("masks", len(restored))
     for (image, tracked), (crop, forward), before, after, mask in zip(
             batch, aligned, inputs, restored, masks):
@@ -241,6 +215,13 @@ def _restore_step(restorer, runner, batch, aligned, inputs, options, count):
                   pasted)
         count.passed("pasted", 1)
     return True
+
+
+def _masks_of(restorer, restored, options):
+    """Paste masks in crop coordinates for restored float crops: parsed, or the box's."""
+    parser = None if options.mask == "box" else restorer.face_models.parser(options.parser)
+    return paste_masks([uint8_of(crop) for crop in restored], parser and (
+        lambda crops: parser.face_masks(crops, options.face_regions, restorer.precision)))
 
 
 def _one_image(options):

@@ -49,6 +49,7 @@ class FaceCount:
         self.chosen = self.restored = 0
         self.work = 0.0  # as last told: it never goes back
         self.stopped = False
+        self.stop_error = None  # a caller's own error that stopped the work (ComfyUI's)
         self.faces = dict.fromkeys(STAGES, 0)      # faces past each stage
         self.seconds = dict.fromkeys(STAGES, 0.0)  # time each stage has taken
         self.mark = self.last_check = clock()      # when the last stage ended
@@ -77,8 +78,7 @@ class FaceCount:
         """A block in which the networks' work (`faces` faces through `stage`, or finding
         faces) is checked for a stop and told as under way; RestorationInterrupted leaves
         the block once stopped (at once, if it is already)."""
-        if self.stopped:
-            raise RestorationInterrupted()
+        self._raise_if_stopped()
         started = self.clock()
 
         def check():
@@ -90,9 +90,14 @@ class FaceCount:
                                  else f"{stage} under way", (stage, faces, started))
                 finally:
                     self.lock.release()
-            if self.stopped:
-                raise RestorationInterrupted()
+            self._raise_if_stopped()
         return checked_by(check)
+
+    def _raise_if_stopped(self):
+        """Raise in every thread at work the error that stopped it: RestorationInterrupted,
+        or the caller's own (which it may raise only once: ComfyUI's clears its flag)."""
+        if self.stopped:
+            raise self.stop_error or RestorationInterrupted()
 
     def shares(self):
         """Each stage's share of a face's time: as timed in this run, once each stage is."""
@@ -125,3 +130,6 @@ class FaceCount:
                 self.stopped = True
                 log.warning("GPEN: stopped after %d of %d face(s)", self.restored,
                             self.chosen)
+            except BaseException as error:  # the caller's own way to stop: it goes on up
+                self.stopped, self.stop_error = True, error
+                raise

@@ -13,7 +13,6 @@ image.
 
 import logging
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 

@@ -131,3 +131,36 @@ def test_checks_from_helper_threads_stop_them_all():
     for thread in threads:
         thread.join(timeout=5)
     assert count.stopped and ended == [True, True]
+
+
+def test_a_hosts_own_stop_raised_once_stops_every_thread_and_goes_on_up():
+    """ComfyUI's Cancel raises its own exception once (it clears its flag as it raises):
+    every thread at work stops with it, and that is what the caller gets."""
+    class Cancelled(Exception):
+        pass
+    flag = {"set": True}
+
+    def progress(where):
+        if flag.pop("set", False):
+            raise Cancelled()
+    count = FaceCount(progress)
+    ended = []
+
+    def work():
+        try:
+            with count.checker("network", 1):
+                for _ in range(100):
+                    between_steps()
+                    time.sleep(0.01)
+        except Cancelled as error:
+            ended.append(error)
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    assert len(ended) == 2 and ended[0] is ended[1] and count.stopped
+    with pytest.raises(Cancelled):
+        count.found(1)  # told nothing more, and a new step is refused
+        with count.checker("network", 1):
+            pass

@@ -95,9 +95,9 @@ def test_extras_shows_progress_in_faces_and_stops_at_interrupt(report):
 
 
 def test_interrupt_ends_a_cpu_run_within_seconds_keeping_the_faces_done(report):
-    """Issue 32's targets: movement within 2 s of the start, a stop within 5 s of Interrupt.
-    The start is when the host hands the image over (Forge first reads the image for hidden
-    infotext, seconds on a CPU)."""
+    """Movement within 2 s of the start; a stop within 2 s of Interrupt with a busy process
+    beside (issue 44; 5 s before). The start is when the host hands the image over (Forge
+    first reads the image for hidden infotext, seconds on a CPU)."""
     texts, stopped = report["stop_texts"], report["stop_seconds"]
     (handed_over,) = report["stop_handed_over"]
     moved = next(at for at, text in texts if text.startswith("GPEN: "))
@@ -106,7 +106,7 @@ def test_interrupt_ends_a_cpu_run_within_seconds_keeping_the_faces_done(report):
     print(f"GPEN's section called {handed_over:.1f} s after the request, moved "
           f"{moved - handed_over:.1f} s later; the WebUI's Interrupt took {stopped:.1f} s")
     assert moved - handed_over < 2
-    assert stopped is not None and stopped < 5, texts
+    assert stopped is not None and stopped < 2, texts
     kept = int(report["stop_info"].split("GPEN stopped: after ")[1].split(" of")[0])
     assert kept >= 2  # the faces of the first step at least, pasted
 
