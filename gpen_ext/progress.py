@@ -39,6 +39,14 @@ class FaceProgress:
     work: float
     stage: str
 
+    @property
+    def text(self):
+        """The words every host shows: "GPEN: finding faces", "GPEN: 3 of 9 face(s)
+        restored"."""
+        if self.stage == "finding faces":
+            return "GPEN: finding faces"
+        return f"GPEN: {self.restored} of {self.chosen} face(s) restored"
+
 
 class FaceCount:
     """Faces chosen and restored, told to a progress callback, which may stop the work by

@@ -178,6 +178,25 @@ def test_restore_faces_on_a_batch_of_frames(comfy, astronaut, monkeypatch):
     assert model.restorer.device.type == "cpu"  # parked on the offload device
 
 
+def test_the_node_says_what_it_does_from_the_first_second(comfy, astronaut, monkeypatch):
+    """Text under the node (ComfyUI's progress text): finding faces before the detector
+    runs, then the faces restored, in the words every host uses."""
+    import types
+    texts = []
+    server = types.ModuleType("server")
+    server.PromptServer = types.SimpleNamespace(instance=types.SimpleNamespace(
+        send_progress_text=lambda text, node: texts.append((text, node))))
+    monkeypatch.setitem(sys.modules, "server", server)
+    frames = torch.from_numpy(astronaut[None].astype(np.float32) / 255)
+    node = nodes(comfy)
+    model, = node["GPENModelLoader"].load("tiny.pth", "fp32")
+    assert node["GPENRestoreFaces"].INPUT_TYPES()["hidden"] == {"unique_id": "UNIQUE_ID"}
+    node["GPENRestoreFaces"].restore_faces(model, frames, unique_id="7",
+                                           **restore_inputs(comfy, face_indices="0"))
+    assert texts[0] == ("GPEN: finding faces", "7")
+    assert texts[-1] == ("GPEN: 1 of 1 face(s) restored", "7")
+
+
 def test_face_choices_and_regions_as_text(comfy, astronaut, monkeypatch):
     from gpen_ext.face_models import FaceParser
     classes = torch.zeros(1, 512, 512, dtype=torch.uint8)

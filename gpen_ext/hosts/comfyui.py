@@ -173,17 +173,32 @@ def _options(values, **fields):
     return RestoreOptions().overlay(**given, **fields)
 
 
-def _progress(restorer, options):
-    """ComfyUI's bar in tenths of a face through each stage, its console lines, and its
-    Cancel honoured at every stage."""
+def _progress(restorer, options, node=None):
+    """ComfyUI's bar in tenths of a face, the node's text ("GPEN: finding faces", then the
+    faces restored) from the first second, its console lines, and its Cancel honoured at
+    every check."""
     bar = comfy.utils.ProgressBar(1)
+    shown = [None]
 
     def report(progress):
         model_management.throw_exception_if_processing_interrupted()
         total = max(10 * progress.chosen, 1)
         bar.update_absolute(min(round(10 * progress.work), total), total)
+        if node is not None and progress.text != shown[0]:
+            shown[0] = progress.text
+            _show_text(progress.text, node)
     return ConsoleProgress(report, options.batch_size,
                            f"{restorer.device} ({restorer.precision})")
+
+
+def _show_text(text, node):
+    """Text under the node, where this ComfyUI has a server to send it (not in tests)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return
+    if getattr(PromptServer, "instance", None) is not None:
+        PromptServer.instance.send_progress_text(text, node)
 
 
 def _log_releases(results):
@@ -264,7 +279,7 @@ class GPENRestoreFaces:
     def INPUT_TYPES(cls):
         basic, advanced = _restore_inputs(RESTORE_OPTIONS)
         return {"required": {"gpen_model": (GPEN_MODEL,), "image": ("IMAGE",), **basic},
-                "optional": advanced}
+                "optional": advanced, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, face_indices=""):
@@ -282,11 +297,11 @@ class GPENRestoreFaces:
     FUNCTION = "restore_faces"
     CATEGORY = CATEGORY
 
-    def restore_faces(self, gpen_model, image, **values):
+    def restore_faces(self, gpen_model, image, unique_id=None, **values):
         options = _options(values, keep_crops=False, keep_paste_mask=True)
         restorer = gpen_model.on_device(options)
         results = restorer.restore_images(_frames(image), options, any_float_range=True,
-                                          progress=_progress(restorer, options))
+                                          progress=_progress(restorer, options, unique_id))
         _log_releases(results)
         images = torch.from_numpy(np.stack([result.image for result in results]))
         masks = torch.from_numpy(np.stack([result.paste_mask for result in results]))
@@ -304,7 +319,7 @@ class GPENRestoreAlignedFaces:
         basic, advanced = _restore_inputs([option for option in RESTORE_OPTIONS
                                            if option.aligned])
         return {"required": {"gpen_model": (GPEN_MODEL,), "image": ("IMAGE",), **basic},
-                "optional": advanced}
+                "optional": advanced, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
@@ -312,11 +327,12 @@ class GPENRestoreAlignedFaces:
     FUNCTION = "restore_aligned_faces"
     CATEGORY = CATEGORY
 
-    def restore_aligned_faces(self, gpen_model, image, **values):
+    def restore_aligned_faces(self, gpen_model, image, unique_id=None, **values):
         options = _options(values, keep_crops=False)
         restorer = gpen_model.on_device(options, aligned=True)
         results = restorer.restore_aligned_images(_frames(image), options, any_float_range=True,
-                                                  progress=_progress(restorer, options))
+                                                  progress=_progress(restorer, options,
+                                                                     unique_id))
         _log_releases(results)
         return (torch.from_numpy(np.stack([result.image for result in results])).to(image.dtype),)
 

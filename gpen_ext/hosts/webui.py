@@ -293,8 +293,7 @@ class HostProgress:
             raise RestorationInterrupted()
         state.sampling_steps = max(10 * progress.chosen, 1)
         state.sampling_step = min(round(10 * progress.work), state.sampling_steps)
-        state.textinfo = "GPEN: finding faces" if progress.stage == "finding faces" else \
-            f"GPEN: {progress.restored} of {progress.chosen} face(s) restored"
+        state.textinfo = progress.text
 
 
 @contextlib.contextmanager
