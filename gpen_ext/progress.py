@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from .arch.interrupts import checked_by
+from .results import counted
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class FaceProgress:
         restored"."""
         if self.stage == "finding faces":
             return "GPEN: finding faces"
-        return f"GPEN: {self.restored} of {self.chosen} face(s) restored"
+        return f"GPEN: {counted(self.restored, self.chosen)}"
 
 
 class FaceCount:
@@ -136,8 +137,7 @@ class FaceCount:
                 self.progress(FaceProgress(self.restored, self.chosen, self.work, stage))
             except RestorationInterrupted:
                 self.stopped = True
-                log.warning("GPEN: stopped after %d of %d face(s)", self.restored,
-                            self.chosen)
+                log.warning("GPEN: stopped: %s", counted(self.restored, self.chosen))
             except BaseException as error:  # the caller's own way to stop: it goes on up
                 self.stopped, self.stop_error = True, error
                 raise

@@ -54,14 +54,21 @@ class RestoreResult:
     @property
     def message(self):
         if self.interrupted:
-            return f"stopped: restored {len(self.faces)} of {self.to_restore} face(s)" if \
+            return f"stopped: {counted(len(self.faces), self.to_restore, self.found)}" if \
                 self.found else "stopped before its faces were looked for; image unchanged"
         if not self.found:
             return "no faces found; image unchanged"
         if not self.faces:
             return f"{self.found} face(s) found, none selected; image unchanged"
-        return f"restored {len(self.faces)} of {self.found} face(s)" + (
+        return counted(len(self.faces), self.to_restore, self.found) + (
             f" ({release_counts(self.releases)})" if self.releases else "")
+
+
+def counted(restored, chosen, found=None):
+    """Faces counted as every host says it (progress, infotext, console): "4 of 4 face(s)
+    restored", and "(23 found)" where fewer were chosen than found."""
+    text = f"{restored} of {chosen} face(s) restored"
+    return text if found is None or found == chosen else f"{text} ({found} found)"
 
 
 def face_tally(result):

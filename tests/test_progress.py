@@ -91,7 +91,7 @@ def test_a_stop_lands_inside_the_network_and_pastes_no_half_done_face(astronaut,
     assert landed < 0.5, landed  # a layer and a check, not the two seconds of a face
     assert Sleep.runs < 40 and result.interrupted and not result.faces
     assert np.array_equal(result.image, astronaut)
-    assert result.message == "stopped: restored 0 of 2 face(s)"
+    assert result.message == "stopped: 0 of 2 face(s) restored"
 
 
 def test_a_stop_lands_while_the_detector_works(astronaut):

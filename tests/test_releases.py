@@ -75,7 +75,7 @@ def test_each_face_goes_through_its_release_as_that_release_alone_restores_it(ph
     assert [face.release for face in result.faces] == [256, 1024, 256]
     assert [face.aligned.shape[0] for face in result.faces] == [256, 1024, 256]
     assert loaded == [256, 1024]
-    assert result.message == "restored 3 of 3 face(s) (auto: 256 x 2, 1024 x 1)"
+    assert result.message == "3 of 3 face(s) restored (auto: 256 x 2, 1024 x 1)"
     for face, points in zip(result.faces, faces):
         alone = FaceRestorer(Release(face.release), FaceModels("/nonexistent", False))
         expected = alone.restore(photo, BOX, landmarks=[points]).faces[0]

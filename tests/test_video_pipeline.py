@@ -134,7 +134,7 @@ def test_a_stop_takes_effect_within_a_batch_at_the_next_stage(astronaut, astrona
     assert [len(result.faces) for result in results] == [0, 0, 0, 0]
     assert all(result.interrupted and np.array_equal(result.image, astronaut)
                for result in results)
-    assert [result.message for result in results] == ["stopped: restored 0 of 1 face(s)"] * 4
+    assert [result.message for result in results] == ["stopped: 0 of 1 face(s) restored"] * 4
     assert [(where.stage, where.restored, where.chosen) for where in seen] == [
         ("faces found", 0, 1), ("faces found", 0, 2), ("faces found", 0, 3),
         ("faces found", 0, 4), ("network", 0, 4)]

@@ -183,7 +183,9 @@ def test_extras_ui_controls_and_infotext(webui, astronaut):
     assert script.order > 1000 and isinstance(script, scripts_postprocessing.ScriptPostprocessing)
     pp = scripts_postprocessing.PostprocessedImage(Image.fromarray(astronaut))
     script.process(pp, enable=True, visibility=0.5, weight=0.8, model="GPEN-BFR-512")
+    faces = pp.info.pop("GPEN faces")  # the rigged detector finds many
     assert pp.info == {"GPEN visibility": 0.5, "GPEN weight": 0.8, "GPEN model": "GPEN-BFR-512"}
+    assert re.fullmatch(r"(\d+) of \1 face\(s\) restored", faces)
     assert changed(pp.image, astronaut) > 0.5 and pp.extra_images == []
 
 
@@ -205,8 +207,10 @@ def test_extras_face_choices_reach_the_pipeline_and_the_infotext(webui, astronau
     assert [extra.nametags for extra in pp.extra_images] == [["gpen-faces"]]  # one sheet
     sheet = np.asarray(pp.extra_images[0].image)
     assert sheet.shape == (2 * (64 + 24), 192, 3) and pp.extra_images[0].disable_processing
-    summary = next(line for line in caplog.messages if line.startswith("GPEN: restored"))
-    assert "restored 2 of" in summary and " s on cpu (fp32)" in summary
+    summary = next(line for line in caplog.messages if " face(s) restored" in line
+                   and " s on cpu" in line)
+    assert summary.startswith("GPEN: 2 of 2 face(s) restored") and "(fp32)" in summary
+    assert pp.info["GPEN faces"] == summary.split("GPEN: ")[1].split(" in ")[0]
 
 
 def test_extras_api_none_arguments_follow_settings(webui, astronaut):
@@ -448,7 +452,8 @@ def test_faces_found_beyond_the_limit_are_left_alone(client, webui):
     response = client.post("/gpen/v1/restore", json={"image": png_base64(crowd), "mask": "box",
                                                      "detection_threshold": 0.5})
     assert response.status_code == 200 and len(response.json()["faces"]) == 2
-    found = re.fullmatch(r"restored 2 of (\d+) face\(s\)", response.json()["message"])
+    found = re.fullmatch(r"2 of 2 face\(s\) restored \((\d+) found\)",
+                         response.json()["message"])
     assert found and int(found.group(1)) > 2  # the rigged detector finds many
 
 
@@ -523,4 +528,4 @@ def test_extras_progress_counts_faces_and_interrupt_stops_them(webui, astronaut,
                                            model=None)
     state.interrupted = False
     assert pp.info["GPEN stopped"].startswith("after 1 of")
-    assert "stopped after 1 of" in caplog.text and changed(pp.image, astronaut) > 0
+    assert "stopped: 1 of" in caplog.text and changed(pp.image, astronaut) > 0

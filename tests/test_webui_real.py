@@ -4,6 +4,7 @@ parsing weights in models/GFPGAN; a small GPEN checkpoint is written for the tes
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -65,7 +66,9 @@ def test_extras_script_runs_and_writes_infotext(report):
     assert report["extras_controls"] == ["enable", "model", "weight", "visibility",
                                          "face_selection", "face_indices", "min_face_size", "min_face_ratio", "max_faces", "face_regions", "show_numbers",
                                          "show_faces"]
+    faces = report["extras_info"].pop("GPEN faces")
     assert report["extras_info"] == {"GPEN visibility": 1.0, "GPEN weight": 0.5, "GPEN model": MODEL}
+    assert re.fullmatch(r"(\d+) of \1 face\(s\) restored", faces)
     assert report["extras_change"] > 0.5
 
 

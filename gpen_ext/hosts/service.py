@@ -19,6 +19,7 @@ from ..options import FACES_PER_IMAGE, PRECISION
 from ..pipeline import detect_faces
 from ..registry import resolve_model
 from ..restorers import load_restorer
+from ..results import counted
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,8 @@ class ConsoleProgress:
                 progress.restored - self.logged >= self.batch_size or
                 progress.restored == progress.chosen):
             self.logged = progress.restored
-            log.info("GPEN: %d of %d face(s) restored, %.1f s a face", progress.restored,
-                     progress.chosen, (time.monotonic() - self.started) / progress.restored)
+            log.info("GPEN: %s, %.1f s a face", counted(progress.restored, progress.chosen),
+                     (time.monotonic() - self.started) / progress.restored)
         if self.progress is not None:
             self.progress(progress)
 

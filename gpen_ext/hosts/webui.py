@@ -21,7 +21,7 @@ from ..options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, HOST_OPTIONS
 from ..pipeline import RestorationInterrupted
 from ..sheets import face_sheet, numbered_faces
 from ..registry import list_models, shown_name, unmarked
-from ..results import release_counts
+from ..results import counted, release_counts
 from .api import create_router
 from .service import HostEnvironment, RestorationService
 
@@ -322,6 +322,7 @@ def infotext(settings, result):
         if name in ("model", "weight", "visibility") or value != option.default:
             entries[infotext_key(option)] = round(value, 3) if option.kind == NUMBER else \
                 option.to_text(value) if option.kind in LIST_KINDS else value
+    entries[f"{NAME} faces"] = counted(len(result.faces), result.to_restore, result.found)
     if result.releases:
         entries[f"{NAME} releases"] = release_counts(result.releases)
     if result.interrupted:
