@@ -94,6 +94,32 @@ def pipeline_seconds():
     return pipeline_run("photo", "512", "parsing", "parsenet", "auto", 1)["seconds"]
 
 
+def eta_at_a_quarter():
+    """The time left that a host's bar would show at a quarter of the work (as the WebUI
+    works it out: the time so far over the share done), against the time really left: the
+    photo's eight largest faces, default options; (estimated, real) seconds."""
+    import tempfile
+
+    from benchmark import face_weights, images, release_network
+    from gpen_ext.arch.gpen.fast import FastGPEN
+    from gpen_ext.face_models import FaceModels
+    from gpen_ext.options import RestoreOptions
+    from gpen_ext.pipeline import FaceRestorer
+
+    image, landmarks = images()["photo"]
+    seen = []
+    with tempfile.TemporaryDirectory() as folder:
+        face_weights(Path(folder))
+        restorer = FaceRestorer(FastGPEN(release_network(512)), FaceModels(folder, False))
+        started = time.monotonic()
+        restorer.restore(image, RestoreOptions(max_faces=8, keep_crops=False), landmarks,
+                         progress=lambda where: seen.append(
+                             (time.monotonic() - started, where.work / max(where.chosen, 1))))
+        total = time.monotonic() - started
+    at, share = next((at, share) for at, share in seen if share >= 0.25)
+    return at * (1 - share) / share, total - at
+
+
 def stop_seconds(pressed_after=1.0):
     """How long a stop takes to land, as a user pressing Stop a second into the third face:
     the photo's eight largest faces, default options; (seconds from the press to the restore
@@ -151,6 +177,8 @@ def contended(what, *arguments):
         return onnx_runtime(arguments[0], int(arguments[1]))
     if what == "stop":
         return stop_seconds()
+    if what == "eta":
+        return eta_at_a_quarter()
     return pipeline_seconds()
 
 
@@ -163,6 +191,12 @@ def stop_table():
         landed, step = measured(busy, "stop")
         print(f"{name:>8}: landed in {landed:.2f} s; a network step took up to {step:.2f} s",
               flush=True)
+    print("The bar's time left at a quarter of the same eight faces' work, against the time "
+          "really left")
+    for name, busy in CONDITIONS[:2]:
+        estimated, left = measured(busy, "eta")
+        print(f"{name:>8}: {estimated:.1f} s estimated, {left:.1f} s left "
+              f"({estimated / left:.2f})", flush=True)
 
 
 def table(folder, repeats=3):
