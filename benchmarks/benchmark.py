@@ -156,7 +156,8 @@ def images():
 
 def face_weights(folder):
     """facexlib's detector and parser with random weights, where FaceModels looks for them."""
-    from gpen_ext.face_models import PARSERS, build_detector_network, build_parser_network
+    from gpen_ext.face_models import build_detector_network, build_parser_network
+    from gpen_ext.faces import PARSERS
     torch.manual_seed(0)
     torch.save(build_detector_network("retinaface_resnet50").state_dict(),
                folder / "detection_Resnet50_Final.pth")

@@ -30,7 +30,8 @@ from benchmark import (PeakSampler, face_weights, images, release_network,  # no
 from gpen_ext.arch import bands  # noqa: E402
 from gpen_ext.arch.gpen.fast import FastGPEN  # noqa: E402
 from gpen_ext.arch.parsenet import FastParseNet  # noqa: E402
-from gpen_ext.face_models import PARSE_SIZE, build_parser_network  # noqa: E402
+from gpen_ext.face_models import build_parser_network  # noqa: E402
+from gpen_ext.faces import PARSE_SIZE  # noqa: E402
 from gpen_ext.inference import NetworkRunner, resolve_device  # noqa: E402
 
 FP32_TOLERANCE = 1e-4

@@ -14,7 +14,6 @@ WRAPPER_KEYS = ("g_ema", "params_ema", "params", "state_dict", "model")
 EXPECTED_LAYOUT = (f"{GPEN_STATE_DICT}, optionally wrapped under "
                    + ", ".join(f"'{key}'" for key in WRAPPER_KEYS))
 DATA_PARALLEL_PREFIX = "module."
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 
 
 class CheckpointError(ValueError):

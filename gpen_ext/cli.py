@@ -12,15 +12,11 @@ from pathlib import Path
 
 from . import __version__
 from .allocator import keep_freed_memory
-from .download import ensure_model
-from .engine import EXIT_OK, EXIT_USAGE, run
-from .inference import DEVICES
-from .jobs import RestoreJob, UsageError
-from .options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, INTEGER, LIST_KINDS,
-                      MAX_MEGAPIXELS, MODEL, NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC,
+from .jobs import EXIT_OK, EXIT_USAGE, RestoreJob, Terminated, UsageError
+from .options import (CHOICE, DEVICES, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, INTEGER,
+                      LIST_KINDS, MAX_MEGAPIXELS, MODEL, NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC,
                       VIDEO_QUALITY, RestoreOptions, restore_option_list)
 from .registry import AUTO_MODEL, KNOWN_MODELS, default_models_dir, list_models, resolve_model
-from .tasks import Terminated, set_up
 
 log = logging.getLogger("gpen_ext")
 
@@ -192,6 +188,7 @@ JOB_FLAGS = ("model", "models_dir", "device", "precision", "landmarks", "aligned
 
 
 def run_restore(args):
+    from .engine import run  # here, as below: the help and `models` need no torch
     return run(job_from(args))
 
 
@@ -210,6 +207,8 @@ def run_models(args):
 
 
 def run_download(args):
+    from .download import ensure_model
+    from .tasks import set_up
     folder = args.models_dir or default_models_dir()
     with set_up():
         model = resolve_model(args.name, folder)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from .alignment import invert_affine
-from .face_models import PARSE_SIZE, face_side
+from .faces import PARSE_SIZE, face_side
 from .images import FULL_SCALE, to_dtype
 
 PASTE_MASK_SIZE = PARSE_SIZE

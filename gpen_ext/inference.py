@@ -11,11 +11,10 @@ import torch
 from .arch.interrupts import interruptible
 from .cpu_threads import map_faces, plan
 from .device_memory import REDUCED_DTYPES, Precisions, faces_that_fit, placed, run_fitting
+from .options import PRECISIONS
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(name="auto"):

@@ -21,10 +21,9 @@ from PIL import Image
 
 from .clips import ANIMATION_SUFFIXES, ClipError
 from .files import IMAGE_SUFFIXES
-from .inference import DEVICES
 from .landmarks import check_landmarks
-from .options import (FACES_PER_IMAGE, MAX_MEGAPIXELS, MODEL, PIXEL_FORMAT, PRECISION,
-                      VIDEO_CODEC, VIDEO_QUALITY, RestoreOptions, restore_option_list)
+from .options import (DEVICES, FACES_PER_IMAGE, MAX_MEGAPIXELS, MODEL, PIXEL_FORMAT,
+                      PRECISION, VIDEO_CODEC, VIDEO_QUALITY, RestoreOptions, restore_option_list)
 from .video import VIDEO_SUFFIXES, WRITTEN_SUFFIXES, open_source
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2  # the command line's, and restore_files'
@@ -37,6 +36,11 @@ WRITABLE = {IMAGE: IMAGE_SUFFIXES, VIDEO: WRITTEN_SUFFIXES,
 
 
 log = logging.getLogger("gpen_ext")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is (the command line's handler), so that
+    half-written files are cleaned up as on Ctrl-C."""
 
 
 class UsageError(Exception):

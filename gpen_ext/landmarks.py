@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from .alignment import invert_affine, similarity_transform, template_points
-from .face_models import DetectedFace
+from .faces import DetectedFace
 
 
 def check_landmarks(landmarks, most=None):

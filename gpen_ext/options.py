@@ -17,11 +17,12 @@ import numpy as np
 from .alignment import TEMPLATES
 from .compositing import SMALL_FACE_PX
 from .encoders import ENCODERS, HIGHEST_CRF, crf_ceilings
-from .face_models import DEFAULT_REGIONS, DETECTORS, FACE_REGIONS, PARSERS
-from .inference import PRECISIONS
+from .faces import DEFAULT_REGIONS, DETECTORS, FACE_REGIONS, PARSERS
 from .registry import DEFAULT_MODEL, ENLARGEMENT
 
 SELECTIONS = ("all", "largest", "center")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 MASKS = ("parsing", "box")
 
 # What an option holds, which decides how every host shows and reads it.

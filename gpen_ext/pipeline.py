@@ -12,7 +12,7 @@ import torch
 from .aligned import restore_aligned_crops
 from .alignment import align_face
 from .compositing import paste_face, paste_masks, restored_crops
-from .face_models import left_to_right
+from .faces import left_to_right
 from .images import split_image, to_dtype, uint8_of
 from .cpu_threads import plan
 from .landmarks import check_landmarks, face_from_landmarks

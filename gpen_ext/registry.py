@@ -4,14 +4,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .arch.gpen.loader import GPENConfig
-from .checkpoints import CHECKPOINT_SUFFIXES
+from .arch.gpen.config import GPENConfig
 
 OFFICIAL_BUCKET = "https://public-vigen-video.oss-cn-shanghai.aliyuncs.com/robin/models/"
 MODELSCOPE_HIRES = ("https://www.modelscope.cn/models/iic/"
                     "cv_gpen_image-portrait-enhancement-hires/resolve/master/")
 MODELS_DIR_VARIABLE = "GPEN_MODELS_DIR"
 DEFAULT_MODEL = "GPEN-BFR-512"
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".safetensors")  # what a checkpoint is
 AUTO_MODEL = "auto"  # each face through the release its size calls for (releases.py)
 
 

@@ -16,7 +16,7 @@ from collections import deque
 
 import numpy as np
 
-from .face_models import face_side
+from .faces import face_side
 from .images import merge_image, split_image
 from .motion import grey_frame
 from .progress import FaceCount, RestorationInterrupted

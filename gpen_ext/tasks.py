@@ -15,7 +15,7 @@ from .download import DownloadError
 from .face_models import FaceModelError
 from .files import AnimationError, ImageFile, ImageFileError, encode_image, read_image, write_file
 from .images import ImageError, side_by_side
-from .jobs import ANIMATION_SUFFIXES, ClipLandmarks, UsageError, faces_given
+from .jobs import ANIMATION_SUFFIXES, ClipLandmarks, Terminated, UsageError, faces_given
 from .restorers import load_restorer
 from .results import face_tally, release_counts
 from .sheets import face_strip
@@ -26,11 +26,6 @@ log = logging.getLogger("gpen_ext")
 # what a file may fail with and be told in a line; anything else is "unexpected"
 EXPECTED_FAILURES = (ImageFileError, ImageError, DownloadError, CheckpointError, FaceModelError,
                      ValueError)
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised where the program is (the command line's handler), so that
-    half-written files are cleaned up as on Ctrl-C."""
 
 
 @contextlib.contextmanager

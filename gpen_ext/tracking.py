@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .alignment import invert_affine, similarity_transform
-from .face_models import face_side, left_to_right
+from .faces import face_side, left_to_right
 from .motion import IDENTITY, FaceReference, apply, compose, face_motion
 
 SIGNATURE_SIDE = 16       # frames are compared as 16 x 16 grey thumbnails
@@ -65,7 +65,7 @@ class TrackedFace:
     """A face at one frame: its number in the shot and the face (box, score, landmarks)
     steadied; `face.landmarks` is where it is aligned from."""
     number: int
-    face: object  # face_models.DetectedFace
+    face: object  # faces.DetectedFace
     typical: object = None  # its track's face at its typical size (the release it goes to)
 
 

@@ -6,7 +6,8 @@ random weights: its masks are arbitrary but have the real shapes and code paths.
 
 import torch
 
-from gpen_ext.face_models import PARSERS, build_detector_network, build_parser_network
+from gpen_ext.face_models import build_detector_network, build_parser_network
+from gpen_ext.faces import PARSERS
 
 # Landmark offsets in units of 0.1 x anchor size (RetinaFace's landmark variance).
 FACE_LAYOUT = [(-1.5, -1.0), (1.5, -1.0), (0.0, 0.5), (-1.2, 2.0), (1.2, 2.0)]

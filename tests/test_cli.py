@@ -403,3 +403,15 @@ def test_ray_asked_for_but_not_installed_is_a_usage_error_before_any_work(worksp
     assert "--ray needs Ray" in result.stderr and "requirements-ray.txt" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "models").exists()
+
+
+def test_the_help_the_settings_and_the_tracker_load_without_torch():
+    """The layers that handle settings, files and faces (issue 42): `--help`, `models`, the
+    options every host reads and the tracker import no torch, so they answer at once."""
+    code = ("import sys, gpen_ext, gpen_ext.cli, gpen_ext.options, gpen_ext.tracking, "
+            "gpen_ext.scheduling, gpen_ext.faces\n"
+            "gpen_ext.cli.build_parser().format_help()\n"
+            "assert 'torch' not in sys.modules, sorted(m for m in sys.modules if 'torch' in m)")
+    checked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             cwd=ROOT)
+    assert checked.returncode == 0, checked.stderr

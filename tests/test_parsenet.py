@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from gpen_ext.arch.parsenet import FastParseNet
-from gpen_ext.face_models import DEFAULT_REGIONS, FACE_REGIONS
+from gpen_ext.faces import DEFAULT_REGIONS, FACE_REGIONS
 
 from helpers import random_parsenet
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from gpen_ext.compositing import paste_face
-from gpen_ext.face_models import DetectedFace, FaceModels
+from gpen_ext.face_models import FaceModels
+from gpen_ext.faces import DetectedFace
 from gpen_ext.options import RestoreOptions
 from gpen_ext.pipeline import FaceRestorer
 from gpen_ext.scheduling import select_faces

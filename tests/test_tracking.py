@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gpen_ext.face_models import DetectedFace
+from gpen_ext.faces import DetectedFace
 from gpen_ext.tracking import MAX_GAP, FaceTracker, line_fit, scene_signature
 
 EYES_APART = 60.0

@@ -144,7 +144,7 @@ def test_a_stop_takes_effect_within_a_batch_at_the_next_stage(astronaut, astrona
 def test_progress_moves_from_the_first_second_face_by_face(astronaut):
     """Finding the faces is said before the detector runs; then each face through each
     stage (a face a step here), the work counted in faces rising to all of them."""
-    from gpen_ext.face_models import DetectedFace
+    from gpen_ext.faces import DetectedFace
     seen = []
     restoring = restorer(CountingNetwork(64))
     restoring.faces_per_step = lambda faces: 1

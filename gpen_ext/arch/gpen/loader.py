@@ -1,9 +1,8 @@
 """Recognise a GPEN state dict and rebuild its network from tensor shapes alone."""
 
 import re
-from dataclasses import dataclass
 
-from .network import GPEN, channels_for
+from .config import GPENConfig, channels_for
 
 # Keys every GPEN checkpoint has, whatever its size: enough to tell it from other models.
 SIGNATURE_KEYS = ("ecd0.0.0.weight", "final_linear.0.weight", "generator.input.input",
@@ -17,18 +16,6 @@ _MULTIPLIED_FROM = 64
 
 class NotGPENError(ValueError):
     """The tensors do not form a GPEN generator; the message says what differs."""
-
-
-@dataclass(frozen=True)
-class GPENConfig:
-    size: int
-    style_dim: int
-    n_mlp: int
-    channel_multiplier: int
-    narrow: float
-
-    def build(self):
-        return GPEN(self.size, self.style_dim, self.n_mlp, self.channel_multiplier, self.narrow)
 
 
 def is_gpen_state_dict(state_dict):

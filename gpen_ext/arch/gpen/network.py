@@ -13,18 +13,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .config import channels_for
+
 BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
 LEAKY_SLOPE = 0.2
 LEAKY_GAIN = math.sqrt(2.0)
-
-
-def channels_for(size, channel_multiplier, narrow):
-    """Feature channels at each resolution 4..size, as the released configurations use."""
-    base = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * channel_multiplier,
-            128: 128 * channel_multiplier, 256: 64 * channel_multiplier,
-            512: 32 * channel_multiplier, 1024: 16 * channel_multiplier,
-            2048: 8 * channel_multiplier}
-    return {res: int(ch * narrow) for res, ch in base.items() if res <= size}
 
 
 def blur_kernel(gain=1.0):
