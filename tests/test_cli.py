@@ -11,7 +11,6 @@ import torch
 from PIL import Image, PngImagePlugin
 
 from gpen_ext import cli
-from gpen_ext.files import read_image
 from gpen_ext.registry import KNOWN_MODELS
 
 from helpers import DATA, ROOT
