@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .allocator import keep_freed_memory
-from .jobs import EXIT_OK, EXIT_USAGE, RestoreJob, Terminated, UsageError
+from .jobs import EXIT_OK, EXIT_USAGE, RestoreJob, Terminated, UsageError, job_flags
 from .options import (CHOICE, DEVICES, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, INTEGER,
                       LIST_KINDS, MAX_MEGAPIXELS, MODEL, NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC,
                       VIDEO_QUALITY, RestoreOptions, restore_option_list)
@@ -171,20 +171,12 @@ def job_from(args):
     """The job the `restore` arguments describe; the reference tool's spelling (--legacy)
     turned into ours: without --face_align its inputs were aligned crops, --size names the
     release."""
-    settings = {name: getattr(args, name) for name in JOB_FLAGS}
+    settings = {name: getattr(args, name) for name in job_flags()}
     if args.legacy:
         settings["aligned"] = not args.face_align
         if args.size and args.model == MODEL.default:
             settings["model"] = f"GPEN-BFR-{args.size}"
     return RestoreJob(tuple(args.inputs), Path(args.output), options_from(args), **settings)
-
-
-# the restore arguments that are fields of RestoreJob as they are
-JOB_FLAGS = ("model", "models_dir", "device", "precision", "landmarks", "aligned", "save_faces",
-             "comparison", "video_codec", "video_quality", "pixel_format", "as_video",
-             "sequence", "fps", "ray", "ray_workers", "ray_gpus_per_worker",
-             "ray_threads_per_worker", "manifest", "overwrite", "fail_fast", "no_download",
-             "max_megapixels", "faces_per_image", "size")
 
 
 def run_restore(args):

@@ -122,7 +122,7 @@ class RestoreJob:
         of the command line by its name, restoration options among them (weight=0.8), laid
         over `options`. An unknown flag is a TypeError; an option given both ways with two
         values, a UsageError."""
-        settings = {field.name for field in fields(cls)} - {"inputs", "output", "options"}
+        settings = set(job_flags())
         option_names = {option.name for option in restore_option_list()}
         unknown = set(flags) - settings - option_names
         if unknown:
@@ -154,6 +154,13 @@ class RestoreJob:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def job_flags():
+    """A job's flags besides its inputs, output and options: RestoreJob's other fields, each
+    the command line's flag of that name."""
+    return [field.name for field in fields(RestoreJob)
+            if field.name not in ("inputs", "output", "options")]
 
 
 def _positive(value):
