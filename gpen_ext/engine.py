@@ -5,8 +5,8 @@
 import sys
 
 from .jobs import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, IMAGE, RestoreJob, UsageError,
-                   check_tasks, plan, read_landmarks)
-from .ray_jobs import expand_remote, finished_inputs, run as run_on_ray
+                   check_tasks, plan_tasks, read_landmarks)
+from .ray_jobs import expand_remote, finished_inputs, run_on_ray
 from .tasks import (Progress, Report, failure, open_restorer, restore_clip_file,
                     restore_image_file)
 
@@ -26,10 +26,10 @@ def run(job):
     before any model is loaded or downloaded."""
     landmarks = read_landmarks(job.landmarks, job.faces_per_image) if job.landmarks else None
     if job.ray is not None:
-        tasks = plan(job, expand_remote, finished_inputs(job))
+        tasks = plan_tasks(job, expand_remote, finished_inputs(job))
         check_tasks(tasks, landmarks, job)
         return run_on_ray(tasks, job, landmarks)
-    tasks = plan(job)
+    tasks = plan_tasks(job)
     check_tasks(tasks, landmarks, job)
     restorer = open_restorer(job, landmarks)
     report, progress = Report(), Progress(len(tasks))

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .arch.interrupts import interruptible
-from .cpu_threads import map_faces, plan
+from .cpu_threads import map_faces
 from .device_memory import REDUCED_DTYPES, Precisions, faces_that_fit, placed, run_fitting
 from .options import PRECISIONS
 
@@ -112,11 +112,6 @@ class NetworkRunner:
     def faces_per_call(self, batch_size):
         """On a GPU as many faces as fit its free memory, up to `batch_size`."""
         return faces_that_fit(self.device, self.size, self.precision, batch_size)
-
-    def faces_per_step(self, faces):
-        """Faces to hand the network at once so that a stop waits for one step only: on the
-        CPU those it runs side by side anyway (cpu_threads.plan), on a device the batch."""
-        return plan(faces)[0] if self.device.type == "cpu" else faces
 
     def run_crops(self, crops, batch_size):
         """Aligned float RGB crops (N, S, S, 3) in [0, 1] -> the network's crops, the same,

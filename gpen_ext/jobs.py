@@ -218,7 +218,7 @@ def expand_inputs(job, remote_files=None):
     return found
 
 
-def plan(job, remote_files=None, finished=()):
+def plan_tasks(job, remote_files=None, finished=()):
     """A Task for every input of `job`, its output named; inputs as outputs and, unless the
     job overwrites, outputs that exist are refused before any work (but those of `finished`
     inputs: restored by an earlier run that this one resumes)."""

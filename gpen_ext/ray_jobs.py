@@ -171,7 +171,7 @@ class RayWorker:
         return image_outputs(self.restorer, picture, task, self.job, self.landmarks)
 
 
-def run(tasks, job, landmarks):
+def run_on_ray(tasks, job, landmarks):
     """Restore the planned tasks on Ray, once what every worker needs is in the models
     folder; the exit code."""
     ray = import_ray()

@@ -18,7 +18,7 @@ import pytest
 
 from gpen_ext import cli
 from gpen_ext.face_models import FaceModels
-from gpen_ext.jobs import RestoreJob, UsageError, plan
+from gpen_ext.jobs import RestoreJob, UsageError, plan_tasks
 from gpen_ext.options import RestoreOptions
 from gpen_ext.pipeline import FaceRestorer
 from gpen_ext.video import ClipError, open_sink, open_source, restore_clip
@@ -496,13 +496,13 @@ def test_containers_that_lose_a_clips_timing_are_read_but_never_written(tmp_path
     as the output, it is refused before any work; met in a folder, the clip goes to .mkv."""
     clip = make_clip(tmp_path / "in.mp4", frames=3, audio=False)
     with pytest.raises(UsageError, match=r"as \.avi \(its frames' timing would not"):
-        plan(RestoreJob.from_flags([clip], tmp_path / "out.avi"))
+        plan_tasks(RestoreJob.from_flags([clip], tmp_path / "out.avi"))
     assert cli.main(["restore", str(clip), "-o", str(tmp_path / "out.avi"), "--model",
                      "GPEN-BFR-256", "--no-download"]) == cli.EXIT_USAGE
     assert "cannot write a video as .avi" in capsys.readouterr().err  # not the missing model
     archive = tmp_path / "archive"
     archive.mkdir()
     make_clip(archive / "old.avi", frames=3, audio=False, codec="mpeg4")
-    tasks = plan(RestoreJob.from_flags([archive], tmp_path / "restored"))
+    tasks = plan_tasks(RestoreJob.from_flags([archive], tmp_path / "restored"))
     assert [task.target.name for task in tasks] == ["old.mkv"]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["archive", "in.mp4"]
