@@ -91,20 +91,24 @@ class CpuLoad:
         self.lock = threading.Lock()
 
     def others(self):
+        """The figure now; a fresh sample is slept for outside the lock, so that a thread
+        asking meanwhile takes the last figure instead of waiting."""
+        now = self.reading()
+        if now is None:
+            return 0.0
         with self.lock:
+            last, figure = self.last, self.figure
+        if last is not None and now[0] - last[0] < SHORTEST_WINDOW:
+            return figure
+        earlier = last
+        if last is None or now[0] - last[0] > FRESH_SECONDS:
+            earlier = now
+            time.sleep(SAMPLE_SECONDS)
             now = self.reading()
-            if now is None:
-                return 0.0
-            if self.last is None or now[0] - self.last[0] > FRESH_SECONDS:
-                earlier = now
-                time.sleep(SAMPLE_SECONDS)
-                now = self.reading()
-            elif now[0] - self.last[0] < SHORTEST_WINDOW:
-                return self.figure
-            else:
-                earlier = self.last
-            self.figure, self.last = self.between(earlier, now), now
-            return self.figure
+        figure = self.between(earlier, now)
+        with self.lock:
+            self.figure, self.last = figure, now
+        return figure
 
     def between(self, earlier, later):
         cpus = len(self._cpus())

@@ -7,6 +7,7 @@ errors included, so that a host's own setting is left as it was.
 
 import contextlib
 import contextvars
+import functools
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -42,7 +43,10 @@ def one_thread():
 
 MOST_SHARERS = 4  # threads sharing work: beyond, each runs torch's operations on several
 _SHARERS = contextvars.ContextVar("band_sharers", default=(1, None))
-_HELPERS = ThreadPoolExecutor(MOST_SHARERS - 1, thread_name_prefix="gpen-helper")
+@functools.cache
+def _helpers():
+    """The helper threads, started when work is first shared (not when imported)."""
+    return ThreadPoolExecutor(MOST_SHARERS - 1, thread_name_prefix="gpen-helper")
 
 
 @contextlib.contextmanager
@@ -106,7 +110,7 @@ def share(tasks, workers, threads):
                     raise
                 index = next(order)
 
-    helpers = [_HELPERS.submit(contextvars.copy_context().run, drain)
+    helpers = [_helpers().submit(contextvars.copy_context().run, drain)
                for _ in range(workers - 1)]
     try:
         drain()
