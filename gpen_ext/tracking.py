@@ -27,6 +27,7 @@ within a frame, so that a single picture's faces are numbered left to right as a
 
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -76,12 +77,18 @@ class TrackedFrame:
     new_shot: bool    # the first frame of a shot: face numbers start again
 
 
+class Placement(NamedTuple):
+    """Where a face is at a frame, as measured from its pixels: its chain (frames linked by
+    measured motion) and the 2x3 motion from the chain's first frame to this one."""
+    chain: int
+    matrix: np.ndarray
+
+
 @dataclass
 class Track:
     number: int
     seen: dict = field(default_factory=dict)    # frame index -> DetectedFace, as found
-    placed: dict = field(default_factory=dict)  # frame index -> (chain, 2x3: the chain's
-    #                                             first frame -> this one), where measured
+    placed: dict = field(default_factory=dict)  # frame index -> Placement, where measured
     references: dict = field(default_factory=dict)  # chain -> motion.FaceReference
     chains: int = 0                                 # chains started
     typical: object = None  # the face at its median size when first handed out, then kept
@@ -104,8 +111,8 @@ class Track:
             return self.seen[index].box
         last = max(self.seen)
         if index in self.placed and last in self.placed and \
-                self.placed[index][0] == self.placed[last][0]:
-            moved = compose(self.placed[index][1], invert_affine(self.placed[last][1]))
+                self.placed[index].chain == self.placed[last].chain:
+            moved = compose(self.placed[index].matrix, invert_affine(self.placed[last].matrix))
             corners = apply(moved, self.seen[last].box.reshape(2, 2))
             return np.concatenate([corners.min(axis=0), corners.max(axis=0)])
         return self.seen[last].box
@@ -113,7 +120,7 @@ class Track:
     def start_chain(self, index, grey):
         """Frame `index` starts a chain: the face's frame of reference is this frame's."""
         chain, self.chains = self.chains, self.chains + 1
-        self.placed[index] = (chain, IDENTITY)
+        self.placed[index] = Placement(chain, IDENTITY)
         if grey is not None:
             self.references[chain] = FaceReference(grey, self.seen[index].box)
 
@@ -130,7 +137,7 @@ class Track:
             moved = face_motion(previous, grey, self.box_at(index - 1))
             placed = None if moved is None else compose(moved, guess)
         if placed is not None:
-            self.placed[index] = (chain, placed)
+            self.placed[index] = Placement(chain, placed)
 
 
 class FaceTracker:
@@ -218,7 +225,7 @@ class FaceTracker:
                 del track.seen[stale]
             for stale in [i for i in track.placed if i < reach]:
                 del track.placed[stale]
-            chains = {chain for chain, _ in track.placed.values()}
+            chains = {placement.chain for placement in track.placed.values()}
             for stale in [chain for chain in track.references if chain not in chains]:
                 del track.references[stale]
         self.tracks = [track for track in self.tracks if track.seen]
@@ -236,9 +243,8 @@ class FaceTracker:
         if self.radius == 0:
             return track.seen[index]
         window = [i for i in sorted(track.seen) if abs(i - index) <= self.radius]
-        chain = track.placed.get(index, (None,))[0]
-        linked = [i for i in window if chain is not None and track.placed.get(i, (None,))[0]
-                  == chain]
+        chain = _chain_at(track, index)
+        linked = [i for i in window if chain is not None and _chain_at(track, i) == chain]
         if len(linked) >= 2 or (linked and index not in track.seen):
             steadied = steadied_by_motion(track, index, linked)
         else:
@@ -250,19 +256,25 @@ class FaceTracker:
                        landmarks=capped(own.landmarks, steadied.landmarks))
 
 
+def _chain_at(track, index):
+    """The chain a track's face is placed in at frame `index`, or None."""
+    placement = track.placed.get(index)
+    return None if placement is None else placement.chain
+
+
 def steadied_by_motion(track, index, frames):
     """The face at `index` from the detector's points of `frames` (one chain of the track),
     in the track's frame of reference: the face's shape and the similarity that places it
     there, each combined robustly over the frames, mapped forward into frame `index`."""
-    back = {i: invert_affine(track.placed[i][1]) for i in frames}
+    back = {i: invert_affine(track.placed[i].matrix) for i in frames}
     points = np.stack([apply(back[i], track.seen[i].landmarks) for i in frames])
     boxes = np.stack([apply(back[i], track.seen[i].box.reshape(2, 2)) for i in frames])
     shape = robust_mean(points)
     placements = np.stack([_similarity_parameters(similarity_transform(shape, frame_points))
                            for frame_points in points])
     placement = _similarity_matrix(robust_mean(placements))
-    to_frame = compose(track.placed[index][1], placement)
-    corners = apply(track.placed[index][1], robust_mean(boxes))
+    to_frame = compose(track.placed[index].matrix, placement)
+    corners = apply(track.placed[index].matrix, robust_mean(boxes))
     box = np.concatenate([corners.min(axis=0), corners.max(axis=0)])
     return replace(track.seen[frames[0]], box=box, landmarks=apply(to_frame, shape))
 
