@@ -66,6 +66,7 @@ AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
              "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("ONEDNN_MAX_CPU_ISA") == "AVX2", reason="already AVX2 only")
 def test_the_same_bits_and_the_bf16_bound_hold_with_avx2_kernels_only():
     """There, the to-RGB product and the first 1x1 conv split their sums among threads (the

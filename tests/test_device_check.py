@@ -6,6 +6,8 @@ import sys
 from helpers import ROOT, SOLVAY
 import pytest
 
+pytestmark = pytest.mark.slow  # the fast lane leaves these out (README)
+
 
 @pytest.mark.skipif(not SOLVAY.is_file(), reason="needs ../shared/faces")
 def test_device_check_runs_on_the_cpu_and_passes_parity():

@@ -23,6 +23,7 @@ def parsenet_512():
         return network, x, network(x)[0]
 
 
+@pytest.mark.slow
 def test_logits_and_masks_match_facexlib_batched_and_face_by_face(parsenet_512):
     network, x, expected = parsenet_512
     fast = FastParseNet(network)

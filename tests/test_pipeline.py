@@ -224,6 +224,7 @@ def nine_faces():
                      float) for x in range(0, 450, 50)]
 
 
+@pytest.mark.slow
 def test_every_stage_takes_at_most_batch_size_faces(astronaut, face_weights, monkeypatch):
     """Memory must not grow with the faces of a photo: the parser, like the network, never
     sees more than batch_size faces at once."""

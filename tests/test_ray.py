@@ -16,6 +16,8 @@ from PIL import Image
 
 from helpers import ROOT
 
+pytestmark = pytest.mark.slow  # the fast lane leaves these out (README)
+
 pytest.importorskip("ray.data")
 
 
