@@ -120,6 +120,37 @@ def eta_at_a_quarter():
     return at * (1 - share) / share, total - at
 
 
+def checks_cost(repeats=7):
+    """The network (GPEN-BFR-512, fp32, one face, the runner the pipeline calls) with its stop
+    checks polled as in a restoration, against the same runner's network without the hooks:
+    interleaved, best of `repeats` each; (with, without) seconds."""
+    from benchmark import release_network
+    from gpen_ext.arch.gpen.fast import FastGPEN
+    from gpen_ext.inference import NetworkRunner
+    from gpen_ext.progress import FaceCount
+
+    x = torch.rand(1, 3, 512, 512) * 2 - 1
+    checked = NetworkRunner(FastGPEN(release_network(512)), "cpu", "fp32")
+    unchecked = NetworkRunner(FastGPEN(release_network(512)), "cpu", "fp32")
+    for module in unchecked.network.modules():
+        module._forward_pre_hooks.clear()
+    count = FaceCount(lambda where: None)
+    count.found(1)
+
+    def with_checks():
+        with count.checker("network", 1):
+            checked(x)
+    runs = {with_checks: [], (lambda: unchecked(x)): []}
+    for call in runs:
+        call()
+    for _ in range(repeats):
+        for call, seconds in runs.items():
+            start = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - start)
+    return [min(seconds) for seconds in runs.values()]
+
+
 def stop_seconds(pressed_after=1.0):
     """How long a stop takes to land, as a user pressing Stop a second into the third face:
     the photo's eight largest faces, default options; (seconds from the press to the restore
@@ -179,6 +210,8 @@ def contended(what, *arguments):
         return stop_seconds()
     if what == "eta":
         return eta_at_a_quarter()
+    if what == "checks":
+        return checks_cost()
     return pipeline_seconds()
 
 
@@ -197,6 +230,9 @@ def stop_table():
         estimated, left = measured(busy, "eta")
         print(f"{name:>8}: {estimated:.1f} s estimated, {left:.1f} s left "
               f"({estimated / left:.2f})", flush=True)
+    checked, unchecked = measured(0, "checks")
+    print(f"The network with its stop checks: {checked:.3f} s against {unchecked:.3f} s "
+          f"without ({checked / unchecked:.3f}; GPEN-BFR-512, fp32, one face, quiet)")
 
 
 def table(folder, repeats=3):
