@@ -52,7 +52,6 @@ class SlowNetwork(torch.nn.Module):
         super().__init__()
         self.size = size
         self.layers = torch.nn.ModuleList(Sleep() for _ in range(40))
-        self.calls = 0
 
     def forward(self, x):
         for layer in self.layers:
@@ -111,10 +110,9 @@ def test_a_stop_lands_while_the_detector_works(astronaut):
     assert result.message == "stopped before its faces were looked for; image unchanged"
 
 
-def test_checks_from_helper_threads_stop_them_all():
-    """Faces side by side each check on their own thread; a stop ends every one."""
-    count = FaceCount(lambda where: (_ for _ in ()).throw(RestorationInterrupted()))
-    count.found(1)
+def stopped_threads(count, caught):
+    """Two threads at work under `count`'s checks, as faces side by side are: the errors of
+    type `caught` that ended them."""
     ended = []
 
     def work():
@@ -123,14 +121,27 @@ def test_checks_from_helper_threads_stop_them_all():
                 for _ in range(100):
                     between_steps()
                     time.sleep(0.01)
-        except RestorationInterrupted:
-            ended.append(True)
+        except caught as error:
+            ended.append(error)
     threads = [threading.Thread(target=work) for _ in range(2)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=5)
-    assert count.stopped and ended == [True, True]
+    return ended
+
+
+def test_checks_from_helper_threads_stop_them_all():
+    """Faces side by side each check on their own thread; a stop asked for while they work
+    ends every one."""
+    def progress(where):
+        if where.stage == "network under way":
+            raise RestorationInterrupted()
+    count = FaceCount(progress)
+    count.found(1)
+    assert not count.stopped  # asked for only once the work is under way
+    ended = stopped_threads(count, RestorationInterrupted)
+    assert count.stopped and len(ended) == 2
 
 
 def test_a_hosts_own_stop_raised_once_stops_every_thread_and_goes_on_up():
@@ -144,21 +155,7 @@ def test_a_hosts_own_stop_raised_once_stops_every_thread_and_goes_on_up():
         if flag.pop("set", False):
             raise Cancelled()
     count = FaceCount(progress)
-    ended = []
-
-    def work():
-        try:
-            with count.checker("network", 1):
-                for _ in range(100):
-                    between_steps()
-                    time.sleep(0.01)
-        except Cancelled as error:
-            ended.append(error)
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=5)
+    ended = stopped_threads(count, Cancelled)
     assert len(ended) == 2 and ended[0] is ended[1] and count.stopped
     with pytest.raises(Cancelled):
         count.found(1)  # told nothing more, and a new step is refused
