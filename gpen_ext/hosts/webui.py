@@ -16,12 +16,13 @@ from PIL import Image
 from modules import (devices, face_restoration, paths, script_callbacks, scripts_postprocessing,
                      shared, ui_components)
 
-from ..options import (CHOICE, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, HOST_OPTIONS, INTEGER,
-                       LIST_KINDS, MAX_MEGAPIXELS, MODEL, NAMES, NUMBER, Settings)
+from ..options import (FACES_PER_IMAGE, HOST_OPTIONS, LIST_KINDS, MAX_MEGAPIXELS, MODEL, NUMBER,
+                       Settings)
 from ..pipeline import RestorationInterrupted
 from ..sheets import face_sheet, numbered_faces
-from ..registry import list_models, shown_name, unmarked
+from ..registry import list_models, shown_name
 from ..results import counted, release_counts
+from . import controls
 from .api import create_router
 from .service import HostEnvironment, RestorationService
 
@@ -95,32 +96,12 @@ def infotext_key(option):
 
 
 def stored(option, value):
-    """An option's value as a WebUI setting or control holds it: face numbers as text, names
-    as a list, choices by the names people read (gradio 3 shows what it stores)."""
-    if option.kind == NAMES:
-        return list(value)
-    if option.kind == FACE_NUMBERS:
-        return option.to_text(value)
-    if option is MODEL:
-        return model_label(value)
-    return option.choice_label(value) if option.kind == CHOICE else value
+    """An option's value as a WebUI setting or control holds it (gradio 3 shows what it
+    stores); the model marked where it would download."""
+    return model_label(value) if option is MODEL else controls.stored(option, value)
 
 
-def parsed(option, value):
-    """A setting's or control's value as the option takes it (None stays None)."""
-    if value is None:
-        return None
-    if option.kind == NAMES:
-        return tuple(value)
-    if option.kind == FACE_NUMBERS:
-        return option.from_text(value)
-    if option.kind == INTEGER:
-        return int(value) if float(value) == int(value) else value  # number boxes give floats
-    if option is MODEL:
-        return unmarked(value)
-    if option.kind == CHOICE:
-        return {option.choice_label(choice): choice for choice in option.choices}.get(value, value)
-    return value
+parsed = controls.parsed
 
 
 def model_label(name):
@@ -136,24 +117,7 @@ def model_choices():
 
 def control(option, **arguments):
     """The gradio component class and its arguments for an option."""
-    if option is MODEL:
-        return gr.Dropdown, {"choices": model_choices(), **arguments}
-    if option.kind == FLAG:
-        return gr.Checkbox, arguments
-    if option.kind == NAMES:
-        return gr.CheckboxGroup, {"choices": list(option.choices), **arguments}
-    if option.kind == FACE_NUMBERS:
-        return gr.Textbox, {"placeholder": "e.g. 0, 2 (empty: every face)", "lines": 1,
-                            "max_lines": 1, **arguments}
-    if option.kind == CHOICE:
-        shown = [option.choice_label(choice) for choice in option.choices]
-        return gr.Dropdown if len(shown) > 2 else gr.Radio, {"choices": shown, **arguments}
-    if option.kind == INTEGER and option.maximum - option.minimum > 100:
-        # a slider over thousands makes small values unreachable: a number box
-        return gr.Number, {"minimum": option.minimum, "maximum": option.maximum, "precision": 0,
-                           **arguments}
-    return gr.Slider, {"minimum": option.minimum, "maximum": option.maximum,
-                       "step": option.step, **arguments}
+    return controls.control(gr, option, model_choices(), **arguments)
 
 
 def setting(option):
