@@ -7,6 +7,7 @@ import sys
 from .jobs import (EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, IMAGE, RestoreJob, UsageError,
                    check_tasks, plan_tasks, read_landmarks)
 from .ray_jobs import expand_remote, finished_inputs, run_on_ray
+from .results import face_tally
 from .tasks import (Progress, Report, failure, open_restorer, restore_clip_file,
                     restore_image_file)
 
@@ -36,8 +37,8 @@ def run(job):
     for task in tasks:
         try:
             if task.kind == IMAGE:
-                faces = restore_image_file(restorer, task, job, landmarks,
-                                           progress.faces(task.source.name))
+                faces = face_tally(restore_image_file(restorer, task, job, landmarks,
+                                                      progress.faces(task.source.name)))
             else:
                 faces = restore_clip_file(restorer, task, job, landmarks, progress)
             report.done(faces)

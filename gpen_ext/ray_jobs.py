@@ -28,6 +28,7 @@ from .files import decode_image, leftover_temporaries, write_file
 from .jobs import (EXIT_OK, EXIT_SOME_FAILED, IMAGE, INPUT_SUFFIXES, Task, UsageError, is_remote,
                    faces_given)
 from .restorers import fetch_models
+from .results import face_tally
 from .tasks import (Progress, Report, failure, image_outputs, open_restorer, set_up,
                     restore_clip_file)
 
@@ -168,7 +169,8 @@ class RayWorker:
                                          Progress(0))
         picture = decode_image(read_source(task.source), name=str(task.source),
                                max_megapixels=self.job.max_megapixels)
-        return image_outputs(self.restorer, picture, task, self.job, self.landmarks)
+        written, result = image_outputs(self.restorer, picture, task, self.job, self.landmarks)
+        return written, face_tally(result)
 
 
 def run_on_ray(tasks, job, landmarks):

@@ -17,7 +17,7 @@ from .files import AnimationError, ImageFile, ImageFileError, encode_image, read
 from .images import ImageError, side_by_side
 from .jobs import ANIMATION_SUFFIXES, ClipLandmarks, Terminated, UsageError, faces_given
 from .restorers import load_restorer
-from .results import face_tally, release_counts
+from .results import release_counts
 from .sheets import face_strip
 from .video import ClipError, open_sink, open_source, restore_clip
 
@@ -54,18 +54,18 @@ def open_restorer(job, landmarks, download=None):
 
 def restore_image_file(restorer, task, job, landmarks, progress=None):
     """Restore one image file into its target (and what --comparison and --save-faces ask
-    for); returns the faces restored."""
+    for); returns the RestoreResult."""
     picture = read_image(task.source, job.max_megapixels)
-    written, faces = image_outputs(restorer, picture, task, job, landmarks, progress)
+    written, result = image_outputs(restorer, picture, task, job, landmarks, progress)
     for path, data in written:
         write_file(path, data)
-    return faces
+    return result
 
 
 def image_outputs(restorer, picture, task, job, landmarks, progress=None):
     """The files one image's restoration writes, as (path, bytes): the result in the target's
     type with the input's metadata, then what --comparison and --save-faces ask for; and the
-    faces restored."""
+    RestoreResult."""
     options, target = job.restore_options, task.target
     # a file's float samples are what they are: kept as such away from the faces
     if job.aligned:
@@ -84,7 +84,7 @@ def image_outputs(restorer, picture, task, job, landmarks, progress=None):
     if job.save_faces:
         written += [(target.with_name(f"{target.stem}_face{face.number:02d}.png"),  # 0: leftmost
                      encode_image(ImageFile(face_strip(face)), ".png")) for face in result.faces]
-    return written, face_tally(result)
+    return written, result
 
 
 def restore_clip_file(restorer, task, job, landmarks, progress):
