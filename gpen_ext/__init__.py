@@ -7,7 +7,9 @@ fast path; shared band, thread, interrupt and Winograd helpers) -> `images`, `al
 `device_memory`, `face_models`, `inference`, `releases`, `progress`, `motion`, `tracking`,
 `scheduling`, `aligned`, `pipeline` -> `restorers` (a ready pipeline from a model name) ->
 `files`, `clips`, `video`, `sheets`, `allocator` -> `jobs`, `tasks`, `ray_jobs`, `engine`
-(files restored as a job) -> `cli` and `hosts` (a service, HTTP routes, the WebUI, ComfyUI).
+(files restored as a job), `uploads` (files a page takes in) -> `hosts` (a service, HTTP
+routes, the WebUI, ComfyUI, the page) -> `cli` (which serves the page: `python -m gpen_ext
+app`).
 From Python: `load_restorer` for arrays, `restore_files` for files, folders and clips as the
 command line restores them."""
 

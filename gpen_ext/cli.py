@@ -38,7 +38,22 @@ def build_parser():
     fetch = commands.add_parser("download", help="download a model with progress")
     fetch.add_argument("name", help=", ".join(KNOWN_MODELS))
     fetch.add_argument("--models-dir", type=Path)
+    add_app_arguments(commands.add_parser("app", help="restore photos and clips in a page in "
+                                          "your browser (pip install -r requirements-app.txt)"))
     return parser
+
+
+def add_app_arguments(app):
+    app.add_argument("--models-dir", type=Path, help="where models live (default: "
+                     f"$GPEN_MODELS_DIR, else {default_models_dir()})")
+    app.add_argument("--device", choices=DEVICES, default="auto")
+    app.add_argument("--listen", action="store_true",
+                     help="serve on every network address (0.0.0.0), not only this computer: "
+                          "needs --auth, or --no-auth typed out")
+    app.add_argument("--port", type=int, help="default: a free one")
+    app.add_argument("--auth", metavar="USER:PASSWORD", help="ask for this name and password")
+    app.add_argument("--no-auth", action="store_true",
+                     help="with --listen, let anyone who reaches this computer in")
 
 
 def add_restore_arguments(restore):
@@ -212,6 +227,30 @@ def run_download(args):
     return EXIT_OK
 
 
+def run_app(args):
+    """Serve the page; with --listen, only behind a password or an explicit --no-auth."""
+    if args.auth is not None and ":" not in args.auth.strip(":"):
+        raise UsageError("--auth takes USER:PASSWORD")
+    if args.listen and args.auth is None and not args.no_auth:
+        raise UsageError("--listen lets others reach the page: add --auth USER:PASSWORD, or "
+                         "--no-auth to let anyone in")
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise UsageError("--port must be from 1 to 65535")
+    try:
+        from .hosts.page import serve
+    except ImportError as error:
+        raise UsageError(f"the page needs gradio 6 ({error}): pip install -r "
+                         "requirements-app.txt") from None
+    from .hosts.page_session import PageWork
+    from .inference import resolve_device
+    from .tasks import set_up
+    with set_up():
+        work = PageWork(args.models_dir or default_models_dir(), resolve_device(args.device))
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    serve(work, "0.0.0.0" if args.listen else "127.0.0.1", args.port, auth)
+    return EXIT_OK
+
+
 def _terminate(signum, frame):
     raise Terminated()  # where the program is: half-written files are cleaned up as on Ctrl-C
 
@@ -221,7 +260,8 @@ def main(argv=None):
     keep_freed_memory()  # large tensors reused instead of faulted in afresh (allocator.py)
     argv = translate_legacy(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
-    handler = {"restore": run_restore, "models": run_models, "download": run_download}[args.command]
+    handler = {"restore": run_restore, "models": run_models, "download": run_download,
+               "app": run_app}[args.command]
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return handler(args)
