@@ -100,7 +100,7 @@ def add_video_arguments(video):
         video.add_argument(f"--{option.name.replace('_', '-')}", default=option.default,
                            choices=option.choices or None,
                            type=option.type if option.kind == INTEGER else None,
-                           help=f"{option.help} (default {option.default})")
+                           help=f"{option.help} (default {option.default})".replace("%", "%%"))
     video.add_argument("--as-video", action="store_true",
                        help="restore animated GIF and WebP inputs as clips, written back "
                             "animated (or as the video -o names)")
@@ -136,7 +136,7 @@ def add_option_arguments(group):
         limits = f"{option.minimum} to {option.maximum}, " if option.minimum is not None else ""
         default = " ".join(map(str, option.default)) or "none" if option.kind in LIST_KINDS \
             else str(option.default).lower()
-        text = f"{option.help} ({limits}default {default})"
+        text = f"{option.help} ({limits}default {default})".replace("%", "%%")  # argparse's
         if option.kind == FLAG:
             group.add_argument(*flags, action=argparse.BooleanOptionalAction, help=text)
         elif option.kind == NAMES:

@@ -414,3 +414,12 @@ def test_the_help_the_settings_and_the_tracker_load_without_torch():
     checked = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              cwd=ROOT)
     assert checked.returncode == 0, checked.stderr
+
+
+@pytest.mark.parametrize("command", ["restore", "models", "download", "app"])
+def test_every_commands_help_prints(command, capsys):
+    """Help texts come from the descriptions, which may hold a per cent sign (argparse's
+    format character)."""
+    with pytest.raises(SystemExit) as done:
+        cli.main([command, "--help"])
+    assert done.value.code == 0 and "usage:" in capsys.readouterr().out
