@@ -246,6 +246,7 @@ def run_app(args):
     from .tasks import set_up
     with set_up():
         work = PageWork(args.models_dir or default_models_dir(), resolve_device(args.device))
+    work.warm_up()
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     serve(work, "0.0.0.0" if args.listen else "127.0.0.1", args.port, auth)
     return EXIT_OK

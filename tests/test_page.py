@@ -29,6 +29,7 @@ from helpers import ROOT, SOLVAY, write_clip
 APP_PYTHON = os.environ.get("GPEN_APP_PYTHON", str(ROOT / ".ci" / "app-venv" / "bin" / "python"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DETECTOR = "retinaface_mobile0.25"  # the rigged one of face_weights.py
+PAGE_TEMP = {}  # a served page's address -> its server's temporary folder
 SETTINGS = Settings("GPEN-BFR-256", RestoreOptions(detection_model=DETECTOR, parser="bisenet"))
 
 
@@ -122,14 +123,16 @@ def _page_can_run():
 
 
 @pytest.fixture(scope="module")
-def page_url(models):
+def page_url(models, tmp_path_factory):
     reason = _page_can_run()
     if reason:
         pytest.skip(reason)
+    temporary = tmp_path_factory.mktemp("page-tmp")
     server = subprocess.Popen(
         [APP_PYTHON, "-m", "gpen_ext", "app", "--models-dir", str(models)], cwd=ROOT,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"})
+        env={**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False",
+             "TMPDIR": str(temporary)})
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)
     reader.start()
@@ -141,6 +144,7 @@ def page_url(models):
                 break
             threading.Event().wait(0.1)
         assert address, "".join(lines)
+        PAGE_TEMP[address] = temporary
         yield address
     finally:
         server.terminate()
@@ -193,7 +197,9 @@ def test_a_photo_restored_in_the_browser(page_url, models, tmp_path):
             page.click('#gpen-downloads a[download="Solvay_conference_1927.png"]')
         download.value.save_as(tmp_path / "downloaded.png")
         _bad_uploads(page, tmp_path, shots)
+        _another_tab_has_its_own_files(browser, page_url)
         browser.close()
+    _tab_folders_are_removed(page_url)
     result = cv2.imread(str(tmp_path / "downloaded.png"), cv2.IMREAD_UNCHANGED)
     _changed_only_around(cv2.imread(str(SOLVAY), cv2.IMREAD_UNCHANGED), result, _face_one(models))
 
@@ -222,6 +228,25 @@ def _click_face(page, box):
     top = frame["y"] + (frame["height"] - natural[1] * scale) / 2
     middle = (np.clip(box[:2], 0, None) + np.minimum(box[2:], natural)) / 2
     page.mouse.click(left + middle[0] * scale, top + middle[1] * scale)
+
+
+def _another_tab_has_its_own_files(browser, page_url):
+    from playwright.sync_api import expect
+    other = browser.new_page()
+    other.goto(page_url)
+    other.click("#gpen-restore")
+    expect(other.locator("#gpen-status")).to_contain_text("drop photos first")
+    other.close()
+
+
+def _tab_folders_are_removed(page_url):
+    """Each tab's folder (in the server's TMPDIR) goes when its tab is closed."""
+    folders = PAGE_TEMP[page_url]
+    for _ in range(300):
+        if not list(folders.glob("gpen-page-*")):
+            return
+        threading.Event().wait(0.2)
+    raise AssertionError(f"left behind: {list(folders.glob('gpen-page-*'))}")
 
 
 def _bad_uploads(page, tmp_path, shots):

@@ -89,17 +89,18 @@ def run_in_thread(work, tab, progress):
         while thread.is_alive():
             thread.join(POLL_SECONDS)
             progress(latest["fraction"], desc=latest["words"])
-            yield "running", f"⏳ {latest['words']}"
+            yield "running", f"Working: {latest['words']}"
     finally:
         if thread.is_alive():  # the browser went away: stop at the next face or frame
             tab.cancel.set()
     yield outcome[0]
 
 
-def take_uploads(part):
-    def take(tab, files):
+def take_uploads(part, open_tabs):
+    def take(tab, files, request: gr.Request):
         """The tab's photos or clip replaced by an upload: (tab, the names, words)."""
-        tab = tab or PageSession()
+        if tab is None:
+            tab = open_tabs[request.session_hash] = PageSession()
         files = [files] if isinstance(files, str) else files or []
         try:
             taken = tab.take([(path, _name(path)) for path in files], part)
@@ -231,13 +232,23 @@ def clip_restorer(work):
     return restore_clip
 
 
+def _closer(open_tabs):
+    def close_tab(request: gr.Request):
+        """A closed tab's files removed; its work under way stops at the next face or frame."""
+        tab = open_tabs.pop(request.session_hash, None)
+        if tab is not None:
+            tab.cancel.set()
+            tab.close()
+    return close_tab
+
+
 def cancel(tab):
     if tab is not None:
         tab.cancel.set()
     return "Cancelling: the work stops at the next face or frame…"
 
 
-def photo_tab(work, session, options):
+def photo_tab(work, session, options, open_tabs):
     uploads = gr.File(label="Photos, or a zip of photos", file_count="multiple",
                       file_types=list(PageSession.PARTS["photos"]), elem_id="gpen-photos")
     shown = gr.Dropdown(label="Photo shown", choices=[], elem_id="gpen-shown")
@@ -254,7 +265,7 @@ def photo_tab(work, session, options):
                       elem_id="gpen-downloads")
     find = dict(fn=face_finder(work), inputs=[session, shown, *options],
                 outputs=[faces, boxes, words])
-    uploads.change(take_uploads("photos"), [session, uploads], [session, shown, words]) \
+    uploads.change(take_uploads("photos", open_tabs), [session, uploads], [session, shown, words]) \
         .then(**find)
     shown.input(**find)
     for name in DETECTION:
@@ -265,17 +276,18 @@ def photo_tab(work, session, options):
     stop.click(cancel, [session], [words], queue=False)
 
 
-def clip_tab(work, session, options):
+def clip_tab(work, session, options, open_tabs):
     upload = gr.File(label="A clip", file_types=list(PageSession.PARTS["clip"]),
                      elem_id="gpen-clip")
     with gr.Row():
         restore = gr.Button("Restore the clip", variant="primary", elem_id="gpen-clip-restore")
         stop = gr.Button("Cancel", elem_id="gpen-clip-cancel")
     words = gr.Markdown(elem_id="gpen-clip-status")
-    played = gr.Video(label="Restored clip", interactive=False, elem_id="gpen-played")
+    played = gr.Video(label="Restored clip", interactive=False, elem_id="gpen-played",
+                      height=480)
     result = gr.File(label="Download", interactive=False, elem_id="gpen-clip-download")
     listed = gr.Dropdown(visible=False)
-    upload.change(take_uploads("clip"), [session, upload], [session, listed, words])
+    upload.change(take_uploads("clip", open_tabs), [session, upload], [session, listed, words])
     restore.click(clip_restorer(work), [session, *options], [words, played, result])
     stop.click(cancel, [session], [words], queue=False)
 
@@ -286,15 +298,18 @@ def build_page(work):
     with gr.Blocks(title="GPEN face restoration", delete_cache=(600, 3600)) as page:
         gr.Markdown("## GPEN face restoration\nDrop photos or a clip, choose faces, restore, "
                     "compare before and after, download. Nothing leaves this computer.")
+        # a tab's files go when it closes (gradio keeps its state an hour more: a backstop)
+        open_tabs = {}
         session = gr.State(None, delete_callback=lambda tab: tab is not None and tab.close())
+        page.unload(_closer(open_tabs))
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
                 options = option_controls(work.models_dir)
             with gr.Column(scale=2):
                 with gr.Tab("Photos", elem_id="gpen-photos-tab"):
-                    photo_tab(work, session, options)
+                    photo_tab(work, session, options, open_tabs)
                 with gr.Tab("Clip", elem_id="gpen-clip-tab"):
-                    clip_tab(work, session, options)
+                    clip_tab(work, session, options, open_tabs)
     return page
 
 

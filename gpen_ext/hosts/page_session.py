@@ -3,6 +3,7 @@ restored (a `PageSession`, in a temporary folder of its own), and the work behin
 (a `PageWork`, one for the server), done as the command line does it: a job (jobs.py) planned
 and each file restored by tasks.py, with the service's one cached restorer."""
 
+import logging
 import shutil
 import tempfile
 import threading
@@ -11,16 +12,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..faces import DETECTORS, PARSERS
 from ..files import IMAGE_SUFFIXES, ImageFileError, check_pixels, read_header, read_image
 from ..images import split_image, to_dtype
 from ..jobs import RestoreJob, check_tasks, plan_tasks
-from ..options import MAX_MEGAPIXELS
+from ..options import MAX_MEGAPIXELS, Settings
 from ..progress import RestorationInterrupted
+from ..registry import resolve_model
 from ..sheets import numbered_faces
 from ..tasks import failure, restore_clip_file, restore_image_file, set_up
 from ..uploads import ZIP_SUFFIX, UploadError, take_in
 from ..video import VIDEO_SUFFIXES
 from .service import HostEnvironment, RestorationService
+
+log = logging.getLogger("gpen_ext")
 
 PLAYABLE_SUFFIXES = (".mp4", ".webm")  # what a browser plays: other clips are written as .mp4
 
@@ -131,6 +136,25 @@ class PageWork:
             models_dir=lambda: self.models_dir, face_models_dir=lambda: self.models_dir,
             device=lambda: device))
         self.lock = threading.Lock()
+
+    def warm_up(self, settings=Settings()):
+        """Load in the background what `settings` need and is already in the models folder
+        (nothing is downloaded here), so that the first photo does not wait for it."""
+        options = settings.options
+
+        def load():
+            try:
+                with self.lock:
+                    face_models = self.service.face_models()
+                    if (self.models_dir / DETECTORS[options.detection_model][1]).is_file():
+                        face_models.detector(options.detection_model)
+                    if (self.models_dir / PARSERS[options.parser][0]).is_file():
+                        face_models.parser(options.parser)
+                    if resolve_model(settings.model, self.models_dir).path.is_file():
+                        self.service.restorer(settings.model, settings.precision)
+            except Exception as error:  # told when a photo needs it; here only noted
+                log.warning("GPEN page: could not load ahead: %s", error)
+        threading.Thread(target=load, daemon=True, name="gpen-page-warm-up").start()
 
     def numbered(self, path, settings):
         """(the photo at `path` as a page shows it, each face found boxed and numbered; the
