@@ -245,6 +245,9 @@ RESTORE_OPTIONS = tuple(Option(item.name, **item.metadata["option"], default=ite
                         for item in fields(RestoreOptions) if "option" in item.metadata)
 
 
+FACE_INDICES = next(option for option in RESTORE_OPTIONS if option.name == "face_indices")
+
+
 def restore_option_list():
     """The user-facing options of RestoreOptions, in their order."""
     return list(RESTORE_OPTIONS)

@@ -21,7 +21,7 @@ from comfy import model_management, utils as comfy_utils  # noqa: E402
 def load_pack(name="gpen_pack"):
     """The repository as ComfyUI loads a node pack: its root __init__.py as a package. The
     gpen_ext modules already imported serve the pack too, so that tests patch one copy."""
-    import gpen_ext.hosts  # noqa: F401
+    import gpen_ext.device_memory, gpen_ext.hosts.service, gpen_ext.restorers  # noqa: F401, E401
     for module_name, module in list(sys.modules.items()):
         if module_name.split(".")[0] == "gpen_ext" and not module_name.endswith(".comfyui"):
             sys.modules[f"{name}.{module_name}"] = module
@@ -44,7 +44,7 @@ def comfy(tmp_path, monkeypatch, tiny_state_dict, face_weights):
     torch.save(tiny_state_dict, tmp_path / "models" / "gpen" / "tiny.pth")
     shutil.copytree(face_weights, tmp_path / "models" / "facedetection")
     for name in [name for name in sys.modules if name.startswith("gpen_pack")]:
-        del sys.modules[name]  # the pack registers its folders when it is imported
+        del sys.modules[name]  # a fresh import of the pack
     pack = load_pack()
     model_management.freed.clear()
     comfy_utils.updates.clear()
@@ -74,7 +74,10 @@ def test_importing_the_pack_registers_nodes_and_loads_nothing(comfy, monkeypatch
     assert set(pack.NODE_CLASS_MAPPINGS) == {"GPENModelLoader", "GPENRestoreFaces",
                                              "GPENRestoreAlignedFaces"}
     assert set(pack.NODE_DISPLAY_NAME_MAPPINGS) == set(pack.NODE_CLASS_MAPPINGS)
-    for name in ("gpen", "facerestore_models", "facedetection"):
+    folders = ("gpen", "facerestore_models", "facedetection")
+    assert not set(folders) & set(folder_paths.folder_names_and_paths)  # not at import
+    pack.NODE_CLASS_MAPPINGS["GPENModelLoader"].INPUT_TYPES()  # ComfyUI lists the models
+    for name in folders:
         assert folder_paths.get_folder_paths(name)
 
 

@@ -43,8 +43,7 @@ def webui(tmp_path, tiny_state_dict, face_weights, monkeypatch):
     monkeypatch.setattr(shared.cmd_opts, "use_cpu", [])
     script_callbacks.clear_callbacks()
     adapter = importlib.import_module("gpen_ext.hosts.webui")
-    adapter.SERVICE.unload()
-    runpy.run_path(str(SCRIPTS / "gpen_face_restorer.py"))  # as the WebUI loads it
+    runpy.run_path(str(SCRIPTS / "gpen_face_restorer.py"))  # as the WebUI loads it: install()
     script_callbacks.ui_settings_callback()
     shared.opts.face_restoration_model = "GPEN"
     shared.opts.gpen_detection_model = "retinaface_mobile0.25"

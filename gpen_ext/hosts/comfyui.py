@@ -20,8 +20,8 @@ import folder_paths
 
 from ..device_memory import PARSER_MB, network_mb_per_face
 from ..inference import resolve_precision
-from ..options import (CHOICE, FACE_NUMBERS, FLAG, INTEGER, MODEL, NAMES, PRECISION,
-                       RESTORE_OPTIONS, RestoreOptions)
+from ..options import (CHOICE, FACE_INDICES, FACE_NUMBERS, FLAG, INTEGER, MODEL, NAMES,
+                       PRECISION, RESTORE_OPTIONS, RestoreOptions)
 from ..registry import (AUTO_MODEL, KNOWN_MODELS, list_models, resolve_model, shown_name,
                         unmarked)
 from ..restorers import load_restorer
@@ -39,16 +39,16 @@ MB = 2 ** 20
 log = logging.getLogger(__name__)
 
 
-def _register_folders():
+def register_folders():
+    """GPEN's model folders in ComfyUI's list (where a user's extra_model_paths.yaml has not
+    put them already); done when first needed, not when imported."""
     for name in (*MODEL_FOLDERS, FACE_MODELS_FOLDER):
         if name not in folder_paths.folder_names_and_paths:
             folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, name))
 
 
-_register_folders()
-
-
 def model_folders():
+    register_folders()
     return [Path(path) for name in MODEL_FOLDERS for path in folder_paths.get_folder_paths(name)]
 
 
@@ -67,6 +67,7 @@ def model_choices():
 
 
 def face_models_folder():
+    register_folders()
     return Path(folder_paths.get_folder_paths(FACE_MODELS_FOLDER)[0])
 
 
@@ -123,7 +124,6 @@ class GPENModel:
         return restorer
 
 
-FACE_INDICES = next(option for option in RESTORE_OPTIONS if option.name == "face_indices")
 FACE_REGIONS = next(option for option in RESTORE_OPTIONS if option.name == "face_regions")
 
 

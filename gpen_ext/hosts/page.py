@@ -12,7 +12,7 @@ import time
 import gradio as gr
 
 from ..files import read_image
-from ..options import MAX_MEGAPIXELS, MODEL, PRECISION, RESTORE_OPTIONS, Settings
+from ..options import FACE_INDICES, MAX_MEGAPIXELS, MODEL, PRECISION, RESTORE_OPTIONS, Settings
 from ..registry import list_models, shown_name, unmarked
 from ..uploads import MOST_UPLOAD_BYTES
 from . import controls
@@ -24,7 +24,6 @@ if int(gr.__version__.split(".")[0]) < 6:
 log = logging.getLogger("gpen_ext")
 
 OPTIONS = (MODEL, *RESTORE_OPTIONS, PRECISION)  # every one a control, in this order
-FACE_NUMBERS = RESTORE_OPTIONS[[option.name for option in RESTORE_OPTIONS].index("face_indices")]
 DETECTION = ("detection_model", "detection_threshold")  # a change finds the faces again
 POLL_SECONDS = 0.25
 
@@ -155,12 +154,12 @@ def choose_face(boxes, numbers, click: gr.SelectData):
         return numbers
     number = hits[0][1]
     try:
-        chosen = list(FACE_NUMBERS.from_text(numbers))
+        chosen = list(FACE_INDICES.from_text(numbers))
     except ValueError:
         chosen = []
     chosen = [item for item in chosen if item != number] if number in chosen else \
         sorted(chosen + [number])
-    return FACE_NUMBERS.to_text(chosen)
+    return FACE_INDICES.to_text(chosen)
 
 
 def photo_restorer(work):
@@ -268,9 +267,10 @@ def photo_tab(work, session, options, open_tabs):
     uploads.change(take_uploads("photos", open_tabs), [session, uploads], [session, shown, words]) \
         .then(**find)
     shown.input(**find)
-    for name in DETECTION:
-        options[[option.name for option in OPTIONS].index(name)].input(**find)
-    numbers = options[[option.name for option in OPTIONS].index(FACE_NUMBERS.name)]
+    for option in OPTIONS:
+        if option.name in DETECTION:
+            options[OPTIONS.index(option)].input(**find)
+    numbers = options[OPTIONS.index(FACE_INDICES)]
     faces.select(choose_face, [boxes, numbers], numbers)
     restore.click(photo_restorer(work), [session, shown, *options], [words, compare, results])
     stop.click(cancel, [session], [words], queue=False)

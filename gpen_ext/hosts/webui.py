@@ -70,12 +70,17 @@ def _free_memory():
     prepare_free_memory()
 
 
-SERVICE = RestorationService(HostEnvironment(
-    models_dir=models_dir, face_models_dir=face_models_dir, device=_device,
-    unload_after_use=lambda: bool(getattr(shared.opts, "face_restoration_unload", False)),
-    collect_garbage=devices.torch_gc, free_memory=_free_memory,
-    faces_per_image=lambda: setting(FACES_PER_IMAGE),
-    status=lambda text: setattr(shared.state, "textinfo", text)))
+SERVICE = None  # the RestorationService, made by install()
+
+
+def host_environment():
+    """The WebUI's folders, device, memory and progress text, as the service asks for them."""
+    return HostEnvironment(
+        models_dir=models_dir, face_models_dir=face_models_dir, device=_device,
+        unload_after_use=lambda: bool(getattr(shared.opts, "face_restoration_unload", False)),
+        collect_garbage=devices.torch_gc, free_memory=_free_memory,
+        faces_per_image=lambda: setting(FACES_PER_IMAGE),
+        status=lambda text: setattr(shared.state, "textinfo", text))
 
 SETTING_OPTIONS = (*HOST_OPTIONS, MAX_MEGAPIXELS, FACES_PER_IMAGE)
 OPTIONS_BY_NAME = {option.name: option for option in SETTING_OPTIONS}
@@ -347,7 +352,12 @@ def show_info_in_console():
 
 
 def install():
-    """Called when the WebUI imports the extension's scripts (again on a UI reload)."""
+    """Called when the WebUI imports the extension's scripts (again on a UI reload, which
+    lets the previous service and its models go)."""
+    global SERVICE
+    if SERVICE is not None:
+        SERVICE.unload()
+    SERVICE = RestorationService(host_environment())
     show_info_in_console()
     shared.face_restorers[:] = [r for r in shared.face_restorers if r.name() != NAME]
     shared.face_restorers.append(GPENFaceRestoration())
