@@ -60,6 +60,17 @@ def ours(what, repeats):
     return median_seconds(lambda: runner(x), repeats)
 
 
+def bare(size, repeats):
+    """Seconds for one face through the network as `load_model` returns it, called directly
+    (no restorer: the network plans its threads itself)."""
+    from benchmark import release_network
+    from gpen_ext.checkpoints import load_model
+    network = load_model(release_network(int(size)).state_dict())
+    x = torch.rand(1, 3, int(size), int(size)) * 2 - 1
+    with torch.inference_mode():
+        return median_seconds(lambda: network(x), repeats)
+
+
 def straightforward(size, repeats):
     from benchmark import release_network
     network = release_network(int(size))
@@ -204,6 +215,8 @@ def contended(what, *arguments):
         return ours(*arguments[:1], int(arguments[1]))
     if what == "straightforward":
         return straightforward(arguments[0], int(arguments[1]))
+    if what == "bare":
+        return bare(arguments[0], int(arguments[1]))
     if what == "onnx":
         return onnx_runtime(arguments[0], int(arguments[1]))
     if what == "stop":
@@ -242,7 +255,8 @@ def table(folder, repeats=3):
     except ImportError as error:
         print(f"\n(ONNX Runtime rows skipped: {error}; pip install -r benchmarks/requirements.txt)")
         paths = {}
-    rows = [("network 512, ours", "ours", 512), ("network 512, ONNX Runtime", "onnx", 512),
+    rows = [("network 512, ours", "ours", 512), ("network 512, load_model", "bare", 512),
+            ("network 512, ONNX Runtime", "onnx", 512),
             ("network 512, straightforward", "straightforward", 512),
             ("network 2048, ours", "ours", 2048), ("network 2048, ONNX Runtime", "onnx", 2048),
             ("parser, ours", "ours", "parser"), ("pipeline, 29-face photo", "pipeline", "")]

@@ -1,9 +1,9 @@
 """GPEN blind face restoration: the network, its checkpoints, the face pipeline and the CLI.
 
 Layers, each using only those before it: `arch` (the GPEN network, its state-dict loader and
-fast path; shared band, thread, interrupt and Winograd helpers) -> `images`, `alignment`,
-`faces`, `compositing`, `encoders`, `registry`, `options` (settings and faces, without torch)
--> `checkpoints`, `download` -> `landmarks`, `results`, `torchvision_ops`, `cpu_threads`,
+fast path; shared band, thread, CPU-plan, interrupt and Winograd helpers) -> `images`,
+`alignment`, `faces`, `compositing`, `encoders`, `registry`, `options` (settings and faces,
+without torch) -> `checkpoints`, `download` -> `landmarks`, `results`, `torchvision_ops`,
 `device_memory`, `face_models`, `inference`, `releases`, `progress`, `motion`, `tracking`,
 `scheduling`, `aligned`, `pipeline` -> `restorers` (a ready pipeline from a model name) ->
 `files`, `clips`, `video`, `sheets`, `allocator` -> `jobs`, `tasks`, `ray_jobs`, `engine`

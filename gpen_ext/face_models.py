@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from .arch.bisenet import FastBiSeNet
+from .arch.cpu_threads import map_faces, threads_for_one
 from .arch.interrupts import interruptible
 from .arch.parsenet import FastParseNet
 from .checkpoints import CheckpointError, read_state_dict
-from .cpu_threads import map_faces, threads_for_one
 from .device_memory import REDUCED_DTYPES, Precisions, placed, run_fitting
 from .download import DownloadError, download_file
 from .faces import (DEFAULT_REGIONS, DETECTORS, FACE_REGIONS, FACEXLIB_RELEASES, PARSE_SIZE,

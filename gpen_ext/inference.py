@@ -8,8 +8,8 @@ import platform
 import numpy as np
 import torch
 
+from .arch.cpu_threads import map_faces
 from .arch.interrupts import interruptible
-from .cpu_threads import map_faces
 from .device_memory import REDUCED_DTYPES, Precisions, faces_that_fit, placed, run_fitting
 from .options import PRECISIONS
 

@@ -11,10 +11,10 @@ import torch
 
 from .aligned import restore_aligned_crops
 from .alignment import align_face
+from .arch.cpu_threads import plan
 from .compositing import paste_face, paste_masks, restored_crops
 from .faces import left_to_right
 from .images import split_image, to_dtype, uint8_of
-from .cpu_threads import plan
 from .landmarks import check_landmarks, face_from_landmarks
 from .options import RestoreOptions
 from .progress import (FaceCount, FaceProgress,  # noqa: F401 (part of the API)

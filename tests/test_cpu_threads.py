@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gpen_ext import cpu_threads
+from gpen_ext.arch import cpu_threads
 from gpen_ext.arch.gpen.fast import FastGPEN
 from gpen_ext.arch.bisenet import FastBiSeNet
 from gpen_ext.arch.parsenet import FastParseNet
@@ -102,6 +102,66 @@ def test_the_callers_thread_count_is_given_back_also_on_errors():
             assert torch.get_num_threads() == 1
             raise RuntimeError("inside")
     assert torch.get_num_threads() == before
+
+
+def _count_in_a_new_thread():
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+def test_two_blocks_at_once_in_two_threads_give_the_host_its_count_back():
+    """The later block in the other thread starts from the earlier's count and ends last: the
+    count that threads starting later take is still the host's afterwards."""
+    before, new_threads_before = torch.get_num_threads(), _count_in_a_new_thread()
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first():
+        with torch_threads(1):
+            first_in.set()
+            second_in.wait()
+        first_out.set()
+
+    def second():
+        first_in.wait()
+        with torch_threads(3):  # from the first's 1, which this thread starts with
+            second_in.set()
+            first_out.wait()
+        second_after.append(torch.get_num_threads())
+    second_after = []
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert torch.get_num_threads() == before and second_after == [new_threads_before]
+    assert _count_in_a_new_thread() == new_threads_before
+
+
+def test_two_restorations_at_once_match_one_at_a_time(tiny_state_dict, face_weights,
+                                                      astronaut, tmp_path):
+    from gpen_ext import load_restorer
+    from gpen_ext.options import RestoreOptions
+    torch.save(tiny_state_dict, tmp_path / "tiny.pth")
+    options = RestoreOptions(detection_model="retinaface_mobile0.25", mask="box")
+    before, new_threads_before = torch.get_num_threads(), _count_in_a_new_thread()
+    restorers = [load_restorer(str(tmp_path / "tiny.pth"), tmp_path,
+                               face_models_dir=face_weights, download=False) for _ in range(2)]
+    alone = [restorer.restore(astronaut, options).image for restorer in restorers]
+    together = [None, None]
+
+    def restore(index):
+        together[index] = restorers[index].restore(astronaut, options).image
+    threads = [threading.Thread(target=restore, args=(index,)) for index in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all((a == b).all() for a, b in zip(alone, together))
+    assert torch.get_num_threads() == before
+    assert _count_in_a_new_thread() == new_threads_before
 
 
 class Doubling(torch.nn.Module):

@@ -17,18 +17,33 @@ import torch
 from .interrupts import between_steps
 
 
+_HELD = {"blocks": 0, "default": None}  # blocks under way in any thread; the count before
+_HELD_LOCK = threading.Lock()
+_BLOCKS_HERE = threading.local()  # this thread's blocks under way
+
+
 @contextlib.contextmanager
 def torch_threads(count):
-    """Run the block's operations on `count` threads."""
-    previous = torch.get_num_threads()
-    if count == previous:
-        yield
-        return
-    torch.set_num_threads(count)
+    """Run the block's operations on `count` threads. torch's setter also sets the count that
+    threads started later take, so blocks in several threads at once could leave it, or a
+    thread starting meanwhile, at one of theirs: the count before the first of them is what
+    each thread's outermost block gives back, and what the last block to end puts back."""
+    with _HELD_LOCK:
+        previous = torch.get_num_threads()
+        if _HELD["blocks"] == 0:
+            _HELD["default"] = previous
+        elif not getattr(_BLOCKS_HERE, "count", 0):
+            previous = _HELD["default"]  # what this thread found may be another block's
+        _HELD["blocks"] += 1
+        torch.set_num_threads(count)
+    _BLOCKS_HERE.count = getattr(_BLOCKS_HERE, "count", 0) + 1
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        _BLOCKS_HERE.count -= 1
+        with _HELD_LOCK:
+            _HELD["blocks"] -= 1
+            torch.set_num_threads(_HELD["default"] if _HELD["blocks"] == 0 else previous)
 
 
 def one_thread():

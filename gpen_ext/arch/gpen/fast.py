@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from .. import winograd
 from ..bands import EdgeRows, band_rows, bands, rows_of
+from ..cpu_threads import on_free_cores
 from ..threads import THIN_CHANNELS, one_thread, run_all
 from .network import LEAKY_GAIN, LEAKY_SLOPE
 from .to_rgb import FastToRGB
@@ -360,6 +361,11 @@ class FastGPEN(nn.Module):
         return code
 
     def forward(self, x):
+        """(N, 3, S, S) RGB in [-1, 1] to the same. On the CPU, called on its own, its threads
+        follow the cores other programs leave free; a restorer's plan is taken as it is."""
+        return on_free_cores(self.generate, x)
+
+    def generate(self, x):
         x = x.contiguous(memory_format=torch.channels_last)
         features = []
         for block in self.encoder:

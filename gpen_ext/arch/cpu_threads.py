@@ -19,6 +19,7 @@ back afterwards (arch/threads.py). The output does not depend on any of this: th
 give the same bits on any number of threads.
 """
 
+import contextvars
 import functools
 import logging
 import math
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from .arch.threads import MOST_SHARERS, bands_shared_by, share, torch_threads
+from .threads import MOST_SHARERS, bands_shared_by, share, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +170,29 @@ def threads_for_one():
     return torch_threads(plan(1)[1])
 
 
+_PLAN_IN_FORCE = contextvars.ContextVar("cpu_plan_in_force", default=False)
+
+
 def map_faces(run, batch):
     """torch.cat of `run(face)` over the faces of `batch` (one at a time, as (1, ...)), as
-    `plan` says: side by side where cores allow, in the order of the batch."""
+    `plan` says: side by side where cores allow, in the order of the batch. One plan for the
+    call: the networks `run` calls take it as it is (`on_free_cores`)."""
+    token = _PLAN_IN_FORCE.set(True)
+    try:
+        return _mapped(run, batch)
+    finally:
+        _PLAN_IN_FORCE.reset(token)
+
+
+def on_free_cores(run, batch):
+    """`run(batch)` as `map_faces` plans it where no plan is in force (a network called on its
+    own, as `load_model` returns it); inside one (a restorer's), or off the CPU, as it is."""
+    if _PLAN_IN_FORCE.get() or batch.device.type != "cpu":
+        return run(batch)
+    return map_faces(run, batch)
+
+
+def _mapped(run, batch):
     side_by_side, threads = plan(len(batch))
     faces = [batch[index:index + 1] for index in range(len(batch))]
     if side_by_side == 1:
