@@ -21,7 +21,7 @@ from .progress import (FaceCount, FaceProgress,  # noqa: F401 (part of the API)
                        RestorationInterrupted)
 from .releases import SIDE_AT, OneNetwork, ReleaseNetworks, pasted_side
 from .results import FaceRecord, RestoreResult  # noqa: F401 (part of the API)
-from .scheduling import FrameScheduler
+from .scheduling import FrameScheduler, PendingImage
 
 
 class FaceRestorer:
@@ -113,16 +113,15 @@ class FaceRestorer:
         restored (the others left as they were, their images marked `interrupted`)."""
         _check_options(options)
         schedule = FrameScheduler(options, progress)
-        found = lambda image, given: find_faces(  # noqa: E731
-            self.face_models, image.source, image.layout, options, given)
-        for image in schedule.run(images, landmarks, any_float_range, tagged, found,
-                                  lambda batch, count: self.restore_batch(batch, options,
-                                                                          count)):
-            records = sorted(image.records, key=lambda record: record.number)  # auto: by release
-            yield RestoreResult(image.merged(), records, len(image.faces),
-                                image.paste_mask, f"{self.device} ({self.precision})",
-                                image.skipped > 0 or image.unexamined, image.tag,
-                                len(image.chosen))
+        supplied = None if landmarks is None else iter(landmarks)
+        for index, item in enumerate(images):
+            image, tag = item if tagged else (item, None)
+            pending = PendingImage(image, options, any_float_range, index, tag)
+            given = None if supplied is None else _next_landmarks(supplied)
+            schedule.add(pending, _faces_in(self, pending, given, options, schedule.count))
+            yield from _restored(self, schedule, options, whole_only=True)
+        schedule.finish()
+        yield from _restored(self, schedule, options, whole_only=False)
 
     def detect(self, image, options=RestoreOptions(), any_float_range=False):
         """The faces of an image, left to right: a face's number is its place here."""
@@ -189,6 +188,42 @@ def find_faces(face_models, rgb, layout, options, landmarks=None):
         faces = face_models.detector(options.detection_model).detect(
             preview, options.detection_threshold, options.detection_max_side)
     return left_to_right(faces)
+
+
+def _faces_in(restorer, pending, given, options, count):
+    """The faces found in (or `given` for) an image; none once stopped, which may come while
+    the detector works: the image is then marked unexamined."""
+    if not count.stopped:
+        if given is None:
+            count.finding()
+        try:
+            with count.checker("finding faces"):
+                return find_faces(restorer.face_models, pending.source, pending.layout, options,
+                                  given)
+        except RestorationInterrupted:
+            pass
+    pending.unexamined = True  # no more looking for faces once stopped
+    return []
+
+
+def _restored(restorer, schedule, options, whole_only):
+    """The batches the schedule has ready restored (`whole_only`: only full ones, while
+    images may still come), then the RestoreResults of the images now done, in order."""
+    for batch in schedule.batches(whole_only):
+        restorer.restore_batch(batch, options, schedule.count)
+    for image in schedule.finished():
+        records = sorted(image.records, key=lambda record: record.number)  # auto: by release
+        yield RestoreResult(image.merged(), records, len(image.faces), image.paste_mask,
+                            f"{restorer.device} ({restorer.precision})",
+                            image.skipped > 0 or image.unexamined, image.tag, len(image.chosen))
+
+
+def _next_landmarks(supplied):
+    try:
+        return next(supplied)
+    except StopIteration:
+        raise ValueError("landmarks: one list of faces per image; there are more images") \
+            from None
 
 
 def _restore_step(restorer, runner, batch, aligned, inputs, options, count):

@@ -18,9 +18,8 @@ import numpy as np
 
 from .faces import face_side
 from .images import merge_image, split_image
-from .motion import grey_frame
-from .progress import FaceCount, RestorationInterrupted
-from .tracking import FaceTracker, scene_signature
+from .progress import FaceCount
+from .tracking import tracker_for
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +40,6 @@ class PendingImage:
         self.pending = None  # faces chosen and not yet pasted; None until chosen
         self.skipped = 0     # chosen faces left as they were: restoration was stopped
         self.unexamined = False  # stopped before its faces were looked for
-
-    def signature(self):
-        return scene_signature(self.source, self.layout.full_scale)
-
-    def grey(self):
-        return grey_frame(self.source, self.layout.full_scale)
 
     def choose(self, faces, chosen):
         """`faces`: the image's tracking.TrackedFaces; `chosen`: those to restore."""
@@ -78,11 +71,13 @@ class PendingImage:
 
 
 class FrameScheduler:
-    """Images in, batches of faces to restore, images out in order (see the module's text)."""
+    """Images in, batches of faces to restore, images out in order (see the module's text).
+    Passive: its caller (FaceRestorer.restore_stream) adds each image with its faces, takes
+    the batches ready, restores them into their images, and takes the images finished."""
 
     def __init__(self, options, progress=None):
         self.options = options
-        self.tracker = FaceTracker(options.temporal_smoothing)
+        self.tracker = tracker_for(options.temporal_smoothing)
         self.chooser = FaceChooser(options)
         self.count = FaceCount(progress)
         self.untracked = deque()   # images the tracker has not handed back yet
@@ -95,42 +90,6 @@ class FrameScheduler:
     def stopped(self):
         return self.count.stopped
 
-    def run(self, images, landmarks, any_float_range, tagged, find_faces, restore_batch):
-        """Take `images` (with a tag each if `tagged`: (image, tag)) and `landmarks` (None,
-        or one list of faces per image); `find_faces(image, its landmarks or None)` gives the
-        faces of each PendingImage; `restore_batch(batch, count)` restores a batch, telling
-        `count` (FaceCount) each stage it passes and skipping the faces it cannot finish once
-        `count.stopped`. Yields each PendingImage once its chosen faces are pasted (or
-        skipped), in order."""
-        supplied = None if landmarks is None else iter(landmarks)
-        for index, item in enumerate(images):
-            image, tag = item if tagged else (item, None)
-            pending = PendingImage(image, self.options, any_float_range, index, tag)
-            given = None if supplied is None else _next_landmarks(supplied)
-            if not self.stopped and given is None:
-                self.count.finding()
-            self.add(pending, self._faces_of(pending, given, find_faces))
-            yield from self._restore(restore_batch, whole_only=True)
-        self.finish()
-        yield from self._restore(restore_batch, whole_only=False)
-
-    def _faces_of(self, pending, given, find_faces):
-        """The faces found in (or given for) an image; none once stopped, which may come while
-        the detector works: the image is then marked unexamined."""
-        if not self.stopped:
-            try:
-                with self.count.checker("finding faces"):
-                    return find_faces(pending, given)
-            except RestorationInterrupted:
-                pass
-        pending.unexamined = True  # no more looking for faces once stopped
-        return []
-
-    def _restore(self, restore_batch, whole_only):
-        for batch in self.batches(whole_only):
-            restore_batch(batch, self.count)
-        yield from self.finished()
-
     def add(self, image, faces):
         """The next image (a PendingImage, index in order) and the faces found in it."""
         if image.index != self.added:
@@ -138,8 +97,7 @@ class FrameScheduler:
         self.added += 1
         self.untracked.append(image)
         self.unfinished.append(image)
-        grey = image.grey() if self.tracker.radius else None  # for the faces' motion
-        self._choose(self.tracker.add(faces, image.signature(), grey))
+        self._choose(self.tracker.add_frame(faces, image.source, image.layout.full_scale))
 
     def finish(self):
         """No more images: the tracker hands back those still waiting for later ones."""
@@ -200,14 +158,6 @@ class FaceChooser:
             [item.number for item in faces], self.previous)]
         self.previous = {item.number for item in chosen}
         return chosen
-
-
-def _next_landmarks(supplied):
-    try:
-        return next(supplied)
-    except StopIteration:
-        raise ValueError("landmarks: one list of faces per image; there are more images") \
-            from None
 
 
 def select_faces(faces, options, image_shape, numbers=None, previous=None):

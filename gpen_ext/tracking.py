@@ -34,7 +34,7 @@ import numpy as np
 
 from .alignment import invert_affine, similarity_transform
 from .faces import face_side, left_to_right
-from .motion import IDENTITY, FaceReference, apply, compose, face_motion
+from .motion import IDENTITY, FaceReference, apply, compose, face_motion, grey_frame
 
 SIGNATURE_SIDE = 16       # frames are compared as 16 x 16 grey thumbnails
 CUT_DIFFERENCE = 0.12     # mean thumbnail difference (0..1) above which a frame starts a shot
@@ -140,19 +140,49 @@ class Track:
             self.placed[index] = Placement(chain, placed)
 
 
+def tracker_for(smoothing):
+    """The tracker a clip's frames go through for `temporal_smoothing`: faces followed and
+    steadied over that many frames each way, or with 0 every frame on its own."""
+    return FaceTracker(smoothing) if smoothing else FrameByFrame()
+
+
+class FrameByFrame:
+    """The tracker of smoothing 0: every frame a shot of its own, handed back at once with
+    its faces numbered left to right as found."""
+
+    def __init__(self):
+        self.count = 0
+
+    def add_frame(self, faces, rgb=None, full_scale=255.0):
+        index, self.count = self.count, self.count + 1
+        return [TrackedFrame(index, [TrackedFace(number, face, face) for number, face
+                                     in enumerate(left_to_right(faces))], new_shot=True)]
+
+    def finish(self):
+        return []
+
+
 class FaceTracker:
-    """Frames go in with the faces found in each (and the frame in grey, for the motion);
-    each frame comes out, in order and once, as a TrackedFrame with its index, when the
-    `radius` frames after it are in (or at `finish`), with its faces numbered and steadied.
-    With radius 0, every frame is a shot of its own and its faces are left as found."""
+    """Frames go in with the faces found in each; each frame comes out, in order and once, as
+    a TrackedFrame with its index, when the `radius` frames after it are in (or at `finish`),
+    with its faces numbered and steadied."""
 
     def __init__(self, radius):
+        if int(radius) < 1:
+            raise ValueError("a FaceTracker steadies over at least one frame each way; "
+                             "frame by frame, FrameByFrame (tracker_for(0))")
         self.radius = int(radius)
         self.waiting = deque()   # (index, new_shot, the shot's tracks then), not yet out
         self.tracks = []         # the current shot's tracks seen within reach
         self.next_number = 0     # the current shot's next face number
         self.count = 0           # frames taken
         self.signature = self.grey = None
+
+    def add_frame(self, faces, rgb, full_scale=255.0):
+        """Take the next frame's faces (DetectedFace) and its pixels (RGB, 0..full_scale),
+        from which the tracker tells shots apart and measures the faces' motion; returns the
+        TrackedFrames now complete."""
+        return self.add(faces, scene_signature(rgb, full_scale), grey_frame(rgb, full_scale))
 
     def add(self, faces, signature, grey=None):
         """Take the next frame's faces (DetectedFace), its scene_signature and its grey
@@ -163,7 +193,7 @@ class FaceTracker:
                                             grey.shape != self.grey.shape)  # a new size
         if new_shot:
             self.tracks, self.next_number = [], 0
-        previous, self.grey = self.grey, grey if self.radius else None
+        previous, self.grey = self.grey, grey
         if not new_shot and previous is not None and self.grey is not None:
             self._measure_motion(index, previous, self.grey)
         self._match(index, faces)
@@ -176,7 +206,7 @@ class FaceTracker:
 
     def _cut(self, signature):
         previous, self.signature = self.signature, signature
-        return self.radius == 0 or previous is None or previous.shape != signature.shape or \
+        return previous is None or previous.shape != signature.shape or \
             float(np.abs(previous - signature).mean()) > CUT_DIFFERENCE
 
     def _measure_motion(self, index, previous, grey):
@@ -240,8 +270,6 @@ class FaceTracker:
         return bool(before and after) and min(after) - max(before) <= MAX_GAP + 1
 
     def _steadied(self, track, index):
-        if self.radius == 0:
-            return track.seen[index]
         window = [i for i in sorted(track.seen) if abs(i - index) <= self.radius]
         chain = _chain_at(track, index)
         linked = [i for i in window if chain is not None and _chain_at(track, i) == chain]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gpen_ext.faces import DetectedFace
-from gpen_ext.tracking import MAX_GAP, FaceTracker, line_fit, scene_signature
+from gpen_ext.tracking import MAX_GAP, FaceTracker, line_fit, scene_signature, tracker_for
 
 EYES_APART = 60.0
 SHAPE = np.array([[-30, -20], [30, -20], [0, 5], [-22, 30], [22, 30]], float)  # eyes 60 px apart
@@ -63,11 +63,16 @@ def test_no_point_moves_more_than_its_share_of_the_eye_distance():
 
 def test_without_smoothing_every_frame_is_its_own_shot_as_found():
     frames = [[face_at(300, 100, 1.0), face_at(100, 100)] for _ in range(3)]
-    out = run(FaceTracker(0), frames)
+    tracker = tracker_for(0)
+    out = [tracked for faces in frames
+           for tracked in tracker.add_frame(faces, np.zeros((8, 8, 3)))] + tracker.finish()
+    assert [frame.index for frame in out] == [0, 1, 2]  # each handed back as it came in
     assert all(frame.new_shot for frame in out)
     for frame, faces in zip(out, frames):
         assert [item.number for item in frame.faces] == [0, 1]  # left to right
         assert frame.faces[0].face is faces[1]  # untouched
+    with pytest.raises(ValueError, match="FrameByFrame"):
+        FaceTracker(0)
 
 
 def test_faces_are_numbered_in_order_of_appearance_and_again_after_a_cut():
