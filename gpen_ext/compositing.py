@@ -47,11 +47,12 @@ def feathered_face_mask(face):
     return mask
 
 
-def restored_crops(runner, crops, options, boxes=None):
+def restored_crops(runner, crops, options, boxes=None, step_plan=None):
     """Aligned float RGB crops (N, S, S, 3) in [0, 1] through `runner` (an
-    inference.NetworkRunner) -> the restored crops, blended (see blend_crop; faces smaller
-    than SMALL_FACE_PX smoothed, where their `boxes` are given)."""
-    restored = runner.run_crops(crops, options.batch_size)
+    inference.NetworkRunner, on the CPU as `step_plan` says) -> the restored crops, blended
+    (see blend_crop; faces smaller than SMALL_FACE_PX smoothed, where their `boxes` are
+    given)."""
+    restored = runner.run_crops(crops, options.batch_size, step_plan)
     for index, crop in enumerate(restored):
         small = boxes is not None and face_side(boxes[index]) < SMALL_FACE_PX
         restored[index] = blend_crop(crop, crops[index], options.weight,

@@ -190,15 +190,16 @@ class FaceParser:
         self.precisions.forget()
 
     @torch.inference_mode()
-    def face_masks(self, crops, regions=DEFAULT_REGIONS, precision="fp32"):
+    def face_masks(self, crops, regions=DEFAULT_REGIONS, precision="fp32", step_plan=None):
         """(N, 512, 512) float masks, 1 on the chosen FACE_REGIONS, for N RGB uint8 crops of
         any size; computed in `precision` (the network's: bf16 or fp16 but for the logits,
-        which are fp32), or in fp32 where that gives no finite logits."""
+        which are fp32), or in fp32 where that gives no finite logits; on the CPU as
+        `step_plan` (cpu_threads.CpuPlan) says."""
         batch = np.stack([cv2.resize(crop, (PARSE_SIZE, PARSE_SIZE), interpolation=cv2.INTER_AREA)
                           if crop.shape[0] != PARSE_SIZE else crop for crop in crops])
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         run = functools.partial(self.run, precision=precision)
-        classes = map_faces(run, x) if self.device.type == "cpu" else \
+        classes = map_faces(run, x, step_plan) if self.device.type == "cpu" else \
             run_fitting(run, x, len(x), self.device, "the face parser")
         classes = classes.numpy()
         wanted = [number for region in regions for number in FACE_REGIONS[region]]

@@ -113,24 +113,25 @@ class NetworkRunner:
         """On a GPU as many faces as fit its free memory, up to `batch_size`."""
         return faces_that_fit(self.device, self.size, self.precision, batch_size)
 
-    def run_crops(self, crops, batch_size):
+    def run_crops(self, crops, batch_size, step_plan=None):
         """Aligned float RGB crops (N, S, S, 3) in [0, 1] -> the network's crops, the same,
-        `batch_size` at a time."""
+        `batch_size` at a time (on the CPU as `step_plan` says, see __call__)."""
         restored = np.empty_like(crops)
         for start in range(0, len(crops), batch_size):
             batch = torch.from_numpy(crops[start:start + batch_size]).permute(0, 3, 1, 2)
-            output = ((self(batch * 2 - 1) + 1) / 2).clamp(0, 1)
+            output = ((self(batch * 2 - 1, step_plan) + 1) / 2).clamp(0, 1)
             restored[start:start + len(batch)] = output.permute(0, 2, 3, 1).numpy()
         return restored
 
     @torch.inference_mode()
-    def __call__(self, batch):
+    def __call__(self, batch, step_plan=None):
         """(N, 3, S, S) in [-1, 1] on any device -> float32 output on the CPU. On the CPU one
         face a call (the fast path convolves large maps face by face anyway, so a batch only
-        adds memory), faces side by side as free cores allow (cpu_threads.map_faces); on a
-        device, batches that do not fit are split (device_memory.run_fitting)."""
+        adds memory), faces side by side as the step's CpuPlan says (`step_plan`; else one
+        made now, cpu_threads.map_faces); on a device, batches that do not fit are split
+        (device_memory.run_fitting)."""
         if self.device.type == "cpu":
-            return map_faces(self.run, batch)
+            return map_faces(self.run, batch, step_plan)
         return run_fitting(self.run, batch, self.faces_per_call(len(batch)), self.device,
                            "the network")
 

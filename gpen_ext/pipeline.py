@@ -11,7 +11,7 @@ import torch
 
 from .aligned import restore_aligned_crops
 from .alignment import align_face
-from .arch.cpu_threads import plan
+from .arch.cpu_threads import CpuPlan, plan
 from .compositing import paste_face, paste_masks, restored_crops
 from .faces import left_to_right
 from .images import split_image, to_dtype, uint8_of
@@ -65,10 +65,12 @@ class FaceRestorer:
             part.move_to(torch.device(device))
         return self
 
-    def faces_per_step(self, faces):
-        """Faces to hand the network at once so that a stop waits for one step only: on the
-        CPU those it runs side by side anyway (cpu_threads.plan), on a device the batch."""
-        return plan(faces)[0] if self.device.type == "cpu" else faces
+    def step_plan(self, faces):
+        """How a step of at most `faces` faces goes, decided once for the step and handed to
+        the network and the parser: on the CPU the faces it runs side by side anyway, each
+        on the threads the free cores allow (cpu_threads.plan), so that a stop waits for one
+        step only; on a device the whole batch (no CPU plan)."""
+        return plan(faces) if self.device.type == "cpu" else CpuPlan(faces, None)
 
     def prepare(self, options, detecting=True):
         """Load the detector and parser that `options` need now (missing weights are then
@@ -152,10 +154,11 @@ class FaceRestorer:
                               options.template) for image, tracked in faces]
         inputs = np.clip(np.stack([crop / image.layout.full_scale for (image, _), (crop, _)
                                    in zip(faces, aligned)]).astype(np.float32), 0, 1)
-        step, done = self.faces_per_step(len(faces)), 0
+        step_plan, done = self.step_plan(len(faces)), 0
+        step = step_plan.side_by_side
         while done < len(faces) and not count.stopped and _restore_step(
                 self, runner, *(items[done:done + step] for items in (faces, aligned, inputs)),
-                options, count):
+                options, count, step_plan):
             done += step
         return done
 
@@ -226,18 +229,20 @@ def _next_landmarks(supplied):
             from None
 
 
-def _restore_step(restorer, runner, batch, aligned, inputs, options, count):
+def _restore_step(restorer, runner, batch, aligned, inputs, options, count, step_plan):
     """FaceRestorer.restore_batch's faces of one step, pasted unless a stop comes before
-    they are all through the network and the parser (checked inside them too)."""
+    they are all through the network and the parser (checked inside them too); one CPU plan
+    for both."""
+    cpu_plan = step_plan if step_plan.threads else None
     try:
         with count.checker("network", len(inputs)):
             restored = restored_crops(runner, inputs, options,
-                                      [tracked.face.box for _, tracked in batch])
+                                      [tracked.face.box for _, tracked in batch], cpu_plan)
         count.passed("network", len(restored))
         if count.stopped:
             return False
         with count.checker("masks", len(restored)):
-            masks = _masks_of(restorer, restored, options)
+            masks = _masks_of(restorer, restored, options, cpu_plan)
     except RestorationInterrupted:
         return False
     release = runner.size if restorer.networks.auto else None
@@ -252,11 +257,12 @@ def _restore_step(restorer, runner, batch, aligned, inputs, options, count):
     return True
 
 
-def _masks_of(restorer, restored, options):
+def _masks_of(restorer, restored, options, cpu_plan=None):
     """Paste masks in crop coordinates for restored float crops: parsed, or the box's."""
     parser = None if options.mask == "box" else restorer.face_models.parser(options.parser)
     return paste_masks([uint8_of(crop) for crop in restored], parser and (
-        lambda crops: parser.face_masks(crops, options.face_regions, restorer.precision)))
+        lambda crops: parser.face_masks(crops, options.face_regions, restorer.precision,
+                                        cpu_plan)))
 
 
 def _one_image(options):

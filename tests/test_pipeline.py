@@ -71,7 +71,8 @@ def runner_batches(monkeypatch):
     from gpen_ext.inference import NetworkRunner
     batches, original = [], NetworkRunner.__call__
     monkeypatch.setattr(NetworkRunner, "__call__",
-                        lambda self, batch: batches.append(len(batch)) or original(self, batch))
+                        lambda self, batch, step_plan=None: batches.append(len(batch)) or
+                        original(self, batch, step_plan))
     return batches
 
 
@@ -80,7 +81,7 @@ def test_all_faces_go_through_the_network_in_batches(astronaut, monkeypatch):
     honoured between steps); the network itself gets a face at a time."""
     network, batches = CountingNetwork(64), runner_batches(monkeypatch)
     pipeline = restorer(network)
-    step = pipeline.faces_per_step(4)
+    step = pipeline.step_plan(4).side_by_side
     result = pipeline.restore(astronaut, RestoreOptions(mask="box", batch_size=4),
                               landmarks=nine_faces())
     in_steps = [min(step, faces - start) for faces in (4, 4, 1)

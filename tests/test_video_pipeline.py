@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from gpen_ext.arch.cpu_threads import CpuPlan
 from gpen_ext.face_models import FaceModels
 from gpen_ext.options import RestoreOptions
 from gpen_ext.pipeline import FaceRestorer, RestorationInterrupted
@@ -126,7 +127,7 @@ def test_a_stop_takes_effect_within_a_batch_at_the_next_stage(astronaut, astrona
 
     network = CountingNetwork(64, brighten)
     restoring = restorer(network)
-    restoring.faces_per_step = lambda faces: 1
+    restoring.step_plan = lambda faces: CpuPlan(1, 1)
     options = RestoreOptions(mask="box", batch_size=4, temporal_smoothing=0)
     results = restoring.restore_images([astronaut] * 4, options,
                                        landmarks=[[astronaut_landmarks]] * 4, progress=progress)
@@ -147,7 +148,7 @@ def test_progress_moves_from_the_first_second_face_by_face(astronaut):
     from gpen_ext.faces import DetectedFace
     seen = []
     restoring = restorer(CountingNetwork(64))
-    restoring.faces_per_step = lambda faces: 1
+    restoring.step_plan = lambda faces: CpuPlan(1, 1)
     box = np.array([100.0, 100.0, 200.0, 200.0])
     points = np.array([[130, 140], [170, 140], [150, 160], [135, 180], [165, 180]], float)
 

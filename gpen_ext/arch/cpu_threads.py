@@ -27,6 +27,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -150,19 +151,25 @@ class CpuLoad:
 LOAD = CpuLoad()
 
 
+class CpuPlan(NamedTuple):
+    """How a step's faces go on the CPU: this many side by side, each on this many threads."""
+    side_by_side: int
+    threads: int
+
+
 def plan(faces=1):
-    """(faces side by side, threads for each) for `faces` faces on the CPU now."""
+    """The CpuPlan for `faces` faces on the CPU now."""
     ceiling = min(torch.get_num_threads(), usable_cpus())
     # at most MOST_SHARERS: each face holds its network's maps (0.2-0.9 GB in fp32)
     side_by_side = max(1, min(faces, ceiling, MOST_SHARERS))
     if ceiling // side_by_side <= 1:
-        return side_by_side, 1  # a thread each: no load can make that fewer
+        return CpuPlan(side_by_side, 1)  # a thread each: no load can make that fewer
     taken = math.floor(LOAD.others() + 1 - TAKEN)
     threads = max(1, min(ceiling, usable_cpus() - taken) // side_by_side)
     if threads * side_by_side < ceiling:
         log.debug("GPEN: other programs take %d of %d CPUs: %d face(s) at a time on %d "
                   "thread(s) each", taken, usable_cpus(), side_by_side, threads)
-    return side_by_side, threads
+    return CpuPlan(side_by_side, threads)
 
 
 def threads_for_one():
@@ -173,13 +180,14 @@ def threads_for_one():
 _PLAN_IN_FORCE = contextvars.ContextVar("cpu_plan_in_force", default=False)
 
 
-def map_faces(run, batch):
+def map_faces(run, batch, step_plan=None):
     """torch.cat of `run(face)` over the faces of `batch` (one at a time, as (1, ...)), as
-    `plan` says: side by side where cores allow, in the order of the batch. One plan for the
-    call: the networks `run` calls take it as it is (`on_free_cores`)."""
+    `step_plan` (the step's CpuPlan, made once by its caller; else one made now) says: side by
+    side where cores allow, in the order of the batch. The networks `run` calls take that plan
+    as it is (`on_free_cores`)."""
     token = _PLAN_IN_FORCE.set(True)
     try:
-        return _mapped(run, batch)
+        return _mapped(run, batch, step_plan or plan(len(batch)))
     finally:
         _PLAN_IN_FORCE.reset(token)
 
@@ -192,8 +200,8 @@ def on_free_cores(run, batch):
     return map_faces(run, batch)
 
 
-def _mapped(run, batch):
-    side_by_side, threads = plan(len(batch))
+def _mapped(run, batch, step_plan):
+    side_by_side, threads = min(step_plan.side_by_side, len(batch)), step_plan.threads
     faces = [batch[index:index + 1] for index in range(len(batch))]
     if side_by_side == 1:
         ceiling = min(usable_cpus(), torch.get_num_threads())
