@@ -129,22 +129,29 @@ class NetworkRunner:
         face a call (the fast path convolves large maps face by face anyway, so a batch only
         adds memory), faces side by side as the step's CpuPlan says (`step_plan`; else one
         made now, cpu_threads.map_faces); on a device, batches that do not fit are split
-        (device_memory.run_fitting)."""
+        (device_memory.run_fitting). A reduced precision whose output is not finite is given
+        up here, in the caller's thread, and the batch run again in fp32."""
+        precision = self.precision
+        output = self._in(precision, batch, step_plan)
+        if precision in REDUCED_DTYPES and not torch.isfinite(output).all():
+            log.warning("GPEN: %s output was not finite; running in fp32 from now on",
+                        precision)
+            self.precision = self.asked_precision = "fp32"
+            output = self._in("fp32", batch, step_plan)
+        return output
+
+    def _in(self, precision, batch, step_plan):
+        run = functools.partial(self.run, precision=precision)
         if self.device.type == "cpu":
-            return map_faces(self.run, batch, step_plan)
-        return run_fitting(self.run, batch, self.faces_per_call(len(batch)), self.device,
+            return map_faces(run, batch, step_plan)
+        return run_fitting(run, batch, self.faces_per_call(len(batch)), self.device,
                            "the network")
 
-    def run(self, batch, where="device"):
-        """One call: on the device, on the device with large maps in bands, or on the CPU."""
+    def run(self, batch, where="device", precision="fp32"):
+        """One call in `precision`: on the device, on the device with large maps in bands, or
+        on the CPU (in fp32 there, where a device's reduced precision would not pay)."""
         with placed(self.network, self.device, where) as device:
-            precision = self.precision if device == self.device else "fp32"
             batch = batch.to(device, torch.float32)
-            if precision in REDUCED_DTYPES:
-                output = self.precisions(batch, precision).float()
-                if torch.isfinite(output).all():
-                    return output.cpu()
-                log.warning("GPEN: %s output was not finite; running in fp32 from now on",
-                            precision)
-                self.precision = self.asked_precision = "fp32"
+            if device == self.device and precision in REDUCED_DTYPES:
+                return self.precisions(batch, precision).float().cpu()
             return self.network(batch).float().cpu()
