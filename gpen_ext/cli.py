@@ -8,14 +8,15 @@ import argparse
 import logging
 import signal
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 from . import __version__
 from .allocator import keep_freed_memory
-from .jobs import EXIT_OK, EXIT_USAGE, RestoreJob, Terminated, UsageError, job_flags
-from .options import (CHOICE, DEVICES, FACE_NUMBERS, FACES_PER_IMAGE, FLAG, INTEGER,
-                      LIST_KINDS, MAX_MEGAPIXELS, MODEL, NAMES, PIXEL_FORMAT, PRECISION, VIDEO_CODEC,
-                      VIDEO_QUALITY, RestoreOptions, restore_option_list)
+from .jobs import (EXIT_OK, EXIT_USAGE, RAY_FLAGS, VIDEO_FLAGS, RestoreJob, Terminated,
+                   UsageError, job_flags)
+from .options import (CHOICE, DEVICES, FACE_NUMBERS, FLAG, INTEGER, LIST_KINDS, MODEL, NAMES,
+                      NUMBER, RestoreOptions, restore_option_list)
 from .registry import AUTO_MODEL, KNOWN_MODELS, default_models_dir, list_models, resolve_model
 
 log = logging.getLogger("gpen_ext")
@@ -57,75 +58,47 @@ def add_app_arguments(app):
 
 
 def add_restore_arguments(restore):
+    """The inputs and output, then each of the job's flags (jobs.RestoreJob, described there
+    or by its option) in the job's order, the restoration options where the job holds them."""
     restore.add_argument("inputs", nargs="+", metavar="INPUT",
                          help="image and video files, folders or globs")
     restore.add_argument("-o", "--output", required=True,
                          help="output file (one input) or folder")
-    restore.add_argument("--model", default=MODEL.default,
-                         help=f"{MODEL.help}; or a checkpoint path (default {MODEL.default})")
-    restore.add_argument("--models-dir", type=Path, help="where models live (default: $GPEN_MODELS_DIR, "
-                         f"else {default_models_dir()})")
-    restore.add_argument("--landmarks", type=Path, metavar="FILE.json",
-                         help="faces given as five [x, y] points each, skipping detection: a "
-                              "list of faces (for every frame of a clip), or {\"frames\": "
-                              "[...]} with one list of faces per frame of a clip")
-    restore.add_argument("--aligned", action="store_true",
-                         help="inputs are aligned face crops: restore them directly")
-    restore.add_argument("--device", choices=DEVICES, default="auto")
-    restore.add_argument("--precision", choices=PRECISION.choices, default=PRECISION.default,
-                         help=PRECISION.help)
-    add_option_arguments(restore.add_argument_group("restoration options"))
-    restore.add_argument("--save-faces", action="store_true",
-                         help="also save each face's crop before/after, side by side")
-    restore.add_argument("--comparison", action="store_true",
-                         help="also save the original and the result side by side")
-    add_video_arguments(restore.add_argument_group("video (clips are streamed: memory does "
-                                                   "not grow with their length)"))
-    add_ray_arguments(restore.add_argument_group("on a Ray cluster (pip install -r "
-                                                 "requirements-ray.txt)"))
-    restore.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    restore.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
-    restore.add_argument("--no-download", action="store_true", help="never download models")
-    restore.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS.default,
-                         help=f"{MAX_MEGAPIXELS.help} (default {MAX_MEGAPIXELS.default})")
-    restore.add_argument("--faces-per-image", type=int, default=FACES_PER_IMAGE.default,
-                         help=f"{FACES_PER_IMAGE.help} (default {FACES_PER_IMAGE.default})")
-    restore.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    sections = {"": restore,
+                VIDEO_FLAGS: restore.add_argument_group(
+                    "video (clips are streamed: memory does not grow with their length)"),
+                RAY_FLAGS: restore.add_argument_group(
+                    "on a Ray cluster (pip install -r requirements-ray.txt)")}
+    flags = job_flags()
+    for item in fields(RestoreJob):
+        if item.name == "options":
+            add_option_arguments(restore.add_argument_group("restoration options"))
+        elif item.name in flags:
+            add_job_flag(sections[flags[item.name].group], item.name, flags[item.name],
+                         item.default)
     restore.add_argument("--face_align", action="store_true", help=argparse.SUPPRESS)
     restore.add_argument("--legacy", action="store_true", help=argparse.SUPPRESS)
 
 
-def add_video_arguments(video):
-    for option in (VIDEO_CODEC, VIDEO_QUALITY, PIXEL_FORMAT):
-        video.add_argument(f"--{option.name.replace('_', '-')}", default=option.default,
-                           choices=option.choices or None,
-                           type=option.type if option.kind == INTEGER else None,
-                           help=f"{option.help} (default {option.default})".replace("%", "%%"))
-    video.add_argument("--as-video", action="store_true",
-                       help="restore animated GIF and WebP inputs as clips, written back "
-                            "animated (or as the video -o names)")
-    video.add_argument("--sequence", action="store_true",
-                       help="each input folder is one clip's frames, in name order, written "
-                            "as a folder of frames (or as the video -o names)")
-    video.add_argument("--fps", type=float, default=25.0,
-                       help="frame rate of a --sequence written as a video (default 25)")
+def add_job_flag(section, name, flag, default):
+    """One of the job's flags, from its description (jobs.Flag), unset meaning `default`."""
+    spelled = f"--{name.replace('_', '-')}"
+    option = flag.option
+    if option is not None:
+        section.add_argument(spelled, default=option.default, choices=option.choices or None,
+                             type=option.type if option.kind in (INTEGER, NUMBER) else None,
+                             help=_escaped(f"{option.help} (default {option.default})"))
+    elif flag.value is None:
+        section.add_argument(spelled, action="store_true", help=_escaped(flag.help))
+    else:
+        section.add_argument(spelled, type=flag.value, metavar=flag.metavar, default=default,
+                             choices=flag.choices or None, help=argparse.SUPPRESS if
+                             flag.hidden else _escaped(flag.help),
+                             **({"nargs": "?", "const": flag.bare} if flag.bare else {}))
 
 
-def add_ray_arguments(scale):
-    scale.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                       help="restore on Ray: alone, a Ray of its own on this machine; 'auto' or "
-                            "an address, an existing cluster. Inputs may also be URIs pyarrow "
-                            "reads (s3://, gs://); the run can be stopped and started again")
-    scale.add_argument("--ray-workers", type=int, metavar="N",
-                       help="workers, each with a loaded model (default: one a GPU's share, "
-                            "else one a thread budget of the CPUs)")
-    scale.add_argument("--ray-gpus-per-worker", type=float, metavar="F",
-                       help="GPUs per worker, fractions allowed (default: none, on CPUs)")
-    scale.add_argument("--ray-threads-per-worker", type=int, metavar="N",
-                       help="CPU threads per worker (default 1 on CPUs)")
-    scale.add_argument("--manifest", type=Path, metavar="FILE.jsonl",
-                       help="what a Ray run has done, a line a file (default: "
-                            "OUTPUT/gpen-manifest.jsonl)")
+def _escaped(text):
+    return text.replace("%", "%%")  # argparse formats help texts with %
 
 
 def add_option_arguments(group):
@@ -136,7 +109,7 @@ def add_option_arguments(group):
         limits = f"{option.minimum} to {option.maximum}, " if option.minimum is not None else ""
         default = " ".join(map(str, option.default)) or "none" if option.kind in LIST_KINDS \
             else str(option.default).lower()
-        text = f"{option.help} ({limits}default {default})".replace("%", "%%")  # argparse's
+        text = _escaped(f"{option.help} ({limits}default {default})")
         if option.kind == FLAG:
             group.add_argument(*flags, action=argparse.BooleanOptionalAction, help=text)
         elif option.kind == NAMES:

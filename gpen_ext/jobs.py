@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from PIL import Image
@@ -56,65 +56,117 @@ class Task:
     kind: str       # IMAGE or one of CLIPS
 
 
+VIDEO_FLAGS, RAY_FLAGS = "video", "ray"  # the sections of the command line's help
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A job's setting as the command line takes it, described once: the command line's flag
+    and the job's check both come from here. A setting an Option describes (options.py)
+    takes its help, choices and range from it; the others say here what they are: a switch
+    (no `value`), or a value of type `value`, whole from 1 to `most` or above 0 where
+    `positive`, one of `choices`."""
+    help: str = ""
+    option: object = None          # an options.Option
+    value: type = None             # None: a switch
+    metavar: str = None
+    choices: tuple = ()
+    most: int = None
+    positive: bool = False
+    bare: object = None            # the value of the flag given without one (--ray alone)
+    group: str = ""                # VIDEO_FLAGS, RAY_FLAGS or the main section
+    hidden: bool = False           # accepted, not shown (the reference tool's spelling)
+
+    def problem(self, name, value):
+        """What is wrong with `value` for this setting, in words, or None."""
+        if self.option is not None:
+            try:
+                self.option.check(value)
+            except ValueError as error:
+                return str(error)
+        elif value is None or self.value is None:
+            return None
+        elif self.choices and value not in self.choices:
+            return f"{name} must be one of {', '.join(self.choices)}"
+        elif self.most is not None and not _count(value, self.most):
+            return f"{name} must be a whole number from 1 to {self.most}"
+        elif self.positive and not _positive(value):
+            return f"{name} must be a positive number"
+        return None
+
+
+def _flag(default, help="", **details):
+    return field(default=default, metadata={"flag": Flag(help, **details)})
+
+
+def _option_flag(option, group=""):
+    return field(default=option.default, metadata={"flag": Flag(option=option, group=group)})
+
+
 @dataclass(frozen=True)
 class RestoreJob:
     """Files to restore and how: every flag of `python -m gpen_ext restore`, by its name."""
     inputs: tuple                  # files, folders, globs (URIs on Ray)
     output: Path                   # a file (one input) or a folder
     options: RestoreOptions = RestoreOptions(keep_crops=False)
-    model: str = MODEL.default
-    models_dir: Path = None
-    device: str = "auto"
-    precision: str = PRECISION.default
-    landmarks: Path = None         # a landmarks file: faces given, no detection
-    aligned: bool = False          # inputs are aligned face crops
-    save_faces: bool = False
-    comparison: bool = False
-    video_codec: str = VIDEO_CODEC.default
-    video_quality: int = VIDEO_QUALITY.default
-    pixel_format: str = PIXEL_FORMAT.default
-    as_video: bool = False         # animated GIF and WebP inputs as clips
-    sequence: bool = False         # an input folder is one clip's frames
-    fps: float = 25.0              # a sequence's frame rate
-    ray: str = None                # None, "local", "auto" or a cluster's address
-    ray_workers: int = None
-    ray_gpus_per_worker: float = None
-    ray_threads_per_worker: int = None
-    manifest: Path = None
-    overwrite: bool = False
-    fail_fast: bool = False
-    no_download: bool = False
-    max_megapixels: float = MAX_MEGAPIXELS.default
-    faces_per_image: int = FACES_PER_IMAGE.default
-    size: int = None               # the reference tool's --size: the checkpoint's, checked
+    model: str = _option_flag(MODEL)
+    models_dir: Path = _flag(None, "where models live (default: $GPEN_MODELS_DIR, else the "
+                             "user's cache folder, e.g. ~/.cache/gpen)", value=Path)
+    device: str = _flag("auto", "where the networks run", value=str, choices=DEVICES)
+    precision: str = _option_flag(PRECISION)
+    landmarks: Path = _flag(None, "faces given as five [x, y] points each, skipping detection: "
+                            "a list of faces (for every frame of a clip), or {\"frames\": "
+                            "[...]} with one list of faces per frame of a clip", value=Path,
+                            metavar="FILE.json")
+    aligned: bool = _flag(False, "inputs are aligned face crops: restore them directly")
+    save_faces: bool = _flag(False, "also save each face's crop before/after, side by side")
+    comparison: bool = _flag(False, "also save the original and the result side by side")
+    video_codec: str = _option_flag(VIDEO_CODEC, VIDEO_FLAGS)
+    video_quality: int = _option_flag(VIDEO_QUALITY, VIDEO_FLAGS)
+    pixel_format: str = _option_flag(PIXEL_FORMAT, VIDEO_FLAGS)
+    as_video: bool = _flag(False, "restore animated GIF and WebP inputs as clips, written back "
+                           "animated (or as the video -o names)", group=VIDEO_FLAGS)
+    sequence: bool = _flag(False, "each input folder is one clip's frames, in name order, "
+                           "written as a folder of frames (or as the video -o names)",
+                           group=VIDEO_FLAGS)
+    fps: float = _flag(25.0, "frame rate of a --sequence written as a video (default 25)",
+                       value=float, positive=True, group=VIDEO_FLAGS)
+    ray: str = _flag(None, "restore on Ray: alone, a Ray of its own on this machine; 'auto' or "
+                     "an address, an existing cluster. Inputs may also be URIs pyarrow reads "
+                     "(s3://, gs://); the run can be stopped and started again", value=str,
+                     metavar="ADDRESS", bare="local", group=RAY_FLAGS)
+    ray_workers: int = _flag(None, "workers, each with a loaded model (default: one a GPU's "
+                             "share, else one a thread budget of the CPUs)", value=int,
+                             metavar="N", most=100_000, group=RAY_FLAGS)
+    ray_gpus_per_worker: float = _flag(None, "GPUs per worker, fractions allowed (default: "
+                                       "none, on CPUs)", value=float, metavar="F",
+                                       positive=True, group=RAY_FLAGS)
+    ray_threads_per_worker: int = _flag(None, "CPU threads per worker (default 1 on CPUs)",
+                                        value=int, metavar="N", most=4096, group=RAY_FLAGS)
+    manifest: Path = _flag(None, "what a Ray run has done, a line a file (default: "
+                           "OUTPUT/gpen-manifest.jsonl)", value=Path, metavar="FILE.jsonl",
+                           group=RAY_FLAGS)
+    overwrite: bool = _flag(False, "replace existing outputs")
+    fail_fast: bool = _flag(False, "stop at the first failure")
+    no_download: bool = _flag(False, "never download models")
+    max_megapixels: float = _option_flag(MAX_MEGAPIXELS)
+    faces_per_image: int = _option_flag(FACES_PER_IMAGE)
+    size: int = _flag(None, "the reference tool's --size: the checkpoint's, checked", value=int,
+                      hidden=True)
 
     def __post_init__(self):
         if not isinstance(self.options, RestoreOptions):
             raise UsageError(f"options must be RestoreOptions, got {type(self.options).__name__}")
-        try:
-            for option in (MODEL, PRECISION, VIDEO_CODEC, VIDEO_QUALITY, PIXEL_FORMAT,
-                           MAX_MEGAPIXELS, FACES_PER_IMAGE):
-                option.check(getattr(self, option.name))
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-        ray_only = [name for name in ("ray_workers", "ray_gpus_per_worker",
-                                      "ray_threads_per_worker", "manifest")
-                    if getattr(self, name) is not None]
-        problems = [
-            (self.device not in DEVICES, f"device must be one of {', '.join(DEVICES)}"),
-            (not _positive(self.fps), "fps must be a positive number"),
-            (not _count(self.ray_workers, 100_000),
-             "ray_workers must be a whole number from 1 to 100000"),
-            (not _count(self.ray_threads_per_worker, 4096),
-             "ray_threads_per_worker must be a whole number from 1 to 4096"),
-            (self.ray_gpus_per_worker is not None and not _positive(self.ray_gpus_per_worker),
-             "ray_gpus_per_worker must be a positive number"),
-            (self.aligned and self.ray is not None,
-             "--ray takes whole photos and clips, not --aligned crops"),
-            (ray_only and self.ray is None, f"{', '.join(ray_only)}: for a run on Ray (--ray)")]
-        for failed, message in problems:
-            if failed:
-                raise UsageError(message)
+        for name, flag in job_flags().items():
+            problem = flag.problem(name, getattr(self, name))
+            if problem:
+                raise UsageError(problem)
+        ray_only = [name for name, flag in job_flags().items() if flag.group == RAY_FLAGS
+                    and name != "ray" and getattr(self, name) is not None]
+        if self.aligned and self.ray is not None:
+            raise UsageError("--ray takes whole photos and clips, not --aligned crops")
+        if ray_only and self.ray is None:
+            raise UsageError(f"{', '.join(ray_only)}: for a run on Ray (--ray)")
 
     @classmethod
     def from_flags(cls, inputs, output, options=None, **flags):
@@ -157,10 +209,10 @@ class RestoreJob:
 
 
 def job_flags():
-    """A job's flags besides its inputs, output and options: RestoreJob's other fields, each
-    the command line's flag of that name."""
-    return [field.name for field in fields(RestoreJob)
-            if field.name not in ("inputs", "output", "options")]
+    """A job's flags besides its inputs, output and options, by name: RestoreJob's other
+    fields, each the command line's flag of that name, with its Flag."""
+    return {item.name: item.metadata["flag"] for item in fields(RestoreJob)
+            if "flag" in item.metadata}
 
 
 def _positive(value):
