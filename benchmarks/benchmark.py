@@ -45,190 +45,22 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contention  # noqa: E402
 import steadiness  # noqa: E402
+from common import (PORTRAIT_FACE_PX, RELEASES, ROOT, SOLVAY, STAGES, PeakSampler,  # noqa: E402
+                    best_seconds, face_weights, images, in_subprocess, peak_resident_bytes,
+                    pipeline_run, release_network)
 from gpen_ext.allocator import keep_freed_memory  # noqa: E402
 from gpen_ext.arch.gpen.fast import FastGPEN  # noqa: E402
 from gpen_ext.inference import NetworkRunner  # noqa: E402
-from gpen_ext.registry import RELEASE_CONFIGS  # noqa: E402
-
-RELEASES = RELEASE_CONFIGS
-SHARED = ROOT.parent / "shared"
-SOLVAY = SHARED / "faces" / "Solvay_conference_1927.png"
-STAGES = ("detect", "align", "network", "parse", "paste")
-
-
-def release_network(size, seed=0):
-    torch.manual_seed(seed)
-    network = RELEASES[size].build().eval().requires_grad_(False)
-    with torch.no_grad():
-        for name, tensor in network.named_parameters():
-            if name.endswith("noise.weight"):
-                tensor.fill_(0.1)  # trained checkpoints inject their features; zero would not
-    return network
-
-
-def resident_bytes():
-    with open("/proc/self/statm") as stream:
-        return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def peak_resident_bytes():
-    """The process's high-water mark of resident memory (Linux)."""
-    with open("/proc/self/status") as stream:
-        line = next(line for line in stream if line.startswith("VmHWM:"))
-    return int(line.split()[1]) * 1024
-
-
-class PeakSampler:
-    """Highest resident set size seen while the block runs (Linux)."""
-
-    def __enter__(self):
-        self.base = self.peak = resident_bytes()
-        self.running = True
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def _sample(self):
-        while self.running:
-            self.peak = max(self.peak, resident_bytes())
-            time.sleep(0.002)
-
-    def __exit__(self, *exc):
-        self.running = False
-        self.thread.join()
-        self.peak = max(self.peak, resident_bytes())
-
-
-def best_seconds(call, repeats):
-    """The shortest of `repeats` timed runs of `call`."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def in_subprocess(*arguments, keep=False):
-    command = [sys.executable, __file__, *map(str, arguments)] + (["--keep-freed"] if keep else [])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
-    if result.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-# ---------------------------------------------------------------- the pipeline
-
-PORTRAIT_FACE_PX = 700  # the portrait's face box: a face auto sends to a larger release
-
-
-def images():
-    """name -> (RGB(A) image, landmarks): the 29-face photo, a one-face image, and the same
-    enlarged into a portrait whose face box is PORTRAIT_FACE_PX wide."""
-    import cv2
-    from skimage import data
-
-    from gpen_ext.landmarks import face_from_landmarks
-    rgba = cv2.cvtColor(cv2.imread(str(SOLVAY), cv2.IMREAD_UNCHANGED), cv2.COLOR_BGRA2RGBA)
-    photo = json.loads((SOLVAY.parent / "solvay_landmarks.json").read_text())["landmarks"]
-    example = json.loads((SHARED / "reference" / "alignment.json").read_text())["example"]
-    face = np.array([example["landmarks"]], float)
-    box = face_from_landmarks(face[0], 512).box
-    scale = PORTRAIT_FACE_PX / (box[2] - box[0])
-    portrait = cv2.resize(data.astronaut(), None, fx=scale, fy=scale,
-                          interpolation=cv2.INTER_CUBIC)
-    return {"photo": (rgba, np.array(photo, float)), "one-face": (data.astronaut(), face),
-            "portrait": (portrait, face * scale)}
-
-
-def face_weights(folder):
-    """facexlib's detector and parser with random weights, where FaceModels looks for them."""
-    from gpen_ext.face_models import build_detector_network, build_parser_network
-    from gpen_ext.faces import PARSERS
-    torch.manual_seed(0)
-    torch.save(build_detector_network("retinaface_resnet50").state_dict(),
-               folder / "detection_Resnet50_Final.pth")
-    for name, (filename, _) in PARSERS.items():
-        torch.save(build_parser_network(name).state_dict(), folder / filename)
-
-
-class StageClock:
-    """Seconds spent in each pipeline stage, by wrapping the functions that do them."""
-
-    def __init__(self):
-        self.seconds = dict.fromkeys(STAGES, 0.0)
-
-    def wrap(self, owner, name, stage):
-        original = getattr(owner, name)
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.seconds[stage] += time.perf_counter() - start
-        setattr(owner, name, timed)
-
-    def attach(self):
-        from gpen_ext import compositing, face_models, pipeline
-        self.wrap(face_models.FaceDetector, "detect", "detect")
-        self.wrap(pipeline, "align_face", "align")
-        self.wrap(NetworkRunner, "__call__", "network")
-        self.wrap(face_models.FaceParser, "face_masks", "parse")
-        self.wrap(compositing, "feathered_face_mask", "parse")
-        self.wrap(pipeline, "paste_face", "paste")
-
-
-def pipeline_run(image_name, model, mask, parser, precision, repeats):
-    """Our pipeline, default options but `model` (a release's size, or auto), `mask`,
-    `parser` and `precision`: time and stages of the best run, peak, faces by release."""
-    from gpen_ext.face_models import FaceModels
-    from gpen_ext.options import RestoreOptions
-    from gpen_ext.pipeline import FaceRestorer
-    from gpen_ext.releases import RELEASE_SIZES, ReleaseNetworks
-
-    image, landmarks = images()[image_name]
-    clock = StageClock()
-    clock.attach()
-    with tempfile.TemporaryDirectory() as folder:
-        face_weights(Path(folder))
-        network = ReleaseNetworks(lambda size: FastGPEN(release_network(size)), RELEASE_SIZES,
-                                  "cpu", precision) if model == "auto" else \
-            FastGPEN(release_network(int(model)))
-        restorer = FaceRestorer(network, FaceModels(folder, False), precision=precision)
-        options = RestoreOptions(mask=mask, parser=parser, keep_crops=False)
-        faces = []
-
-        def run():
-            restorer.face_models.detector(options.detection_model).detect(
-                image[..., :3], options.detection_threshold, options.detection_max_side)
-            faces[:] = restorer.restore(image, options, landmarks).faces
-
-        run()  # the first run: loads, Winograd weights
-        runs = []
-        for _ in range(repeats):
-            clock.seconds = dict.fromkeys(STAGES, 0.0)
-            start = time.perf_counter()
-            run()
-            runs.append((time.perf_counter() - start, dict(clock.seconds)))
-    seconds, stages = min(runs, key=lambda run: run[0])
-    return {"seconds": seconds, "stages": stages, "faces": len(faces),
-            "peak_mb": peak_resident_bytes() / 2 ** 20, "precision": restorer.precision,
-            "releases": {str(size): sum(face.release == size for face in faces)
-                         for size in sorted({face.release for face in faces} - {None})}}
 
 
 def precision_quality():

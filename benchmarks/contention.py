@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from common import face_weights, images, in_subprocess, pipeline_run, release_network
+
 BUSY_LOOP = "while True: pass"
 CONDITIONS = (("quiet", 0), ("1 busy", 1), ("3 busy", 3))
 
@@ -44,7 +46,6 @@ def median_seconds(call, repeats):
 
 def ours(what, repeats):
     """Seconds for one face through our network (`what` its size) or our parser."""
-    from benchmark import release_network
     from gpen_ext.arch.gpen.fast import FastGPEN
     from gpen_ext.inference import NetworkRunner
 
@@ -63,7 +64,6 @@ def ours(what, repeats):
 def bare(size, repeats):
     """Seconds for one face through the network as `load_model` returns it, called directly
     (no restorer: the network plans its threads itself)."""
-    from benchmark import release_network
     from gpen_ext.checkpoints import load_model
     network = load_model(release_network(int(size)).state_dict())
     x = torch.rand(1, 3, int(size), int(size)) * 2 - 1
@@ -72,7 +72,6 @@ def bare(size, repeats):
 
 
 def straightforward(size, repeats):
-    from benchmark import release_network
     network = release_network(int(size))
     x = torch.rand(1, 3, int(size), int(size)) * 2 - 1
     with torch.inference_mode():
@@ -81,7 +80,6 @@ def straightforward(size, repeats):
 
 def onnx_file(size, folder):
     """The straightforward network exported to ONNX, opset 18."""
-    from benchmark import release_network
     path = Path(folder) / f"gpen_{size}.onnx"
     if not path.is_file():
         network = release_network(int(size))
@@ -101,7 +99,6 @@ def onnx_runtime(path, repeats):
 
 
 def pipeline_seconds():
-    from benchmark import pipeline_run
     return pipeline_run("photo", "512", "parsing", "parsenet", "auto", 1)["seconds"]
 
 
@@ -111,7 +108,6 @@ def eta_at_a_quarter():
     photo's eight largest faces, default options; (estimated, real) seconds."""
     import tempfile
 
-    from benchmark import face_weights, images, release_network
     from gpen_ext.arch.gpen.fast import FastGPEN
     from gpen_ext.face_models import FaceModels
     from gpen_ext.options import RestoreOptions
@@ -135,7 +131,6 @@ def checks_cost(repeats=7):
     """The network (GPEN-BFR-512, fp32, one face, the runner the pipeline calls) with its stop
     checks polled as in a restoration, against the same runner's network without the hooks:
     interleaved, best of `repeats` each; (with, without) seconds."""
-    from benchmark import release_network
     from gpen_ext.arch.gpen.fast import FastGPEN
     from gpen_ext.inference import NetworkRunner
     from gpen_ext.progress import FaceCount
@@ -168,7 +163,6 @@ def stop_seconds(pressed_after=1.0):
     returning, the longest network step seen before it)."""
     import tempfile
 
-    from benchmark import face_weights, images, release_network
     from gpen_ext.arch.gpen.fast import FastGPEN
     from gpen_ext.face_models import FaceModels
     from gpen_ext.options import RestoreOptions
@@ -199,7 +193,6 @@ def stop_seconds(pressed_after=1.0):
 def measured(busy, *arguments):
     """One measurement (`benchmark.py --contended ...`) in a fresh process beside `busy`
     busy processes."""
-    from benchmark import in_subprocess
     processes = busy_processes(busy)
     try:
         return in_subprocess("--contended", *arguments, keep=True)

@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from benchmark import release_network  # noqa: E402
+from common import release_network  # noqa: E402
 from face_weights import write_face_weights  # noqa: E402
 from test_page import CHROMIUM, _upload  # noqa: E402
 

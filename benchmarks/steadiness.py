@@ -27,13 +27,12 @@ the motion measurement is timed against the network at 512.
 import io
 import json
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
-SOLVAY = SHARED / "faces" / "Solvay_conference_1927.png"
+from common import SHARED, SOLVAY, release_network
+
 WIDTH, HEIGHT, ZOOM_OF_PHOTO = 640, 360, 2.0
 VIEW_CENTRE = (1880.0, 470.0)  # in the doubled photo: a row of faces and the one behind
 # camera motions: name -> (a function of the frame index and count giving (dx, dy, scale,
@@ -243,7 +242,6 @@ def painted_face(size=256):
 
 
 def network_restorer(size, painted=True):
-    from benchmark import release_network
     from gpen_ext.arch.gpen.fast import FastGPEN
     from gpen_ext.face_models import FaceModels
     from gpen_ext.pipeline import FaceRestorer
