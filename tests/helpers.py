@@ -1,6 +1,8 @@
 """What several test modules share: paths, the parity vectors, stand-in networks, measures."""
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +179,22 @@ def clip_frames(path):
         audio = sum(1 for packet in container.demux(audio=0) if packet.size) \
             if container.streams.audio else 0
     return frames, audio
+
+
+@contextlib.contextmanager
+def stand_in(folder):
+    """Import a host's stand-in modules from tests/`folder` without leaving it on sys.path
+    (their packages find their own submodules later through their __path__)."""
+    sys.path.insert(0, str(HERE / folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(HERE / folder))
+
+
+def forget_modules(*names):
+    """Drop `names` and their submodules from sys.modules: a test module's stand-ins do not
+    outlive its tests."""
+    for name in [name for name in sys.modules if name.split(".")[0] in names or
+                 any(name == prefix or name.startswith(prefix + ".") for prefix in names)]:
+        del sys.modules[name]

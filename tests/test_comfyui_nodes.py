@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import HERE, ROOT, TEMPLATE
+from helpers import ROOT, TEMPLATE, forget_modules, stand_in
 
-sys.path.insert(0, str(HERE / "comfy_stand_in"))
-import folder_paths  # noqa: E402
-from comfy import model_management, utils as comfy_utils  # noqa: E402
+with stand_in("comfy_stand_in"):
+    import folder_paths  # noqa: E402
+    from comfy import model_management, utils as comfy_utils  # noqa: E402
 
 
 def load_pack(name="gpen_pack"):
@@ -31,6 +31,14 @@ def load_pack(name="gpen_pack"):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stand_in_host():
+    """The stand-in ComfyUI for this module's tests only: gone from sys.modules afterwards,
+    with the packs loaded from it."""
+    yield
+    forget_modules("folder_paths", "comfy", "gpen_pack", "gpen_pack_again")
 
 
 @pytest.fixture

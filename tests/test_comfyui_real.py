@@ -1,10 +1,12 @@
 """The nodes inside a real ComfyUI: set COMFYUI_DIR to a ComfyUI checkout (and COMFYUI_PYTHON
 if its Python is not DIR/../venv or DIR/venv). ComfyUI is started offline on the CPU on
 127.0.0.1, the example workflow is queued through its HTTP API, and the saved image must have
-changed where the faces were pasted and nowhere else."""
+changed where the faces were pasted and nowhere else. The checkout is only read: the pack, its
+models and ComfyUI's inputs and outputs live in a temporary folder (--base-directory)."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -48,13 +50,14 @@ def free_port():
 class ComfyUI:
     """A ComfyUI server started for the test, and the few HTTP calls it needs."""
 
-    def __init__(self, port):
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = open(COMFYUI / "gpen-test-server.log", "w")
+    def __init__(self, port, base):
+        self.url, self.base = f"http://127.0.0.1:{port}", base
+        self.log_path = base / "gpen-test-server.log"
+        self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
             [comfyui_python(), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-             "--disable-api-nodes"], cwd=COMFYUI, stdout=self.log, stderr=subprocess.STDOUT,
-            env={**os.environ, **OFFLINE})
+             "--disable-api-nodes", "--base-directory", str(base)], cwd=COMFYUI,
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **OFFLINE})
 
     def get(self, path):
         with urllib.request.urlopen(self.url + path, timeout=30) as response:
@@ -64,7 +67,7 @@ class ComfyUI:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                pytest.fail(f"ComfyUI exited: {(COMFYUI / 'gpen-test-server.log').read_text()[-3000:]}")
+                pytest.fail(f"ComfyUI exited: {self.log_path.read_text()[-3000:]}")
             try:
                 return json.loads(self.get("/system_stats"))
             except OSError:
@@ -121,27 +124,21 @@ class ComfyUI:
 
 
 @pytest.fixture(scope="module")
-def comfyui(tiny_state_dict, face_weights):
-    link = COMFYUI / "custom_nodes" / PACK
-    link.symlink_to(ROOT, target_is_directory=True)
-    written = [COMFYUI / "models" / "gpen" / MODEL]
-    written[0].parent.mkdir(parents=True, exist_ok=True)
-    torch.save(tiny_state_dict, written[0])
-    detection = COMFYUI / "models" / "facedetection"
-    detection.mkdir(parents=True, exist_ok=True)
-    for weights in face_weights.iterdir():
-        if not (detection / weights.name).exists():
-            (detection / weights.name).write_bytes(weights.read_bytes())
-            written.append(detection / weights.name)
-    server = ComfyUI(free_port())
+def comfyui(tiny_state_dict, face_weights, tmp_path_factory):
+    """A ComfyUI server whose custom nodes, models, inputs and outputs are a temporary folder
+    (its --base-directory): the checkout given is only read."""
+    base = tmp_path_factory.mktemp("comfyui-base")
+    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes" / PACK).symlink_to(ROOT, target_is_directory=True)
+    (base / "models" / "gpen").mkdir(parents=True)
+    torch.save(tiny_state_dict, base / "models" / "gpen" / MODEL)
+    shutil.copytree(face_weights, base / "models" / "facedetection")
+    server = ComfyUI(free_port(), base)
     try:
         server.wait()
         yield server
     finally:
         server.stop()
-        link.unlink()
-        for path in written:
-            path.unlink()
 
 
 def test_the_example_workflow_is_served_as_a_template(comfyui):
@@ -169,7 +166,7 @@ def test_the_pack_registers_its_nodes(comfyui):
     for node in ("GPENModelLoader", "GPENRestoreFaces", "GPENRestoreAlignedFaces"):
         info = json.loads(comfyui.get(f"/object_info/{node}"))
         assert node in info and info[node]["category"] == "image/restoration/GPEN"
-    log = (COMFYUI / "gpen-test-server.log").read_text()
+    log = comfyui.log_path.read_text()
     assert "IMPORT FAILED" not in next(line for line in log.splitlines() if PACK in line)
 
 
@@ -198,7 +195,7 @@ def test_cancel_ends_a_cpu_run_within_seconds_keeping_nothing_half_done(comfyui,
     2 s (issue 44: checked inside the networks; 5 s before)."""
     from gpen_ext.registry import RELEASE_CONFIGS
     torch.manual_seed(0)
-    model = COMFYUI / "models" / "gpen" / "gpen-test-release-512.pth"
+    model = comfyui.base / "models" / "gpen" / "gpen-test-release-512.pth"
     torch.save(RELEASE_CONFIGS[512].build().state_dict(), model)
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

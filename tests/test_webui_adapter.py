@@ -15,18 +15,26 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import HERE
+from helpers import HERE, forget_modules, stand_in
 
 SCRIPTS = HERE.parent / "scripts"
 
 gr = pytest.importorskip("gradio")
-sys.path.insert(0, str(HERE / "webui_stand_in"))
-from modules import (devices, face_restoration, paths, script_callbacks,  # noqa: E402
-                     scripts_postprocessing, shared)
+with stand_in("webui_stand_in"):
+    from modules import (devices, face_restoration, paths, script_callbacks,  # noqa: E402
+                         scripts_postprocessing, shared)
 from PIL import Image  # noqa: E402
 
 from fastapi import FastAPI  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stand_in_host():
+    """The stand-in WebUI for this module's tests only: gone from sys.modules afterwards, and
+    the adapter that imported it with it."""
+    yield
+    forget_modules("modules", "gpen_ext.hosts.webui")
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The extension inside a real WebUI checkout: set SD_WEBUI_DIR (and SD_WEBUI_PYTHON if the
 WebUI's Python is not DIR/../venv or DIR/venv). The WebUI needs facexlib's detection and
-parsing weights in models/GFPGAN; a small GPEN checkpoint is written for the test."""
+parsing weights in models/GFPGAN. The checkout is only read: the WebUI's data (the extension,
+a small GPEN checkpoint, its settings) is a temporary folder, its --data-dir."""
 
 import json
 import os
@@ -29,25 +30,25 @@ def webui_python():
 
 
 @pytest.fixture(scope="module")
-def report(tiny_state_dict):
-    link = WEBUI / "extensions" / "sd-webui-gpen"
-    created = not link.exists()
-    if created:
-        link.symlink_to(HERE.parent, target_is_directory=True)
+def report(tiny_state_dict, tmp_path_factory):
+    """The driver's report from a WebUI whose data (extensions, models, settings) is a
+    temporary folder (its --data-dir): the checkout given is only read; its facexlib weights
+    are linked in."""
+    data = tmp_path_factory.mktemp("webui-data")
+    (data / "extensions").mkdir()
+    (data / "extensions" / "sd-webui-gpen").symlink_to(HERE.parent, target_is_directory=True)
+    (data / "models" / "GPEN").mkdir(parents=True)
+    if (WEBUI / "models" / "GFPGAN").is_dir():
+        (data / "models" / "GFPGAN").symlink_to(WEBUI / "models" / "GFPGAN",
+                                                target_is_directory=True)
     from gpen_ext.registry import RELEASE_CONFIGS
     models = {MODEL: tiny_state_dict, RELEASE_MODEL: RELEASE_CONFIGS[512].build().state_dict()}
     for name, state_dict in models.items():
-        (WEBUI / "models" / "GPEN").mkdir(parents=True, exist_ok=True)
         # A1111's safe unpickler refuses the newer zip records, so save in the older format
-        torch.save(state_dict, WEBUI / "models" / "GPEN" / name, _use_new_zipfile_serialization=False)
-    try:
-        result = subprocess.run([webui_python(), str(HERE / "webui_driver.py"), str(WEBUI), MODEL,
-                                 RELEASE_MODEL], capture_output=True, text=True, timeout=600)
-    finally:
-        for name in models:
-            (WEBUI / "models" / "GPEN" / name).unlink()
-        if created:
-            link.unlink()
+        torch.save(state_dict, data / "models" / "GPEN" / name, _use_new_zipfile_serialization=False)
+    result = subprocess.run([webui_python(), str(HERE / "webui_driver.py"), str(WEBUI), MODEL,
+                             RELEASE_MODEL, str(data)], capture_output=True, text=True,
+                            timeout=600)
     line = next((l for l in result.stdout.splitlines() if l.startswith("REPORT ")), None)
     assert line, result.stdout[-3000:] + result.stderr[-3000:]
     return json.loads(line[len("REPORT "):])

@@ -1,17 +1,18 @@
 """Run inside a real WebUI's Python (see test_webui_real.py): start the WebUI in-process the
 way its server does, exercise the extension through the host's own entry points, and print
-a JSON report. Arguments: WEBUI_DIR MODEL_NAME RELEASE_MODEL_NAME."""
+a JSON report. Arguments: WEBUI_DIR MODEL_NAME RELEASE_MODEL_NAME DATA_DIR (the WebUI's
+--data-dir: extensions, models and settings there, the checkout only read)."""
 
 import json
 import os
 import sys
 
-webui_dir, model_name, release_model_name = sys.argv[1:4]
+webui_dir, model_name, release_model_name, data_dir = sys.argv[1:5]
 os.chdir(webui_dir)
 sys.path.insert(0, webui_dir)
 sys.argv = ["launch.py", "--skip-torch-cuda-test", "--use-cpu", "all", "--no-half",
             "--precision", "full", "--skip-load-model-at-start", "--no-download-sd-model",
-            "--skip-version-check", "--api"]
+            "--skip-version-check", "--api", "--data-dir", data_dir]
 
 import numpy as np  # noqa: E402
 
