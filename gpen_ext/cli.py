@@ -14,7 +14,7 @@ from pathlib import Path
 from . import __version__
 from .allocator import keep_freed_memory
 from .jobs import (EXIT_OK, EXIT_USAGE, RAY_FLAGS, VIDEO_FLAGS, RestoreJob, Terminated,
-                   UsageError, job_flags)
+                   UsageError, job_flags, usage_errors)
 from .options import (CHOICE, DEVICES, FACE_NUMBERS, FLAG, INTEGER, LIST_KINDS, MODEL, NAMES,
                       NUMBER, RestoreOptions, restore_option_list)
 from .registry import AUTO_MODEL, KNOWN_MODELS, default_models_dir, list_models, resolve_model
@@ -149,10 +149,8 @@ def options_from(args):
     """The restoration options the flags set (unset flags keep their defaults); crops are
     kept only where faces are saved."""
     values = {option.name: getattr(args, option.name) for option in restore_option_list()}
-    try:
+    with usage_errors():
         return RestoreOptions().overlay(**values, keep_crops=args.save_faces)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
 
 
 def job_from(args):

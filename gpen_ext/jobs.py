@@ -8,6 +8,7 @@ names each output; `read_landmarks` reads a landmarks file. Nothing here restore
 engine.py runs a job here, ray_jobs.py on a Ray cluster, tasks.py does one file of it.
 """
 
+import contextlib
 import dataclasses
 import glob
 import json
@@ -46,6 +47,17 @@ class Terminated(BaseException):
 class UsageError(Exception):
     """Something about the job or the set-up, reported in one line (the command line's exit
     code 2), before any file is restored."""
+
+
+@contextlib.contextmanager
+def usage_errors(*kinds):
+    """A block whose failures of `kinds` (default: ValueError, a value out of its range) are
+    the user's to fix: each raised again as a UsageError in its own words. The one place
+    where failures become usage errors (tasks.set_up names those of loading models)."""
+    try:
+        yield
+    except kinds or (ValueError,) as error:
+        raise UsageError(str(error)) from None
 
 
 @dataclass(frozen=True)
@@ -186,10 +198,8 @@ class RestoreJob:
             raise UsageError(f"{clashes[0]} given twice: {given[clashes[0]]!r} as a flag and "
                              f"{getattr(options, clashes[0])!r} in options")
         base = options if options is not None else cls.options
-        try:
+        with usage_errors():
             options = base.overlay(**given)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
         if isinstance(flags.get("model"), os.PathLike):  # a checkpoint's path
             flags["model"] = os.fspath(flags["model"])
         for name in ("landmarks", "manifest"):
@@ -389,10 +399,8 @@ def read_clip_landmarks(path, frames, most=None):
 def _refuse_frames_of_two_sizes(task, job):
     """A folder of frames written as a video must have one size; as a folder, each keeps its
     own."""
-    try:
+    with usage_errors(ClipError):
         source = open_source(task.source, FRAMES, job.max_megapixels, job.fps)
-    except ClipError as error:
-        raise UsageError(str(error)) from None
     source.close()
     if source.other_size:
         name, (width, height) = source.other_size
@@ -416,10 +424,8 @@ def check_tasks(tasks, landmarks, job):
     if isinstance(landmarks, ClipLandmarks):
         if len(clips) != 1 or len(tasks) != 1:
             raise UsageError("landmarks given per frame are for one clip at a time")
-        try:
+        with usage_errors(ClipError):
             source = open_source(clips[0].source, clips[0].kind, job.max_megapixels, job.fps)
-        except ClipError as error:
-            raise UsageError(str(error)) from None
         source.close()
         if source.info.frames > len(landmarks):
             raise UsageError(f"the landmarks file has {len(landmarks)} frame(s); "

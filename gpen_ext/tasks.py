@@ -3,7 +3,6 @@ failure is told, the report at the end, and the bars on the terminal. Used alike
 here (engine.py) and by the workers of a Ray run (ray_jobs.py).
 """
 
-import contextlib
 import itertools
 import logging
 import sys
@@ -15,7 +14,8 @@ from .download import DownloadError
 from .face_models import FaceModelError
 from .files import AnimationError, ImageFile, ImageFileError, encode_image, read_image, write_file
 from .images import ImageError, side_by_side
-from .jobs import ANIMATION_SUFFIXES, ClipLandmarks, Terminated, UsageError, faces_given
+from .jobs import (ANIMATION_SUFFIXES, ClipLandmarks, Terminated, UsageError, faces_given,
+                   usage_errors)
 from .restorers import load_restorer
 from .results import release_counts
 from .sheets import face_strip
@@ -28,14 +28,10 @@ EXPECTED_FAILURES = (ImageFileError, ImageError, DownloadError, CheckpointError,
                      ValueError)
 
 
-@contextlib.contextmanager
 def set_up():
     """A block that finds, downloads or loads what a job needs: its failures (a download, a
     checkpoint, facexlib, a bad value) are the user's to fix, so they are UsageErrors."""
-    try:
-        yield
-    except (DownloadError, CheckpointError, FaceModelError, ValueError) as error:
-        raise UsageError(str(error)) from None
+    return usage_errors(DownloadError, CheckpointError, FaceModelError, ValueError)
 
 
 def open_restorer(job, landmarks, download=None):

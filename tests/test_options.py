@@ -6,6 +6,7 @@ from gpen_ext import cli
 from gpen_ext.hosts.api import RestoreRequest
 from gpen_ext.options import (CHOICE, INTEGER, MODEL, NUMBER, PRECISION, RestoreOptions,
                               restore_option_list)
+from helpers import ROOT
 
 
 def test_every_option_is_described_with_its_limits():
@@ -121,3 +122,27 @@ def test_a_number_no_float_holds_is_refused_as_out_of_range(name):
     for value in (10 ** 400, -10 ** 400):
         with pytest.raises(ValueError, match=rf"{name} must be in .*digits\)"):
             RestoreOptions(**{name: value})
+
+
+def test_the_webui_infotext_is_written_without_the_webui():
+    """The WebUI adapter's pure part (hosts/webui_settings.py) imports no host: its infotext
+    is checked here with no stand-in WebUI."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from gpen_ext.hosts.webui_settings import infotext, setting_key
+    from gpen_ext.options import MODEL, Settings
+    from gpen_ext.results import RestoreResult
+    code = ("import sys, gpen_ext.hosts.webui_settings, gpen_ext.hosts.controls\n"
+            "assert not {'modules', 'gradio'} & set(sys.modules), 'a host was imported'")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+    settings = Settings(options=RestoreOptions(weight=0.5, face_indices=(0, 2)))
+    result = RestoreResult(np.zeros((8, 8, 3), np.uint8), [], found=3, chosen=2,
+                           interrupted=True)
+    assert infotext(settings, result) == {
+        "GPEN model": "GPEN-BFR-512", "GPEN weight": 0.5, "GPEN visibility": 1.0,
+        "GPEN face numbers": "0, 2", "GPEN faces": "0 of 2 face(s) restored (3 found)",
+        "GPEN stopped": "after 0 of 2 faces"}
+    assert setting_key(MODEL) == "gpen_model"

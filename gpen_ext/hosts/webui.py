@@ -16,28 +16,21 @@ from PIL import Image
 from modules import (devices, face_restoration, paths, script_callbacks, scripts_postprocessing,
                      shared, ui_components)
 
-from ..options import (FACES_PER_IMAGE, HOST_OPTIONS, LIST_KINDS, MAX_MEGAPIXELS, MODEL, NUMBER,
-                       Settings)
+from ..options import FACES_PER_IMAGE, HOST_OPTIONS, MAX_MEGAPIXELS, MODEL, Settings
 from ..pipeline import RestorationInterrupted
 from ..sheets import face_sheet, numbered_faces
 from ..registry import list_models, shown_name
-from ..results import counted, release_counts
 from . import controls
+from .webui_settings import (EXTRAS_GROUPS, NAME, OPTIONS_BY_NAME, SETTING_OPTIONS,
+                             infotext, label, setting_key)
 from .api import create_router
 from .service import HostEnvironment, RestorationService
 
 log = logging.getLogger(__name__)
 
-NAME = "GPEN"
 SECTION = ("gpen", "GPEN")
 CATEGORY = "postprocessing"  # the Settings category that holds Face restoration
 EXTRAS_ENABLED = "gpen_extras_enabled"
-# The Extras section, group by group (the first always open), row by row; the rest of the
-# options come from Settings, in the same order.
-EXTRAS_GROUPS = ((None, (("model",), ("weight", "visibility"))),
-                 ("Which faces", (("face_selection", "face_indices"),
-                                  ("min_face_size", "min_face_ratio", "max_faces"))),
-                 ("Which parts of the face", (("face_regions",),)))
 SHOW_NUMBERS, SHOW_FACES = "show_numbers", "show_faces"
 DIAGNOSTICS = {
     SHOW_NUMBERS: ("Show face numbers", "Only find the faces, and return the photo with each "
@@ -81,24 +74,6 @@ def host_environment():
         collect_garbage=devices.torch_gc, free_memory=_free_memory,
         faces_per_image=lambda: setting(FACES_PER_IMAGE),
         status=lambda text: setattr(shared.state, "textinfo", text))
-
-SETTING_OPTIONS = (*HOST_OPTIONS, MAX_MEGAPIXELS, FACES_PER_IMAGE)
-OPTIONS_BY_NAME = {option.name: option for option in SETTING_OPTIONS}
-
-
-def setting_key(option):
-    return f"gpen_{option.name}"
-
-
-def label(option):
-    """An option's label in GPEN's own sections, which need not repeat the name."""
-    return option.label[:1].upper() + option.label[1:]
-
-
-def infotext_key(option):
-    """An option's name in an image's infotext, which other scripts share: with the name."""
-    return f"{NAME} {option.label}"
-
 
 def stored(option, value):
     """An option's value as a WebUI setting or control holds it (gradio 3 shows what it
@@ -278,25 +253,6 @@ def extras_progress():
     finally:
         state.job_no += 1
         state.sampling_step = state.sampling_steps
-
-
-def infotext(settings, result):
-    """What GPEN did, for the image's infotext: visibility, weight and model, every other
-    option of the Extras section that is not at its default, the faces by release under
-    auto, and a stop part way."""
-    entries = {}
-    for name in (name for _, rows in EXTRAS_GROUPS for row in rows for name in row):
-        option = OPTIONS_BY_NAME[name]
-        value = settings.value(option)
-        if name in ("model", "weight", "visibility") or value != option.default:
-            entries[infotext_key(option)] = round(value, 3) if option.kind == NUMBER else \
-                option.to_text(value) if option.kind in LIST_KINDS else value
-    entries[f"{NAME} faces"] = counted(len(result.faces), result.to_restore, result.found)
-    if result.releases:
-        entries[f"{NAME} releases"] = release_counts(result.releases)
-    if result.interrupted:
-        entries[f"{NAME} stopped"] = f"after {len(result.faces)} of {result.to_restore} faces"
-    return entries
 
 
 def on_ui_settings():
