@@ -63,9 +63,9 @@ def _checked(path, name, kinds):
 
 
 def unpack_zip(path, folder, name="archive.zip", kinds=INPUT_SUFFIXES):
-    """The files of `kinds` (name endings) in a zip, written into `folder` under plain names; every member's
-    name, kind and declared size are checked first (zip slip, links, bombs), and no member
-    may turn out larger than it declared."""
+    """The files of `kinds` (name endings) in a zip, written into `folder` under plain names;
+    every member's name, kind and declared size are checked first (zip slip, links, bombs),
+    and no member may turn out larger than it declared."""
     try:
         with zipfile.ZipFile(path) as archive:
             members = [info for info in archive.infolist() if not info.is_dir()]
