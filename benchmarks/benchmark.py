@@ -9,6 +9,7 @@
     python benchmarks/benchmark.py --contention         # quiet and beside busy processes
     python benchmarks/benchmark.py --per-face           # --model auto, --parser bisenet
     python benchmarks/benchmark.py --stop               # a stop's landing, quiet and busy
+    python benchmarks/benchmark.py --layers             # layer groups against the CPU's peak
 
 Pipeline: GPEN-BFR-512 with every option at its default (parsing mask, batch 4, precision
 auto), on the 29-face Solvay photo and on a one-face image, the photo again in fp32, each in a
@@ -54,6 +55,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import contention  # noqa: E402
+import layers  # noqa: E402
 import steadiness  # noqa: E402
 from common import (PORTRAIT_FACE_PX, RELEASES, ROOT, SOLVAY, STAGES, PeakSampler,  # noqa: E402
                     best_seconds, face_weights, images, in_subprocess, peak_resident_bytes,
@@ -522,6 +524,9 @@ def main():
     parser.add_argument("--stop", action="store_true",
                         help="only how long a stop takes to land, quiet and beside busy "
                              "processes")
+    parser.add_argument("--layers", action="store_true",
+                        help="only the network's layer groups against the machine's sgemm "
+                             "peak, for --sizes (default 512 and 2048)")
     parser.add_argument("--per-face", action="store_true",
                         help="only the photo with the defaults, --model auto, --parser bisenet "
                              "and both, and a portrait's face with 512 and auto")
@@ -567,6 +572,9 @@ def main():
         return
     if args.steadiness:
         steadiness.table()
+        return
+    if args.layers:
+        layers.table(args.sizes if args.sizes != sorted(RELEASES) else (512, 2048))
         return
     if args.per_face:
         photo = pipeline("photo", args.repeats)
