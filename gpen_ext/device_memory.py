@@ -139,7 +139,7 @@ class Precisions:
             return self.module(batch)
 
     def bf16_copy(self):
-        with self.lock:  # faces side by side ask at once (cpu_threads); one copy, made whole
+        with self.lock:  # faces side by side ask at once (arch/cpu.py); one copy, made whole
             if self.copy is None:
                 copied = copy.deepcopy(self.module)
                 for name, part in copied.named_modules():

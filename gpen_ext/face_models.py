@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .arch.bisenet import FastBiSeNet
-from .arch.cpu_threads import map_faces, threads_for_one
+from .arch.cpu import map_faces, threads_for_one
 from .arch.interrupts import interruptible
 from .arch.parsenet import FastParseNet
 from .checkpoints import CheckpointError, read_state_dict
@@ -194,7 +194,7 @@ class FaceParser:
         """(N, 512, 512) float masks, 1 on the chosen FACE_REGIONS, for N RGB uint8 crops of
         any size; computed in `precision` (the network's: bf16 or fp16 but for the logits,
         which are fp32), or in fp32 where that gives no finite logits; on the CPU as
-        `step_plan` (cpu_threads.CpuPlan) says."""
+        `step_plan` (arch.cpu.CpuPlan) says."""
         batch = np.stack([cv2.resize(crop, (PARSE_SIZE, PARSE_SIZE), interpolation=cv2.INTER_AREA)
                           if crop.shape[0] != PARSE_SIZE else crop for crop in crops])
         x = torch.from_numpy(batch).permute(0, 3, 1, 2).float() / 127.5 - 1.0

@@ -2,13 +2,11 @@
 
 import functools
 import logging
-import os
-import platform
 
 import numpy as np
 import torch
 
-from .arch.cpu_threads import map_faces
+from .arch.cpu import cpu_auto_is_bf16, cpu_has_native_bf16, map_faces
 from .arch.interrupts import interruptible
 from .device_memory import REDUCED_DTYPES, Precisions, faces_that_fit, placed, run_fitting
 from .options import PRECISIONS
@@ -57,39 +55,6 @@ def resolve_precision(precision, device, warn=True):
     return precision
 
 
-# oneDNN's own names for the instruction sets it may be capped at (ONEDNN_MAX_CPU_ISA) that
-# have no bf16 arithmetic: under such a cap its convolutions emulate bf16 as on an older CPU
-_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
-
-
-def cpu_has_native_bf16():
-    """Whether this CPU computes in bf16 natively (x86: AVX-512 BF16 or AMX, and oneDNN not
-    capped below them); True where that cannot be told (other CPUs, older torch), so that no
-    false alarm is raised."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return True
-    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _ISAS_WITHOUT_BF16:
-        return False
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported",
-                                                          "_is_amx_tile_supported")]
-    probes = [probe for probe in probes if probe is not None]
-    return not probes or any(probe() for probe in probes)
-
-
-@functools.cache
-def cpu_auto_is_bf16():
-    """What 'auto' is on this CPU, decided by what the CPU is, so that every process on a
-    machine picks the same and the same command gives the same pixels whatever the load (a
-    timing could flip): bf16 on an x86 CPU with native bf16 (AVX-512 BF16 or AMX), where it
-    was 1.8x faster than fp32 (AMD EPYC, AVX-512 BF16) and more with AMX; fp32 on other
-    CPUs, where native bf16 cannot be told. Said once in the log."""
-    x86 = platform.machine().lower() in ("x86_64", "amd64")
-    bf16 = x86 and cpu_has_native_bf16()
-    log.info("GPEN: precision auto on this CPU is %s (%s)", "bf16" if bf16 else "fp32",
-             "native bf16" if bf16 else "no native bf16" if x86 else "not an x86 CPU")
-    return bf16
-
-
 class NetworkRunner:
     """Calls an fp32 network in the chosen precision (device_memory.Precisions); a batch whose
     reduced-precision output is not finite is run again in fp32 (and later batches stay in
@@ -128,7 +93,7 @@ class NetworkRunner:
         """(N, 3, S, S) in [-1, 1] on any device -> float32 output on the CPU. On the CPU one
         face a call (the fast path convolves large maps face by face anyway, so a batch only
         adds memory), faces side by side as the step's CpuPlan says (`step_plan`; else one
-        made now, cpu_threads.map_faces); on a device, batches that do not fit are split
+        made now, cpu.map_faces); on a device, batches that do not fit are split
         (device_memory.run_fitting). A reduced precision whose output is not finite is given
         up here, in the caller's thread, and the batch run again in fp32."""
         precision = self.precision

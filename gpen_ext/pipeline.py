@@ -11,7 +11,7 @@ import torch
 
 from .aligned import restore_aligned_crops
 from .alignment import align_face
-from .arch.cpu_threads import CpuPlan, plan
+from .arch.cpu import CpuPlan, plan
 from .compositing import paste_face, paste_masks, restored_crops
 from .faces import left_to_right
 from .images import split_image, to_dtype, uint8_of
@@ -68,7 +68,7 @@ class FaceRestorer:
     def step_plan(self, faces):
         """How a step of at most `faces` faces goes, decided once for the step and handed to
         the network and the parser: on the CPU the faces it runs side by side anyway, each
-        on the threads the free cores allow (cpu_threads.plan), so that a stop waits for one
+        on the threads the free cores allow (cpu.plan), so that a stop waits for one
         step only; on a device the whole batch (no CPU plan)."""
         return plan(faces) if self.device.type == "cpu" else CpuPlan(faces, None)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gpen_ext.arch import cpu_threads
+from gpen_ext.arch import cpu as cpu_threads
 from gpen_ext.arch.gpen.fast import FastGPEN
 from gpen_ext.arch.bisenet import FastBiSeNet
 from gpen_ext.arch.parsenet import FastParseNet

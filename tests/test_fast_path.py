@@ -160,12 +160,13 @@ def test_auto_is_bf16_on_an_x86_cpu_with_native_bf16_else_fp32(
     """Decided by what the CPU is, never by a timing that load could flip: every process on
     a machine picks the same; said once in the log."""
     from gpen_ext import inference
+    from gpen_ext.arch import cpu
     monkeypatch.setattr(inference, "cpu_auto_is_bf16", real_cpu_auto_is_bf16)
-    monkeypatch.setattr(inference.platform, "machine", lambda: "x86_64")
-    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(cpu.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(cpu, "cpu_has_native_bf16", lambda: native)
     real_cpu_auto_is_bf16.cache_clear()
     try:
-        with caplog.at_level("INFO", logger="gpen_ext.inference"):
+        with caplog.at_level("INFO", logger="gpen_ext.arch.cpu"):
             precisions = [NetworkRunner(GPEN(8, 8, 1, 1, 0.0625), "cpu", "auto").precision
                           for _ in range(3)]
         assert precisions == [expected] * 3
@@ -176,8 +177,8 @@ def test_auto_is_bf16_on_an_x86_cpu_with_native_bf16_else_fp32(
 
 
 def test_auto_is_fp32_where_native_bf16_cannot_be_told(real_cpu_auto_is_bf16, monkeypatch):
-    from gpen_ext import inference
-    monkeypatch.setattr(inference.platform, "machine", lambda: "aarch64")
+    from gpen_ext.arch import cpu
+    monkeypatch.setattr(cpu.platform, "machine", lambda: "aarch64")
     real_cpu_auto_is_bf16.cache_clear()
     try:
         assert real_cpu_auto_is_bf16() is False

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gpen_ext.arch.cpu_threads import CpuPlan
+from gpen_ext.arch.cpu import CpuPlan
 from gpen_ext.face_models import FaceModels
 from gpen_ext.options import RestoreOptions
 from gpen_ext.pipeline import FaceRestorer, RestorationInterrupted

@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from .. import winograd
 from ..bands import EdgeRows, band_rows, bands, rows_of
-from ..cpu_threads import on_free_cores
+from ..cpu import on_free_cores
 from ..threads import THIN_CHANNELS, one_thread, run_all
 from .network import LEAKY_GAIN, LEAKY_SLOPE
 from .to_rgb import FastToRGB
