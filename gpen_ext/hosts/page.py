@@ -328,7 +328,9 @@ def serve(work, host="127.0.0.1", port=None, auth=None):
         server_name=host, server_port=port, auth=auth, max_file_size=MOST_UPLOAD_BYTES,
         footer_links=[], ssr_mode=False, quiet=True, prevent_thread_lock=True,
         show_error=False)
-    print(f"GPEN page: http://{host}:{port}  (Ctrl-C to stop)", flush=True)
+    where = f"http://{host}:{port}" if host != "0.0.0.0" else \
+        f"http://127.0.0.1:{port}  (and port {port} of every address of this computer)"
+    print(f"GPEN page: {where}  (Ctrl-C to stop)", flush=True)
     try:
         while True:
             time.sleep(3600)
