@@ -118,6 +118,15 @@ class FaceModels:
             self.weights(*PARSERS[options.parser],
                          functools.partial(build_parser_network, options.parser))
 
+    def load_installed(self, options):
+        """Load the detector and the parser `options` name where their weights are already in
+        the folder, nothing downloaded: ready before a first image needs them."""
+        _, filename, _ = DETECTORS[options.detection_model]
+        if (self.folder / filename).is_file():
+            self.detector(options.detection_model)
+        if (self.folder / PARSERS[options.parser][0]).is_file():
+            self.parser(options.parser)
+
     def weights(self, filename, release, build):
         """The weights file, downloaded if missing and allowed (checked by loading it into
         a freshly built network before it is renamed into place)."""

@@ -64,12 +64,8 @@ def read_image(path, max_megapixels=DEFAULT_MAX_MEGAPIXELS):
 
 def decode_image(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
     """Pixels (RGB order, any bit depth, upright) and metadata of an encoded image; its header
-    is checked first (one frame, at most `max_megapixels`)."""
-    header = read_header(data, name, max_megapixels)
-    if header.frames > 1:
-        raise AnimationError(f"cannot restore {name}: it has {header.frames} frames (an "
-                             f"animation or a multi-page file); extract the frames first")
-    check_pixels(header.width, header.height, max_megapixels, name)
+    is checked first (checked_header)."""
+    header = checked_header(data, name, max_megapixels)
     try:
         pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:
@@ -86,6 +82,17 @@ def decode_image(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
     turned = header.format == "TIFF" and opencv_turns_tiffs()  # already upright then
     return ImageFile(pixels if turned else apply_orientation(pixels, header.orientation),
                      header.text, header.exif)
+
+
+def checked_header(data, name="image", max_megapixels=DEFAULT_MAX_MEGAPIXELS):
+    """The header of an image that can be restored: one frame, at most `max_megapixels`;
+    else ImageFileError (AnimationError for several frames), nothing decoded."""
+    header = read_header(data, name, max_megapixels)
+    if header.frames > 1:
+        raise AnimationError(f"cannot restore {name}: it has {header.frames} frames (an "
+                             f"animation or a multi-page file); extract the frames first")
+    check_pixels(header.width, header.height, max_megapixels, name)
+    return header
 
 
 def swap_red_and_blue(pixels):

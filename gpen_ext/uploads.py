@@ -28,7 +28,7 @@ def safe_name(name):
     characters outside letters, digits, `._- ` replaced; refused where nothing is left."""
     last = PureWindowsPath(PurePosixPath(str(name)).name).name
     cleaned = _UNSAFE.sub("_", last).strip(" .")[-120:]
-    if not cleaned or cleaned.startswith("."):
+    if not cleaned:
         raise UploadError(f"'{name}': not a usable file name")
     return cleaned
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..faces import DETECTORS, PARSERS
-from ..files import IMAGE_SUFFIXES, ImageFileError, check_pixels, read_header, read_image
+from ..files import IMAGE_SUFFIXES, ImageFileError, checked_header, read_image
 from ..images import split_image, to_dtype
 from ..jobs import RestoreJob, check_tasks, plan_tasks
 from ..options import MAX_MEGAPIXELS, Settings
@@ -88,12 +87,11 @@ class PageSession:
 
 def _readable(photos):
     """(the photos whose headers read as one picture within the size limit, the words for
-    each of the others, which are removed)."""
+    each of the others, which are removed): told at upload, not when restored."""
     kept, refused = [], []
     for path in photos:
         try:
-            header = read_header(path.read_bytes(), path.name, MAX_MEGAPIXELS.default)
-            check_pixels(header.width, header.height, MAX_MEGAPIXELS.default, path.name)
+            checked_header(path.read_bytes(), path.name, MAX_MEGAPIXELS.default)
             kept.append(path)
         except ImageFileError as error:
             refused.append(str(error))
@@ -145,11 +143,7 @@ class PageWork:
         def load():
             try:
                 with self.lock:
-                    face_models = self.service.face_models()
-                    if (self.models_dir / DETECTORS[options.detection_model][1]).is_file():
-                        face_models.detector(options.detection_model)
-                    if (self.models_dir / PARSERS[options.parser][0]).is_file():
-                        face_models.parser(options.parser)
+                    self.service.face_models().load_installed(options)
                     if resolve_model(settings.model, self.models_dir).path.is_file():
                         self.service.restorer(settings.model, settings.precision)
             except Exception as error:  # told when a photo needs it; here only noted
@@ -189,8 +183,8 @@ class PageWork:
     def restore_clip(self, session, clip, settings, report):
         """One clip of `session` restored into a clip a browser plays; (its path, or the
         partial file's where Cancel stopped it, or None; the line saying how it went)."""
-        target = session.outputs("clip") / (clip.name if clip.suffix.lower() in PLAYABLE_SUFFIXES
-                                    else f"{clip.stem}.mp4")
+        playable = clip.suffix.lower() in PLAYABLE_SUFFIXES
+        target = session.outputs("clip") / (clip.name if playable else f"{clip.stem}.mp4")
         job = self._job([clip], target, settings)
         tasks = plan_tasks(job)
         check_tasks(tasks, None, job)
