@@ -12,6 +12,7 @@ import time
 import gradio as gr
 
 from ..files import read_image
+from ..jobs import UsageError
 from ..options import FACE_INDICES, MAX_MEGAPIXELS, MODEL, PRECISION, RESTORE_OPTIONS, Settings
 from ..registry import list_models, shown_name, unmarked
 from ..uploads import MOST_UPLOAD_BYTES
@@ -61,7 +62,7 @@ def settings_of(values):
 
 def failed_words(error):
     """An error as the page tells it: the error's own words, never a traceback."""
-    if isinstance(error, (ValueError, OSError)) or type(error).__name__ == "UsageError":
+    if isinstance(error, (ValueError, OSError, UsageError)):
         return f"⚠️ {error}"
     log.error("GPEN page: unexpected failure", exc_info=error)
     return f"⚠️ something went wrong ({type(error).__name__}: {error}); the log has the details"
@@ -162,29 +163,38 @@ def choose_face(boxes, numbers, click: gr.SelectData):
     return FACE_INDICES.to_text(chosen)
 
 
+def worked(tab, values, progress, part, work, finished):
+    """A button's work on the tab's `part` with the controls' `values`, told as it goes:
+    yields (words, then the outputs `finished(result)` gives, or None where the work could
+    not start or failed)."""
+    try:
+        settings = settings_of(values)
+    except ValueError as error:
+        yield failed_words(error), None, None
+        return
+    if tab is None or not tab.files[part]:
+        yield f"⚠️ drop {'photos' if part == 'photos' else 'a clip'} first", None, None
+        return
+    tab.cancel.clear()
+    for state, value in run_in_thread(lambda report: work(tab, settings, report), tab,
+                                      progress):
+        if state == "running":
+            yield value, gr.update(), gr.update()
+        elif state == "failed":
+            yield value, None, None
+        else:
+            yield finished(value)
+
+
 def photo_restorer(work):
     def restore_photos(tab, name, *values, progress=gr.Progress()):
         """Every photo of the tab restored: yields (words, before/after, downloads)."""
-        try:
-            settings = settings_of(values)
-        except ValueError as error:
-            yield failed_words(error), None, None
-            return
-        if tab is None or not tab.files["photos"]:
-            yield "⚠️ drop photos first", None, None
-            return
-        tab.cancel.clear()
-        for state, value in run_in_thread(
-                lambda report: work.restore_photos(tab, settings, report), tab, progress):
-            if state == "running":
-                yield value, gr.update(), gr.update()
-            elif state == "failed":
-                yield value, None, None
-            else:
-                stopped = "**Cancelled**: the faces restored so far are kept.\n" \
-                    if tab.cancel.is_set() else ""
-                yield stopped + "\n".join(f"- {line}" for line in value), \
-                    before_after(tab, name), downloads(tab, name)
+        def finished(lines):
+            stopped = "**Cancelled**: the faces restored so far are kept.\n" \
+                if tab.cancel.is_set() else ""
+            return stopped + "\n".join(f"- {line}" for line in lines), \
+                before_after(tab, name), downloads(tab, name)
+        yield from worked(tab, values, progress, "photos", work.restore_photos, finished)
     return restore_photos
 
 
@@ -209,25 +219,12 @@ def downloads(tab, name):
 def clip_restorer(work):
     def restore_clip(tab, *values, progress=gr.Progress()):
         """The tab's clip restored: yields (words, the clip to play, the file to download)."""
-        try:
-            settings = settings_of(values)
-        except ValueError as error:
-            yield failed_words(error), None, None
-            return
-        clip = next(iter(tab.files["clip"] if tab else []), None)
-        if clip is None:
-            yield "⚠️ drop a clip first", None, None
-            return
-        tab.cancel.clear()
-        for state, value in run_in_thread(
-                lambda report: work.restore_clip(tab, clip, settings, report), tab, progress):
-            if state == "running":
-                yield value, gr.update(), gr.update()
-            elif state == "failed":
-                yield value, None, None
-            else:
-                played, words = value
-                yield words, played and str(played), played and str(played)
+        def finished(outcome):
+            played, words = outcome
+            return words, played and str(played), played and str(played)
+        yield from worked(tab, values, progress, "clip",
+                          lambda tab, settings, report: work.restore_clip(
+                              tab, tab.files["clip"][0], settings, report), finished)
     return restore_clip
 
 
@@ -264,8 +261,8 @@ def photo_tab(work, session, options, open_tabs):
                       elem_id="gpen-downloads")
     find = dict(fn=face_finder(work), inputs=[session, shown, *options],
                 outputs=[faces, boxes, words])
-    uploads.change(take_uploads("photos", open_tabs), [session, uploads], [session, shown, words]) \
-        .then(**find)
+    uploads.change(take_uploads("photos", open_tabs), [session, uploads],
+                   [session, shown, words]).then(**find)
     shown.input(**find)
     for option in OPTIONS:
         if option.name in DETECTION:
