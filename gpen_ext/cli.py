@@ -15,8 +15,8 @@ from . import __version__
 from .allocator import keep_freed_memory
 from .jobs import (EXIT_OK, EXIT_USAGE, RAY_FLAGS, VIDEO_FLAGS, RestoreJob, Terminated,
                    UsageError, job_flags, usage_errors)
-from .options import (CHOICE, DEVICES, FACE_NUMBERS, FLAG, INTEGER, LIST_KINDS, MODEL, NAMES,
-                      NUMBER, RestoreOptions, restore_option_list)
+from .options import (CHOICE, FACE_NUMBERS, FLAG, INTEGER, LIST_KINDS, MODEL, NAMES, NUMBER,
+                      RestoreOptions, restore_option_list)
 from .registry import AUTO_MODEL, KNOWN_MODELS, default_models_dir, list_models, resolve_model
 
 log = logging.getLogger("gpen_ext")
@@ -45,9 +45,10 @@ def build_parser():
 
 
 def add_app_arguments(app):
-    app.add_argument("--models-dir", type=Path, help="where models live (default: "
-                     f"$GPEN_MODELS_DIR, else {default_models_dir()})")
-    app.add_argument("--device", choices=DEVICES, default="auto")
+    """The page's own flags; where its models live and which device, as for `restore`."""
+    flags = {item.name: item for item in fields(RestoreJob)}
+    for name in ("models_dir", "device"):
+        add_job_flag(app, name, job_flags()[name], flags[name].default)
     app.add_argument("--listen", action="store_true",
                      help="serve on every network address (0.0.0.0), not only this computer: "
                           "needs --auth, or --no-auth typed out")
