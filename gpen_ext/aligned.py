@@ -26,12 +26,11 @@ def restore_aligned_crops(restorer, images, options, any_float_range=False, prog
     count.found(len(crops))
     step_plan = restorer.step_plan(min(len(crops), options.batch_size))
     restored, step = [], step_plan.side_by_side
-    cpu_plan = step_plan if step_plan.threads else None
     for start in range(0, len(crops), step):
         try:
             with count.checker("network", len(crops[start:start + step])):
                 restored.extend(restored_crops(runner, crops[start:start + step], options,
-                                               step_plan=cpu_plan))
+                                               step_plan=step_plan))
         except RestorationInterrupted:
             break
         for stage in ("network", "masks", "pasted"):  # no masks or pastes: at once

@@ -233,16 +233,15 @@ def _restore_step(restorer, runner, batch, aligned, inputs, options, count, step
     """FaceRestorer.restore_batch's faces of one step, pasted unless a stop comes before
     they are all through the network and the parser (checked inside them too); one CPU plan
     for both."""
-    cpu_plan = step_plan if step_plan.threads else None
     try:
         with count.checker("network", len(inputs)):
             restored = restored_crops(runner, inputs, options,
-                                      [tracked.face.box for _, tracked in batch], cpu_plan)
+                                      [tracked.face.box for _, tracked in batch], step_plan)
         count.passed("network", len(restored))
         if count.stopped:
             return False
         with count.checker("masks", len(restored)):
-            masks = _masks_of(restorer, restored, options, cpu_plan)
+            masks = _masks_of(restorer, restored, options, step_plan)
     except RestorationInterrupted:
         return False
     release = runner.size if restorer.networks.auto else None
@@ -257,12 +256,12 @@ def _restore_step(restorer, runner, batch, aligned, inputs, options, count, step
     return True
 
 
-def _masks_of(restorer, restored, options, cpu_plan=None):
+def _masks_of(restorer, restored, options, step_plan=None):
     """Paste masks in crop coordinates for restored float crops: parsed, or the box's."""
     parser = None if options.mask == "box" else restorer.face_models.parser(options.parser)
     return paste_masks([uint8_of(crop) for crop in restored], parser and (
         lambda crops: parser.face_masks(crops, options.face_regions, restorer.precision,
-                                        cpu_plan)))
+                                        step_plan)))
 
 
 def _one_image(options):

@@ -190,7 +190,8 @@ def map_faces(run, batch, step_plan=None):
     as it is (`on_free_cores`)."""
     token = _PLAN_IN_FORCE.set(True)
     try:
-        return _mapped(run, batch, step_plan or plan(len(batch)))
+        usable = step_plan is not None and step_plan.threads  # a device's step has none
+        return _mapped(run, batch, step_plan if usable else plan(len(batch)))
     finally:
         _PLAN_IN_FORCE.reset(token)
 

@@ -30,12 +30,19 @@ def torch_threads(count):
     each thread's outermost block gives back, and what the last block to end puts back."""
     with _HELD_LOCK:
         previous = torch.get_num_threads()
-        if _HELD["blocks"] == 0:
-            _HELD["default"] = previous
-        elif not getattr(_BLOCKS_HERE, "count", 0):
-            previous = _HELD["default"]  # what this thread found may be another block's
-        _HELD["blocks"] += 1
-        torch.set_num_threads(count)
+        here = getattr(_BLOCKS_HERE, "count", 0)
+        # nothing to set, nor to put back, where the count already is the one asked for
+        unchanged = count == previous and (here or _HELD["blocks"] == 0)
+        if not unchanged:
+            if _HELD["blocks"] == 0:
+                _HELD["default"] = previous
+            elif not here:
+                previous = _HELD["default"]  # what this thread found may be another block's
+            _HELD["blocks"] += 1
+            torch.set_num_threads(count)
+    if unchanged:
+        yield
+        return
     _BLOCKS_HERE.count = getattr(_BLOCKS_HERE, "count", 0) + 1
     try:
         yield
