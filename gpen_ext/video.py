@@ -110,8 +110,7 @@ class VideoSource(ClipSource):
             raise ClipError(f"cannot restore {self.path}: no frame could be decoded")
         self.head = head
         frame, stream, context = self.first[0], self.video, self.video.codec_context
-        matrix = next((side for side in frame.side_data if "DISPLAYMATRIX" in str(side.type)),
-                      None)
+        matrix = _display_matrix(frame)
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         bits = max(component.bits for component in frame.format.components)
         return ClipInfo(
@@ -368,6 +367,16 @@ def _bits(pixel_format):
 def _reason(error):
     text = getattr(error, "strerror", None) or str(error)
     return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def _display_matrix(frame):
+    """A decoded frame's display matrix (how it is to be turned), or None. PyAV 18.1.1 made
+    frame.side_data a mapping iterated by its types; 18.1.0 iterated the side data itself."""
+    for item in frame.side_data:
+        side = item if hasattr(item, "type") else frame.side_data[item]
+        if "DISPLAYMATRIX" in str(side.type):
+            return side
+    return None
 
 
 def open_source(path, kind, max_megapixels, rate=25):
