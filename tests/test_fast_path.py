@@ -49,12 +49,15 @@ def test_row_bands_of_any_height_give_the_same_output(path, band_bytes, monkeypa
         assert (fast(vector["input"]) - vector["output"]).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("winograd", [False, True], ids=["direct", "winograd"])
 @pytest.mark.parametrize("band_bytes", [1, 3000, 8 << 20])
-def test_top_level_in_bands_equals_it_layer_by_layer(band_bytes, monkeypatch):
-    """The top level streams on the CPU (up-conv, conv and to-RGB a band at a time); with
-    that turned off, the same layers run one after the other over whole maps."""
+def test_top_level_in_bands_equals_it_layer_by_layer(band_bytes, winograd, monkeypatch):
+    """The top level streams on the CPU (up-conv, conv and to-RGB a band at a time, its conv
+    direct or on Winograd, whose tiles round a band's rows up); with that turned off, the
+    same layers run one after the other over whole maps."""
     monkeypatch.setattr("gpen_ext.arch.bands.BAND_BYTES", band_bytes)
     vector, fast = fast_path_for(PARITY_FILES[0])
+    fast.levels[-1].conv.winograd_on_cpu = winograd
     x = torch.rand(3, 3, fast.size, fast.size) * 2 - 1
     streamed = []
     original = FastLevel.streams

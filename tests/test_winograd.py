@@ -78,3 +78,25 @@ def test_reflection_padding_residual_and_activation_onto_the_residual(band_tiles
                      None, None, bias, residual, band_tiles, padding="reflect", leaky_slope=0.2,
                      residual=residual)
     assert (residual - expected).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("band_tiles", [1, 7, 512])
+def test_a_band_with_its_own_halo_rows_gives_the_rows_between(band_tiles, monkeypatch):
+    """The top level's streamed conv: a band of rows carrying the rows above and below it
+    (zeros beyond the map) gives the convolution of the rows between, in sub-bands of any
+    size."""
+    monkeypatch.setattr(winograd, "MIN_BAND_TILES", band_tiles)
+    monkeypatch.setattr(winograd, "TILE_BAND_BYTES", 1)
+    torch.manual_seed(band_tiles)
+    n, channels, out_channels, height, width = 1, 5, 3, 24, 20
+    x = torch.randn(n, channels, height, width, dtype=torch.float64)
+    weight = torch.randn(out_channels, channels, 3, 3, dtype=torch.float64)
+    in_scale = torch.rand(n, channels, dtype=torch.float64) + 0.5
+    out_scale = torch.rand(n, out_channels, dtype=torch.float64) + 0.5
+    bias = torch.randn(out_channels, dtype=torch.float64)
+    expected = direct(x, weight, in_scale, out_scale, bias).permute(0, 2, 3, 1)
+    rows = F.pad(x, (0, 0, 1, 1))[:, :, 8:8 + 12 + 2]  # map rows 7..20: a halo each side
+    out = torch.full((n, 12, width, out_channels), 7.0, dtype=torch.float64)
+    winograd.conv3x3_rows(rows.permute(0, 2, 3, 1), winograd.transform_weight(weight),
+                          in_scale, out_scale, bias, out)
+    assert (out - expected[:, 8:20]).abs().max().item() < 1e-10

@@ -17,9 +17,10 @@ oracle it is tested against. What changes, all exact up to float rounding:
   bands that stay in cache. Bands are independent of each other (a layer writing over its
   input copies the rows around each band first), so that threads may share them
   (`threads.run_all`);
-- on the CPU in fp32, the decoder's wide 3x3 layers run as Winograd F(4x4, 3x3) convolutions
-  (`winograd.py`): a quarter of the multiply-adds, written straight into the concatenated
-  buffer. Elsewhere (GPU, bf16, narrow layers) the direct convolution is faster;
+- on the CPU in fp32, the decoder's 3x3 layers with 128 input channels or more run as
+  Winograd F(4x4, 3x3) convolutions (`winograd.py`): a quarter of the multiply-adds, written
+  straight into the concatenated buffer (at the top level, into each band). Elsewhere (GPU,
+  bf16, narrow layers, the transposed up-convs) the direct convolution is faster;
 - the style code, every layer's modulation and the layers on small maps run on one thread
   (`threads.one_thread`); thin products (the RGB input, to-RGB) and the Winograd layers each
   band on one thread (`run_all(in_order=True)`): the output is the same to the bit on any
@@ -233,6 +234,28 @@ class FastStyledConv(nn.Module):
         return F.conv2d(transposed, self.blur.to(rows.dtype), bias, padding=(0, 1),
                         groups=self.out_channels)
 
+    def rows_computed(self, x, rows):
+        """How many output rows the `rows_convolution` for maps like `x` computes for `rows`
+        wanted: Winograd computes whole tiles (the caller's buffer holds the rows beyond)."""
+        return -(-rows // winograd.TILE) * winograd.TILE if self.uses_winograd(x) else rows
+
+    def rows_convolution(self, x, in_scale, demod):
+        """One face's `convolve_rows` for maps like `x`: on Winograd where it pays, the style
+        on the activations, else in the weights."""
+        if self.uses_winograd(x):
+            return functools.partial(self.winograd_rows, in_scale=in_scale, demod=demod)
+        return functools.partial(self.convolve_rows,
+                                 weight=self.face_weight(in_scale[0], demod[0], x.dtype))
+
+    def winograd_rows(self, rows, in_scale, demod):
+        """As `convolve_rows`, on Winograd, the style on the activations: `rows` hold
+        `rows_computed` rows between their halos."""
+        y = torch.empty((rows.shape[0], self.out_channels, rows.shape[2] - 2, rows.shape[3]),
+                        dtype=rows.dtype, device=rows.device, memory_format=torch.channels_last)
+        winograd.conv3x3_rows(rows.permute(0, 2, 3, 1), self.winograd_weight(), in_scale, demod,
+                              self.bias, y.permute(0, 2, 3, 1))
+        return y
+
     def convolve_batch(self, x, in_scale, demod):
         x = x * in_scale[:, :, None, None]
         demod = demod[:, :, None, None]
@@ -251,11 +274,12 @@ def _concat_buffer(like, batch, channels, height, width):
 
 
 def _winograd_pays(styled, resolution):
-    """Where Winograd beat the direct convolution on a 2-core AVX-512 CPU: many input
-    channels (its matrix products dominate) and maps of 32x32 or more (tiles enough to pay
-    for the transforms). Smaller maps keep the direct convolution, sparing the transformed
-    weights' memory (four times the layer's own, 75 MB for a 1024-channel layer)."""
-    return styled.conv.weight.shape[2] >= 256 and resolution >= 32
+    """Where Winograd beat the direct convolution on a 2-core AVX-512 CPU, and on it limited
+    to AVX2: 128 input channels or more (its matrix products dominate) and maps of 32x32 or
+    more (tiles enough to pay for the transforms). Smaller maps keep the direct convolution,
+    sparing the transformed weights' memory (four times the layer's own, 75 MB for a
+    1024-channel layer)."""
+    return styled.conv.weight.shape[2] >= 128 and resolution >= 32
 
 
 class FastLevel(nn.Module):
@@ -265,7 +289,8 @@ class FastLevel(nn.Module):
         super().__init__()
         self.resolution = resolution
         self.up_conv = FastStyledConv(up_conv, gain, gain)  # transposed: never Winograd
-        self.conv = FastStyledConv(conv, gain, gain, winograd_on_cpu=_winograd_pays(conv, resolution))
+        self.conv = FastStyledConv(conv, gain, gain,
+                                   winograd_on_cpu=_winograd_pays(conv, resolution))
         self.to_rgb = FastToRGB(to_rgb, gain)
 
     def forward(self, handed_over, code, feature, skip):
@@ -274,8 +299,8 @@ class FastLevel(nn.Module):
         return out, self.to_rgb(out, code, skip)
 
     def streams(self, x):
-        """Where the up-conv goes band by band anyway and the conv is direct (see `in_bands`)."""
-        return not self.up_conv.convolves_batch(x) and not self.conv.uses_winograd(x)
+        """Where the up-conv goes band by band anyway (see `in_bands`)."""
+        return not self.up_conv.convolves_batch(x)
 
     def in_bands(self, x, code, feature, skip):
         """The RGB output of this level, one face and one band of rows at a time, so that its
@@ -290,33 +315,33 @@ class FastLevel(nn.Module):
         tasks = []
         for face in range(n):
             weights = (up.face_weight(up_scale[face], up_demod[face], x.dtype),
-                       conv.face_weight(in_scale[face], demod[face], x.dtype),
+                       conv.rows_convolution(x, in_scale[face:face + 1], demod[face:face + 1]),
                        self.to_rgb.face_weights(code[face:face + 1], x.dtype))
             one = x[face:face + 1]
             tasks += [functools.partial(self.rgb_rows, one, weights, start, stop,
                                         feature[face:face + 1], skip[face:face + 1],
                                         rgb[face:face + 1]) for start, stop in up.spans(one)]
-        run_all(tasks)
+        run_all(tasks, in_order=conv.uses_winograd(x))  # Winograd's products on one thread
         return rgb
 
     def rgb_rows(self, x, weights, start, stop, feature, skip, rgb):
         """The rows of `rgb` whose conv output the up-conv rows start..stop complete: the
         up-conv rows from two above `start` (computed again: the band above has them too) to
-        `stop` are injected into one buffer, convolved, the conv output written over them and
-        turned to RGB while still in cache, the upsampled skip added. Rows beyond the map are
-        zeros."""
+        `stop` are injected into one buffer, convolved (`weights[1]`: the face's conv of the
+        buffer), the conv output written over them and turned to RGB while still in cache,
+        the upsampled skip added. Rows beyond the map are zeros."""
         up, conv = self.up_conv, self.conv
         height, width = 2 * x.shape[2], 2 * x.shape[3]
         top = max(start - 2, 0)
         above, below = int(start == 0), int(stop == height)  # the zero rows beyond the map
-        rows = _concat_buffer(x, 1, up.out_channels, above + stop - top + below, width)
+        wanted = above + stop - top + below - 2
+        rows = _concat_buffer(x, 1, up.out_channels, conv.rows_computed(x, wanted) + 2, width)
         if above:
             rows[:, :, :1] = 0
-        if below:
-            rows[:, :, -1:] = 0
+        rows[:, :, above + stop - top:] = 0
         up.inject(rows[:, :, above:above + stop - top], feature[:, :, top:stop],
                   up.convolve_band(x, weights[0], top, stop))
-        y = conv.convolve_rows(rows, weights[1])
+        y = weights[1](rows)[:, :, :wanted]
         done = slice(top + 1 - above, top + 1 - above + y.shape[2])  # map rows
         band = rows[:, :, 1:1 + y.shape[2]]  # over the rows just read
         conv.inject(band, feature[:, :, done], y)
