@@ -33,8 +33,8 @@ def resolve_device(name="auto"):
 
 
 def resolve_precision(precision, device, warn=True):
-    """The precision to run in on `device`: 'auto' is fp16 on CUDA, bf16 on a CPU that computes
-    bf16 natively (cpu_has_native_bf16), fp32 elsewhere; fp16 asked for on the CPU, where it
+    """The precision to run in on `device`: 'auto' is fp16 on CUDA, bf16 on a CPU where it is
+    the faster (cpu_auto_is_bf16), fp32 elsewhere; fp16 asked for on the CPU, where it
     is a GPU feature, runs in fp32 (with a warning unless `warn` is off: a model parked on the
     CPU between runs)."""
     if precision not in PRECISIONS:

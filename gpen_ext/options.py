@@ -270,8 +270,8 @@ FACES_PER_IMAGE = Option("faces_per_image", INTEGER, 100, "most faces in one ima
                          "many are restored", minimum=1, maximum=10000, step=1)
 PRECISION = Option("precision", CHOICE, "auto", "precision",
                    "auto: fp16 on CUDA (retried in fp32 if it fails), bf16 on an x86 CPU with "
-                   "native bf16 (AVX-512 BF16 or AMX), else fp32; in a host, the host's choice "
-                   "where it makes one. bf16 is slow on CPUs without native bf16",
+                   "AMX or on an AMD CPU with AVX-512 BF16, else fp32; in a host, the host's "
+                   "choice where it makes one. bf16 is slow on CPUs without native bf16",
                    choices=PRECISIONS)
 # How a restored video is written (the command line and the Python API read and write video).
 VIDEO_CODEC = Option("video_codec", CHOICE, "auto", "video codec",

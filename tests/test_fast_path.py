@@ -157,16 +157,23 @@ def test_bf16_on_a_cpu_without_native_bf16_says_it_is_slow(monkeypatch, caplog):
     assert "native bf16" not in caplog.text
 
 
-@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
-def test_auto_is_bf16_on_an_x86_cpu_with_native_bf16_else_fp32(
-        native, expected, real_cpu_auto_is_bf16, monkeypatch, caplog):
-    """Decided by what the CPU is, never by a timing that load could flip: every process on
-    a machine picks the same; said once in the log."""
+@pytest.mark.parametrize("native, amx, vendor, expected", [
+    (True, True, "GenuineIntel", "bf16"), (True, False, "AuthenticAMD", "bf16"),
+    (True, False, "GenuineIntel", "fp32"), (True, False, "", "fp32"),
+    (False, False, "AuthenticAMD", "fp32")])
+def test_auto_is_bf16_where_the_cpu_computes_it_faster_than_fp32(
+        native, amx, vendor, expected, real_cpu_auto_is_bf16, monkeypatch, caplog):
+    """AMX, or AVX-512 BF16 on AMD (measured faster than fp32); not AVX-512 BF16 on Intel
+    without AMX (measured slower), nor without native bf16. Decided by what the CPU is,
+    never by a timing that load could flip: every process on a machine picks the same; said
+    once in the log."""
     from gpen_ext import inference
     from gpen_ext.arch import cpu
     monkeypatch.setattr(inference, "cpu_auto_is_bf16", real_cpu_auto_is_bf16)
     monkeypatch.setattr(cpu.platform, "machine", lambda: "x86_64")
     monkeypatch.setattr(cpu, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(cpu, "cpu_has_amx", lambda: amx)
+    monkeypatch.setattr(cpu, "cpu_vendor", lambda: vendor)
     real_cpu_auto_is_bf16.cache_clear()
     try:
         with caplog.at_level("INFO", logger="gpen_ext.arch.cpu"):
@@ -187,3 +194,22 @@ def test_auto_is_fp32_where_native_bf16_cannot_be_told(real_cpu_auto_is_bf16, mo
         assert real_cpu_auto_is_bf16() is False
     finally:
         real_cpu_auto_is_bf16.cache_clear()
+
+
+def test_amx_counts_only_where_onednn_may_use_it(monkeypatch):
+    from gpen_ext.arch import cpu
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert cpu.cpu_has_amx()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert not cpu.cpu_has_amx()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert cpu.cpu_has_amx()
+
+
+def test_the_cpu_vendor_comes_from_the_platform_where_the_kernel_does_not_say(monkeypatch):
+    from gpen_ext.arch import cpu
+    monkeypatch.setattr("builtins.open", lambda *a, **k: (_ for _ in ()).throw(OSError()))
+    monkeypatch.setattr(cpu.platform, "processor",
+                        lambda: "AMD64 Family 25 Model 17 Stepping 1, AuthenticAMD")
+    assert cpu.cpu_vendor() == "AuthenticAMD"

@@ -63,7 +63,9 @@ class FastEncoderBlock(nn.Module):
         super().__init__()
         conv = block.conv
         self.downsample = block.downsample
-        self.register_buffer("weight", conv.weight * conv.scale * input_gain)
+        # channels-last like the activations, or every call would convert it
+        self.register_buffer("weight", (conv.weight * conv.scale * input_gain)
+                             .contiguous(memory_format=torch.channels_last))
         self.register_buffer("bias", block.activate.bias.detach().clone())
         if self.downsample:
             self.register_buffer("blur", _depthwise(block.blur.kernel, conv.weight.shape[1]))
