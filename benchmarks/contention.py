@@ -50,9 +50,9 @@ def ours(what, repeats):
     from gpen_ext.inference import NetworkRunner
 
     if what == "parser":
-        from gpen_ext.face_models import FaceParser, build_parser_network
+        from gpen_ext.face_models import FaceParser, build_parser_network, fast_parser_network
         torch.manual_seed(0)
-        parser = FaceParser(build_parser_network())
+        parser = FaceParser(fast_parser_network("parsenet", build_parser_network()))
         crop = (torch.rand(512, 512, 3) * 255).to(torch.uint8).numpy()
         return median_seconds(lambda: parser.face_masks([crop]), repeats)
     size = int(what)
