@@ -2,8 +2,11 @@
 machine's own limit (issue 45): each group's arithmetic (GFLOP of its direct convolutions,
 counted by torch on the straightforward network), its seconds in the fast network as the
 restorer runs it (fp32, one face, the threads the CPU gives), the GFLOP/s that makes, and
-the seconds the group would take at the sgemm peak measured in the same run, with its 3x3
-layers on Winograd F(4x4, 3x3), which needs a quarter of the multiplications (the limit).
+the seconds the group would take at the sgemm peak measured in the same run (the limit),
+with its stride-1 3x3 convs on Winograd F(4x4, 3x3), a quarter of the multiplications, and
+its other convs direct: the transposed up-convs and the encoder's strided ones (their
+four-phase forms, the blur folded in, need as many multiplications on Winograd as direct;
+measured slower).
 
     python benchmarks/benchmark.py --layers [--sizes 512 2048]
 """
@@ -34,18 +37,26 @@ def _timed(call):
 
 
 def group_flops(network, x):
-    """GFLOP of each layer group of the straightforward network: the encoder's blocks by
-    the size of their output, the decoder's levels by theirs (4: its first conv and to-RGB)."""
+    """(GFLOP, of which stride-1 3x3 convs) of each layer group of the straightforward
+    network: the encoder's blocks by the size of their output, the decoder's levels by
+    theirs (4: its first conv and to-RGB)."""
     with torch.inference_mode(), FlopCounterMode(display=False, depth=None) as counter:
         network(x)
-    counts = {name: sum(ops.values()) / 1e9 for name, ops in counter.get_flop_counts().items()}
+    by_module = counter.get_flop_counts()
+    counts = {name: sum(ops.values()) / 1e9 for name, ops in by_module.items()}
     size = network.size
-    groups = {f"encoder {size >> index}": counts[f"GPEN.ecd{index}.0"]
+    groups = {f"encoder {size >> index}": (counts[f"GPEN.ecd{index}.0"], 0.0)
               for index in range(network.n_stages)}
-    groups["decoder 4"] = counts["GPEN.generator.conv1"] + counts["GPEN.generator.to_rgb1"]
+    def convolution(name):  # a styled conv's own convolution, without its modulation
+        return sum(flops for op, flops in by_module[f"GPEN.generator.{name}"].items()
+                   if "convolution" in str(op)) / 1e9
+
+    groups["decoder 4"] = (counts["GPEN.generator.conv1"] + counts["GPEN.generator.to_rgb1"],
+                           convolution("conv1"))
     for index, (resolution, *_) in enumerate(network.generator.levels()):
-        groups[f"decoder {resolution}"] = sum(counts[f"GPEN.generator.{name}"] for name in (
-            f"convs.{2 * index}", f"convs.{2 * index + 1}", f"to_rgbs.{index}"))
+        groups[f"decoder {resolution}"] = (sum(counts[f"GPEN.generator.{name}"] for name in (
+            f"convs.{2 * index}", f"convs.{2 * index + 1}", f"to_rgbs.{index}")),
+            convolution(f"convs.{2 * index + 1}"))
     return groups
 
 
@@ -87,17 +98,18 @@ def table(sizes=(512,)):
         x = torch.rand(1, 3, size, size) * 2 - 1
         flops = group_flops(network, x)
         total, seconds = group_seconds(load_model(network.state_dict()), x)
-        print(f"GPEN-BFR-{size}: {sum(flops.values()):.0f} GFLOP in {total:.2f} s")
+        whole = sum(gflop for gflop, _ in flops.values())
+        print(f"GPEN-BFR-{size}: {whole:.0f} GFLOP in {total:.2f} s")
         print(f"{'group':>14}{'GFLOP':>8}{'s':>8}{'GFLOP/s':>9}{'of peak':>9}"
               f"{'limit s':>9}{'s/limit':>9}")
         limits = 0.0
-        for name, gflop in flops.items():
+        for name, (gflop, winograd_gflop) in flops.items():
             spent = seconds.get(name, 0.0)
-            limit = gflop / 4 / peak  # 3x3 layers on Winograd: a quarter of the products
+            limit = (gflop - winograd_gflop * 3 / 4) / peak
             limits += limit
             rate = gflop / spent if spent else float("nan")
             print(f"{name:>14}{gflop:>8.2f}{spent:>8.3f}{rate:>9.0f}{rate / peak:>8.0%} "
                   f"{limit:>8.3f}{spent / limit if limit else float('nan'):>9.1f}")
-        print(f"{'whole':>14}{sum(flops.values()):>8.1f}{total:>8.2f}"
-              f"{sum(flops.values()) / total:>9.0f}{sum(flops.values()) / total / peak:>8.0%} "
+        print(f"{'whole':>14}{whole:>8.1f}{total:>8.2f}"
+              f"{whole / total:>9.0f}{whole / total / peak:>8.0%} "
               f"{limits:>8.3f}{total / limits:>9.1f}", flush=True)

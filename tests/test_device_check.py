@@ -57,3 +57,31 @@ def test_the_benchmark_stage_clock_hears_every_stage_it_times(tiny_state_dict, f
                                                parser="bisenet"), progress=clock)
     heard = {stage for stage in STAGES if clock.seconds[stage] > 0}
     assert heard == set(StageClock.ENDS.values()) - {None}  # network, parse, paste
+
+
+def test_the_layer_table_counts_each_decoder_conv_as_its_shape_says():
+    """benchmarks/layers.py: a level's stride-1 3x3 conv (the part Winograd may take) is
+    2 * 9 * in * out * side^2 flops; the rest of the level (up-conv, to-RGB) is counted
+    beside it, and the groups add up to the whole network but its style code (the mapping
+    network's few products)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from layers import group_flops
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from gpen_ext.arch.gpen.network import GPEN
+    from torch.utils.flop_counter import FlopCounterMode
+    network = GPEN(64, 32, 2, 1, 0.25).eval().requires_grad_(False)
+    x = torch.rand(1, 3, 64, 64)
+    groups = group_flops(network, x)
+    for resolution, _, conv, _ in network.generator.levels():
+        out_channels, in_channels = conv.conv.weight.shape[1:3]
+        gflop, winograd_gflop = groups[f"decoder {resolution}"]
+        assert winograd_gflop == pytest.approx(
+            2 * 9 * in_channels * out_channels * resolution ** 2 / 1e9)
+        assert gflop > winograd_gflop
+    assert all(winograd == 0 for name, (_, winograd) in groups.items() if "encoder" in name)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        network(x)
+    total = counter.get_total_flops() / 1e9
+    assert 0.999 * total < sum(gflop for gflop, _ in groups.values()) < total
