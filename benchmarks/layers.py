@@ -47,6 +47,7 @@ def group_flops(network, x):
     size = network.size
     groups = {f"encoder {size >> index}": (counts[f"GPEN.ecd{index}.0"], 0.0)
               for index in range(network.n_stages)}
+
     def convolution(name):  # a styled conv's own convolution, without its modulation
         return sum(flops for op, flops in by_module[f"GPEN.generator.{name}"].items()
                    if "convolution" in str(op)) / 1e9

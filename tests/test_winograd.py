@@ -13,15 +13,22 @@ def direct(x, weight, in_scale, out_scale, bias):
     return y * out_scale[:, :, None, None] + bias[:, None, None]
 
 
-@pytest.mark.parametrize("band_tiles", [1, 7, 512])  # one tile row per band, ragged bands, one
-def test_conv3x3_is_exact_in_float64_into_a_strided_output(band_tiles):
-    torch.manual_seed(band_tiles)
-    n, channels, out_channels, height, width = 2, 5, 3, 12, 20
+def random_layer(seed, n, channels, out_channels, height, width):
+    """A float64 map and a styled layer's weight, per-image scales and bias."""
+    torch.manual_seed(seed)
     x = torch.randn(n, channels, height, width, dtype=torch.float64)
     weight = torch.randn(out_channels, channels, 3, 3, dtype=torch.float64)
     in_scale = torch.rand(n, channels, dtype=torch.float64) + 0.5
     out_scale = torch.rand(n, out_channels, dtype=torch.float64) + 0.5
     bias = torch.randn(out_channels, dtype=torch.float64)
+    return x, weight, in_scale, out_scale, bias
+
+
+@pytest.mark.parametrize("band_tiles", [1, 7, 512])  # one tile row per band, ragged bands, one
+def test_conv3x3_is_exact_in_float64_into_a_strided_output(band_tiles):
+    n, channels, out_channels, height, width = 2, 5, 3, 12, 20
+    x, weight, in_scale, out_scale, bias = random_layer(
+        band_tiles, n, channels, out_channels, height, width)
     buffer = torch.full((n, height, width, 2 * out_channels), 7.0, dtype=torch.float64)
     winograd.conv3x3(x.permute(0, 2, 3, 1).contiguous(), winograd.transform_weight(weight),
                      in_scale, out_scale, bias, buffer[..., :out_channels], band_tiles)
@@ -87,13 +94,9 @@ def test_a_band_with_its_own_halo_rows_gives_the_rows_between(band_tiles, monkey
     size."""
     monkeypatch.setattr(winograd, "MIN_BAND_TILES", band_tiles)
     monkeypatch.setattr(winograd, "TILE_BAND_BYTES", 1)
-    torch.manual_seed(band_tiles)
     n, channels, out_channels, height, width = 1, 5, 3, 24, 20
-    x = torch.randn(n, channels, height, width, dtype=torch.float64)
-    weight = torch.randn(out_channels, channels, 3, 3, dtype=torch.float64)
-    in_scale = torch.rand(n, channels, dtype=torch.float64) + 0.5
-    out_scale = torch.rand(n, out_channels, dtype=torch.float64) + 0.5
-    bias = torch.randn(out_channels, dtype=torch.float64)
+    x, weight, in_scale, out_scale, bias = random_layer(
+        band_tiles, n, channels, out_channels, height, width)
     expected = direct(x, weight, in_scale, out_scale, bias).permute(0, 2, 3, 1)
     rows = F.pad(x, (0, 0, 1, 1))[:, :, 8:8 + 12 + 2]  # map rows 7..20: a halo each side
     out = torch.full((n, 12, width, out_channels), 7.0, dtype=torch.float64)
