@@ -236,28 +236,6 @@ class FastStyledConv(nn.Module):
         return F.conv2d(transposed, self.blur.to(rows.dtype), bias, padding=(0, 1),
                         groups=self.out_channels)
 
-    def rows_computed(self, x, rows):
-        """How many output rows the `rows_convolution` for maps like `x` computes for `rows`
-        wanted: Winograd computes whole tiles (the caller's buffer holds the rows beyond)."""
-        return -(-rows // winograd.TILE) * winograd.TILE if self.uses_winograd(x) else rows
-
-    def rows_convolution(self, x, in_scale, demod):
-        """One face's `convolve_rows` for maps like `x`: on Winograd where it pays, the style
-        on the activations, else in the weights."""
-        if self.uses_winograd(x):
-            return functools.partial(self.winograd_rows, in_scale=in_scale, demod=demod)
-        return functools.partial(self.convolve_rows,
-                                 weight=self.face_weight(in_scale[0], demod[0], x.dtype))
-
-    def winograd_rows(self, rows, in_scale, demod):
-        """As `convolve_rows`, on Winograd, the style on the activations: `rows` hold
-        `rows_computed` rows between their halos."""
-        y = torch.empty((rows.shape[0], self.out_channels, rows.shape[2] - 2, rows.shape[3]),
-                        dtype=rows.dtype, device=rows.device, memory_format=torch.channels_last)
-        winograd.conv3x3_rows(rows.permute(0, 2, 3, 1), self.winograd_weight(), in_scale, demod,
-                              self.bias, y.permute(0, 2, 3, 1))
-        return y
-
     def convolve_batch(self, x, in_scale, demod):
         x = x * in_scale[:, :, None, None]
         demod = demod[:, :, None, None]
@@ -267,6 +245,16 @@ class FastStyledConv(nn.Module):
                             groups=self.out_channels)
         y = F.conv2d(x, self.weight.to(x.dtype), padding=1)
         return torch.addcmul(self.bias[:, None, None].to(y.dtype), y, demod)
+
+
+def _winograd_rows(conv, rows, in_scale, demod):
+    """As `conv.convolve_rows`, on Winograd, the style on the activations: `rows` hold
+    `FastLevel.rows_computed` rows between their halos."""
+    y = torch.empty((rows.shape[0], conv.out_channels, rows.shape[2] - 2, rows.shape[3]),
+                    dtype=rows.dtype, device=rows.device, memory_format=torch.channels_last)
+    winograd.conv3x3_rows(rows.permute(0, 2, 3, 1), conv.winograd_weight(), in_scale, demod,
+                          conv.bias, y.permute(0, 2, 3, 1))
+    return y
 
 
 def _concat_buffer(like, batch, channels, height, width):
@@ -304,6 +292,20 @@ class FastLevel(nn.Module):
         """Where the up-conv goes band by band anyway (see `in_bands`)."""
         return not self.up_conv.convolves_batch(x)
 
+    def rows_convolution(self, x, in_scale, demod):
+        """One face's conv of a rows buffer (as `FastStyledConv.convolve_rows`) for maps like
+        `x`: on Winograd where it pays, the style on the activations, else in the weights."""
+        conv = self.conv
+        if conv.uses_winograd(x):
+            return functools.partial(_winograd_rows, conv, in_scale=in_scale, demod=demod)
+        return functools.partial(conv.convolve_rows,
+                                 weight=conv.face_weight(in_scale[0], demod[0], x.dtype))
+
+    def rows_computed(self, x, rows):
+        """How many output rows `rows_convolution` computes for `rows` wanted: Winograd
+        computes whole tiles (the caller's buffer holds the rows beyond)."""
+        return -(-rows // winograd.TILE) * winograd.TILE if self.conv.uses_winograd(x) else rows
+
     def in_bands(self, x, code, feature, skip):
         """The RGB output of this level, one face and one band of rows at a time, so that its
         activations are never whole (at the top level, the network's largest maps): see
@@ -317,7 +319,7 @@ class FastLevel(nn.Module):
         tasks = []
         for face in range(n):
             weights = (up.face_weight(up_scale[face], up_demod[face], x.dtype),
-                       conv.rows_convolution(x, in_scale[face:face + 1], demod[face:face + 1]),
+                       self.rows_convolution(x, in_scale[face:face + 1], demod[face:face + 1]),
                        self.to_rgb.face_weights(code[face:face + 1], x.dtype))
             one = x[face:face + 1]
             tasks += [functools.partial(self.rgb_rows, one, weights, start, stop,
@@ -337,7 +339,7 @@ class FastLevel(nn.Module):
         top = max(start - 2, 0)
         above, below = int(start == 0), int(stop == height)  # the zero rows beyond the map
         wanted = above + stop - top + below - 2
-        rows = _concat_buffer(x, 1, up.out_channels, conv.rows_computed(x, wanted) + 2, width)
+        rows = _concat_buffer(x, 1, up.out_channels, self.rows_computed(x, wanted) + 2, width)
         if above:
             rows[:, :, :1] = 0
         rows[:, :, above + stop - top:] = 0
